@@ -1,0 +1,133 @@
+/**
+ * The gateway's configuration, read from the environment once at start-up and
+ * validated into one typed object. Nothing else in the gateway reads
+ * `process.env`; components receive the parts of `Config` they need.
+ */
+import { readFileSync } from "node:fs";
+
+export interface TlsConfig {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+export interface Config {
+  /** TCP port every protocol answers on. */
+  readonly port: number;
+  /** Interface to bind. */
+  readonly host: string;
+  /** Redis URL; when absent the gateway keeps everything in process memory. */
+  readonly redisUrl: string | undefined;
+  /** Seed file loaded into the in-memory store at start-up. */
+  readonly seedFile: string | undefined;
+  /** Certificate and key; when present the port speaks TLS with ALPN h2 and http/1.1. */
+  readonly tls: TlsConfig | undefined;
+  /** Largest request body accepted, in bytes, on every protocol. */
+  readonly maxRequestBytes: number;
+  /** Upper bound for a webhook call; the caller's own deadline may shorten it. */
+  readonly webhookTimeoutMs: number;
+  /** Longest availability range a single search may ask for. */
+  readonly maxSearchRangeMs: number;
+  /** How long bot, account, platform and partner lookups are cached in process. */
+  readonly directoryCacheTtlMs: number;
+  /** How long a finished booking result is kept for replays. */
+  readonly idempotencyTtlMs: number;
+  /** How long a duplicate waits for an in-flight booking with the same key. */
+  readonly idempotencyWaitMs: number;
+  /** Width of one window of a streamed availability search. */
+  readonly streamWindowMs: number;
+  /** How many windows of one streamed search are relayed at once. */
+  readonly streamConcurrency: number;
+  /** How many operations one bot session may have in flight. */
+  readonly sessionMaxInFlight: number;
+  /** A bot session with no message for this long is closed. */
+  readonly sessionIdleMs: number;
+  /** Port of the built-in demo platform (0 picks a free one). */
+  readonly demoPlatformPort: number;
+  /** pino log level. */
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
+    super(`${variable}: ${message}`);
+    this.name = "ConfigError";
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+const MINUTE = 60_000;
+const DAY = 24 * 60 * MINUTE;
+
+function int(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (!/^\d+$/.test(raw.trim())) {
+    throw new ConfigError(name, `expected a whole number, got "${raw}"`);
+  }
+  const value = Number(raw.trim());
+  if (value < min || value > max) {
+    throw new ConfigError(name, `must be between ${min} and ${max}, got ${value}`);
+  }
+  return value;
+}
+
+function optional(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  return raw === undefined || raw.trim() === "" ? undefined : raw.trim();
+}
+
+function readFile(name: string, path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ConfigError(name, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+  }
+}
+
+const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
+
+export function loadConfig(env: Env = process.env): Config {
+  const redisUrl = optional(env, "REDIS_URL");
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
+    throw new ConfigError("REDIS_URL", `expected redis://host:port or rediss://..., got "${redisUrl}"`);
+  }
+  const certPath = optional(env, "TLS_CERT_FILE");
+  const keyPath = optional(env, "TLS_KEY_FILE");
+  if ((certPath === undefined) !== (keyPath === undefined)) {
+    throw new ConfigError(certPath === undefined ? "TLS_CERT_FILE" : "TLS_KEY_FILE", "TLS_CERT_FILE and TLS_KEY_FILE go together");
+  }
+  const tls =
+    certPath !== undefined && keyPath !== undefined
+      ? { cert: readFile("TLS_CERT_FILE", certPath), key: readFile("TLS_KEY_FILE", keyPath) }
+      : undefined;
+  const seedFile = optional(env, "GATEWAY_SEED");
+  if (seedFile !== undefined) readFile("GATEWAY_SEED", seedFile);
+  const logLevel = optional(env, "LOG_LEVEL") ?? "info";
+  if (!LOG_LEVELS.includes(logLevel)) {
+    throw new ConfigError("LOG_LEVEL", `expected one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
+  }
+  const webhookTimeoutMs = int(env, "WEBHOOK_TIMEOUT_MS", 30_000, 100, 120_000);
+  return {
+    port: int(env, "PORT", 8080, 0, 65535),
+    host: optional(env, "HOST") ?? "127.0.0.1",
+    redisUrl,
+    seedFile,
+    tls,
+    maxRequestBytes: int(env, "MAX_REQUEST_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),
+    webhookTimeoutMs,
+    maxSearchRangeMs: int(env, "MAX_SEARCH_RANGE_DAYS", 31, 1, 366) * DAY,
+    directoryCacheTtlMs: int(env, "DIRECTORY_CACHE_TTL_MS", 5_000, 0, 10 * MINUTE),
+    idempotencyTtlMs: int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600) * 1000,
+    idempotencyWaitMs: int(env, "IDEMPOTENCY_WAIT_MS", 5_000, 0, 60_000),
+    streamWindowMs: int(env, "STREAM_WINDOW_MINUTES", 24 * 60, 15, 7 * 24 * 60) * MINUTE,
+    streamConcurrency: int(env, "STREAM_CONCURRENCY", 4, 1, 32),
+    sessionMaxInFlight: int(env, "SESSION_MAX_IN_FLIGHT", 8, 1, 256),
+    sessionIdleMs: int(env, "SESSION_IDLE_SECONDS", 300, 5, 24 * 3600) * 1000,
+    demoPlatformPort: int(env, "DEMO_PLATFORM_PORT", 0, 0, 65535),
+    logLevel,
+  };
+}

@@ -1,0 +1,174 @@
+/**
+ * The gateway's business logic, written once for every protocol: check the
+ * request, find where the caller's bot sends its requests, relay the request
+ * to that platform as a signed webhook, and read its answer. Nothing here knows
+ * which protocol the caller speaks.
+ */
+import { createHash } from "node:crypto";
+import type { CreateBookingRequest, CreateBookingResponse } from "../gen/dialstack/partner/v1/booking_pb.js";
+import { CreateBookingResponseSchema } from "../gen/dialstack/partner/v1/booking_pb.js";
+import type { SearchAvailabilityRequest, SearchAvailabilityResponse } from "../gen/dialstack/partner/v1/availability_pb.js";
+import { SearchAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
+import { GatewayError } from "../errors.js";
+import { fromPlatformJson, requirePlatformField } from "../platform/platform-json.js";
+import type { JsonObject, PlatformAnswer, WebhookClient } from "../platform/webhook-client.js";
+import type { Directory, BotRoute } from "../store/directory.js";
+import type { Partner } from "../store/directory-store.js";
+import { checkIdempotencyKey, downstreamIdempotencyKey, type IdempotencyKeeper } from "./idempotency.js";
+import { invalid, requireString, requireTimestamp } from "./validation.js";
+
+/** Who is calling, and for how long they will wait. */
+export interface Caller {
+  readonly partner: Partner;
+  /** Aborts when the caller goes away or its deadline passes. */
+  readonly signal?: AbortSignal | undefined;
+  /** The caller's deadline, epoch milliseconds. */
+  readonly deadline?: number | undefined;
+}
+
+/** A platform answer: the typed message for RPC clients, and the answer as sent for REST clients. */
+export interface Relayed<T> {
+  readonly message: T;
+  readonly answer: PlatformAnswer;
+  /** True when a stored result of an earlier request with the same idempotency key is returned. */
+  readonly replayed: boolean;
+}
+
+export interface AppointmentsOptions {
+  readonly maxSearchRangeMs: number;
+}
+
+/** A validated availability range. */
+export interface SearchRange {
+  readonly startMs: number;
+  readonly endMs: number;
+}
+
+export class Appointments {
+  constructor(
+    private readonly directory: Directory,
+    private readonly webhooks: WebhookClient,
+    private readonly idempotency: IdempotencyKeeper,
+    private readonly options: AppointmentsOptions,
+  ) {}
+
+  /** The bot a caller names, if it is theirs and its account has a webhook. */
+  route(caller: Caller, botId: string): Promise<BotRoute> {
+    return this.directory.route(caller.partner, requireString(botId, "bot_id"));
+  }
+
+  /** Checks a search request and returns its range. */
+  searchRange(req: SearchAvailabilityRequest): SearchRange {
+    const range = req.query?.filter?.startAtRange;
+    if (req.query === undefined) throw invalid("query is required");
+    if (req.query.filter === undefined) throw invalid("query.filter is required");
+    if (range === undefined) throw invalid("query.filter.start_at_range is required");
+    const start = requireTimestamp(range.startAt, "query.filter.start_at_range.start_at");
+    const end = requireTimestamp(range.endAt, "query.filter.start_at_range.end_at");
+    if (end.ms <= start.ms) throw invalid("query.filter.start_at_range.end_at must be after start_at");
+    if (end.ms - start.ms > this.options.maxSearchRangeMs) {
+      const days = this.options.maxSearchRangeMs / 86_400_000;
+      throw invalid(`query.filter.start_at_range may span at most ${days} days`);
+    }
+    return { startMs: start.ms, endMs: end.ms };
+  }
+
+  async searchAvailability(caller: Caller, req: SearchAvailabilityRequest): Promise<Relayed<SearchAvailabilityResponse>> {
+    const range = this.searchRange(req);
+    const route = await this.route(caller, req.botId);
+    return this.searchRangeOf(caller, route, range);
+  }
+
+  /** Relays one availability search for an already checked range and route. */
+  async searchRangeOf(caller: Caller, route: BotRoute, range: SearchRange): Promise<Relayed<SearchAvailabilityResponse>> {
+    const answer = await this.webhooks.post({
+      target: webhookTarget(route),
+      accountId: route.account.id,
+      path: "/availability/search",
+      payload: {
+        account_id: route.account.id,
+        query: { filter: { start_at_range: { start_at: iso(range.startMs), end_at: iso(range.endMs) } } },
+      },
+      signal: caller.signal,
+      deadline: caller.deadline,
+    });
+    return { message: readAvailabilities(answer.body), answer, replayed: false };
+  }
+
+  /**
+   * Books a slot, at most once per idempotency key. `headerKey` is the key the
+   * protocol carried outside the message (the `Idempotency-Key` header).
+   */
+  async createBooking(caller: Caller, req: CreateBookingRequest, headerKey: string | undefined): Promise<Relayed<CreateBookingResponse>> {
+    const key = checkIdempotencyKey(headerKey, req.idempotencyKey);
+    const booking = bookingPayload(req);
+    const route = await this.route(caller, req.botId);
+    const fingerprint = createHash("sha256").update(JSON.stringify([route.bot.id, booking])).digest("hex");
+    const result = await this.idempotency.execute(
+      { scope: caller.partner.id, key, fingerprint, signal: caller.signal },
+      () =>
+        this.webhooks.post({
+          target: webhookTarget(route),
+          accountId: route.account.id,
+          path: "/bookings",
+          payload: {
+            account_id: route.account.id,
+            idempotency_key: downstreamIdempotencyKey(caller.partner.id, key),
+            booking,
+          },
+          signal: caller.signal,
+          deadline: caller.deadline,
+        }),
+    );
+    return { message: readBooking(result.answer.body), answer: result.answer, replayed: result.replayed };
+  }
+}
+
+function webhookTarget(route: BotRoute): { webhookUrl: string; webhookSecret: string } {
+  return { webhookUrl: route.platform.webhookUrl!, webhookSecret: route.platform.webhookSecret! };
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().replace(".000Z", "Z");
+}
+
+/** The booking as the platform receives it, in a fixed key order (it is also what the fingerprint hashes). */
+function bookingPayload(req: CreateBookingRequest): JsonObject {
+  const b = req.booking;
+  if (b === undefined) throw invalid("booking is required");
+  const start = requireTimestamp(b.startAt, "booking.start_at");
+  if (b.durationMinutes <= 0) throw invalid("booking.duration_minutes must be greater than 0");
+  const c = b.customer;
+  if (c === undefined) throw invalid("booking.customer is required");
+  const customer: JsonObject = {
+    phone: requireString(c.phone, "booking.customer.phone"),
+    name: requireString(c.name, "booking.customer.name"),
+  };
+  if (c.email !== "") customer.email = c.email;
+  const payload: JsonObject = { start_at: start.iso, duration_minutes: b.durationMinutes, customer };
+  if (b.notes !== "") payload.notes = b.notes;
+  return payload;
+}
+
+function isRecord(v: unknown): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function readAvailabilities(body: JsonObject): SearchAvailabilityResponse {
+  const list = body.availabilities;
+  requirePlatformField(Array.isArray(list), "availabilities");
+  (list as unknown[]).forEach((a, i) => {
+    requirePlatformField(isRecord(a), `availabilities[${i}]`);
+    const slot = a as JsonObject;
+    requirePlatformField(typeof slot.start_at === "string", `availabilities[${i}].start_at`);
+    requirePlatformField(typeof slot.duration_minutes === "number", `availabilities[${i}].duration_minutes`);
+  });
+  return fromPlatformJson(SearchAvailabilityResponseSchema, body);
+}
+
+function readBooking(body: JsonObject): CreateBookingResponse {
+  requirePlatformField(isRecord(body.booking), "booking");
+  return fromPlatformJson(CreateBookingResponseSchema, body);
+}
+
+export { GatewayError };

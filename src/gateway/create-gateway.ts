@@ -1,0 +1,44 @@
+/**
+ * Assembles the gateway's components from a `Config`: the directory store
+ * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
+ * client, the idempotency keeper and the business logic.
+ */
+import type { Redis } from "ioredis";
+import type { Config } from "../config.js";
+import type { Gateway } from "../server/app.js";
+import { WebhookClient } from "../platform/webhook-client.js";
+import { Directory } from "../store/directory.js";
+import type { DirectoryStore } from "../store/directory-store.js";
+import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
+import { RedisDirectoryStore } from "../store/redis-directory-store.js";
+import { connectRedis } from "../store/redis-connection.js";
+import { importSeed, readSeedFile } from "../store/seed.js";
+import { Appointments } from "./appointments.js";
+import type { IdempotencyKeeper } from "./idempotency.js";
+
+export interface GatewayParts {
+  /** Use this directory store instead of the one the config names. */
+  readonly directoryStore?: DirectoryStore;
+}
+
+export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
+  const redis = config.redisUrl !== undefined ? await connectRedis(config.redisUrl) : undefined;
+  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis) : new MemoryDirectoryStore());
+  if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
+  const directory = new Directory(store, config.directoryCacheTtlMs);
+  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
+  const keeper: IdempotencyKeeper = {
+    execute: async (_request, perform) => ({ answer: await perform(), replayed: false }),
+  };
+  const appointments = new Appointments(directory, webhooks, keeper, { maxSearchRangeMs: config.maxSearchRangeMs });
+  return {
+    config,
+    directory,
+    appointments,
+    redis,
+    async close() {
+      webhooks.close();
+      if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}

@@ -1,0 +1,29 @@
+/**
+ * Request validation shared by every protocol. Each failure is
+ * `invalid_request` with a message naming the field, in the JSON spelling
+ * partners use.
+ */
+import { toJson } from "@bufbuild/protobuf";
+import { type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
+import { GatewayError } from "../errors.js";
+
+// RFC 3339 covers years 0001 to 9999.
+const MIN_SECONDS = -62135596800n;
+const MAX_SECONDS = 253402300799n;
+
+export function invalid(message: string): GatewayError {
+  return GatewayError.of("invalid_request", message);
+}
+
+export function requireString(value: string, field: string): string {
+  if (value.trim() === "") throw invalid(`${field} is required`);
+  return value;
+}
+
+export function requireTimestamp(ts: Timestamp | undefined, field: string): { ms: number; iso: string } {
+  if (ts === undefined) throw invalid(`${field} is required`);
+  if (ts.seconds < MIN_SECONDS || ts.seconds > MAX_SECONDS || ts.nanos < 0 || ts.nanos > 999_999_999) {
+    throw invalid(`${field} is not a valid timestamp`);
+  }
+  return { ms: Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6), iso: toJson(TimestampSchema, ts) as string };
+}

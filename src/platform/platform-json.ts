@@ -1,0 +1,79 @@
+/**
+ * Reads a platform's JSON answer into a response message without losing
+ * anything: documented fields become typed fields, every other field is kept
+ * in the nearest `platform_fields` struct, so RPC clients see what REST clients
+ * see. A value of the wrong type breaks the documented schema and is rejected.
+ */
+import { fromJson, type DescField, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { GatewayError } from "../errors.js";
+import type { JsonObject } from "./webhook-client.js";
+
+const EXTRAS_FIELD = "platform_fields";
+
+interface Shape {
+  readonly fields: ReadonlyMap<string, DescField>;
+  readonly extras: DescField | undefined;
+}
+
+const shapes = new WeakMap<DescMessage, Shape>();
+
+function shapeOf(desc: DescMessage): Shape {
+  let shape = shapes.get(desc);
+  if (shape === undefined) {
+    const fields = new Map<string, DescField>();
+    for (const f of desc.fields) {
+      if (f.name === EXTRAS_FIELD) continue;
+      fields.set(f.name, f);
+      fields.set(f.jsonName, f);
+    }
+    shape = { fields, extras: desc.fields.find((f) => f.name === EXTRAS_FIELD) };
+    shapes.set(desc, shape);
+  }
+  return shape;
+}
+
+function isRecord(v: unknown): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function isPlatformMessage(desc: DescMessage): boolean {
+  return shapeOf(desc).extras !== undefined;
+}
+
+/** Moves undocumented keys into `platform_fields`, recursively. */
+function separate(desc: DescMessage, json: JsonObject): JsonObject {
+  const { fields, extras } = shapeOf(desc);
+  const out: JsonObject = {};
+  let unknown: JsonObject | undefined;
+  for (const key of Object.keys(json)) {
+    const value = json[key];
+    const field = fields.get(key);
+    if (field === undefined) {
+      (unknown ??= {})[key] = value;
+    } else if (field.fieldKind === "message" && isPlatformMessage(field.message) && isRecord(value)) {
+      out[key] = separate(field.message, value);
+    } else if (field.fieldKind === "list" && field.listKind === "message" && isPlatformMessage(field.message) && Array.isArray(value)) {
+      const item = field.message;
+      out[key] = value.map((v) => (isRecord(v) ? separate(item, v) : v));
+    } else {
+      out[key] = value;
+    }
+  }
+  if (unknown !== undefined && extras !== undefined) out[extras.name] = unknown;
+  return out;
+}
+
+export function fromPlatformJson<Desc extends DescMessage>(desc: Desc, json: JsonObject): MessageShape<Desc> {
+  try {
+    return fromJson(desc, separate(desc, json) as JsonValue);
+  } catch (e) {
+    throw GatewayError.of("platform_invalid_response", `the scheduling platform's answer breaks the documented schema: ${(e as Error).message}`);
+  }
+}
+
+/** Throws `platform_invalid_response` naming `path` unless `ok`. */
+export function requirePlatformField(ok: boolean, path: string): void {
+  if (!ok) {
+    throw GatewayError.of("platform_invalid_response", `the scheduling platform's answer lacks the required field ${path}`);
+  }
+}

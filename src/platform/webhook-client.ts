@@ -1,0 +1,210 @@
+/**
+ * Calls a scheduling platform's webhooks: signs the body, keeps connections
+ * alive per platform origin, bounds the call by the sooner of the configured
+ * timeout and the caller's deadline, aborts when the caller goes away, and
+ * turns every way a platform can fail into a `GatewayError` of the error model.
+ */
+import http from "node:http";
+import https from "node:https";
+import { GatewayError } from "../errors.js";
+import { ACCOUNT_HEADER, SIGNATURE_HEADER, signatureHeader } from "./signature.js";
+
+export type JsonObject = { [key: string]: unknown };
+
+export interface WebhookTarget {
+  readonly webhookUrl: string;
+  readonly webhookSecret: string;
+}
+
+export interface WebhookCall {
+  readonly target: WebhookTarget;
+  readonly accountId: string;
+  /** Appended to the platform's base URL, e.g. `/bookings`. */
+  readonly path: string;
+  readonly payload: JsonObject;
+  /** Aborts the call when the caller goes away. */
+  readonly signal?: AbortSignal | undefined;
+  /** The caller's own deadline (epoch milliseconds), if it has one. */
+  readonly deadline?: number | undefined;
+}
+
+/** A 2xx answer of a platform. */
+export interface PlatformAnswer {
+  readonly status: number;
+  readonly body: JsonObject;
+}
+
+export interface WebhookClientOptions {
+  readonly timeoutMs: number;
+  /** Largest platform answer accepted. */
+  readonly maxResponseBytes?: number;
+  /** Connections kept per platform origin. */
+  readonly maxSocketsPerPlatform?: number;
+}
+
+type Agent = http.Agent | https.Agent;
+
+export class WebhookClient {
+  private readonly agents = new Map<string, Agent>();
+  private readonly maxResponseBytes: number;
+
+  constructor(private readonly options: WebhookClientOptions) {
+    this.maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
+  }
+
+  async post(call: WebhookCall): Promise<PlatformAnswer> {
+    const url = new URL(call.target.webhookUrl.replace(/\/+$/, "") + call.path);
+    const body = Buffer.from(JSON.stringify(call.payload));
+    const now = Date.now();
+    const budget = Math.min(this.options.timeoutMs, call.deadline === undefined ? Infinity : call.deadline - now);
+    if (budget <= 0) throw timeoutError();
+    try {
+      return await this.send(url, call, body, budget);
+    } catch (e) {
+      if (isStaleKeepAlive(e)) return await this.send(url, call, body, budget - (Date.now() - now));
+      throw e;
+    }
+  }
+
+  /** Closes every pooled connection. */
+  close(): void {
+    for (const agent of this.agents.values()) agent.destroy();
+    this.agents.clear();
+  }
+
+  private agentFor(url: URL): Agent {
+    let agent = this.agents.get(url.origin);
+    if (agent === undefined) {
+      const options: http.AgentOptions = {
+        keepAlive: true,
+        keepAliveMsecs: 1000,
+        maxSockets: this.options.maxSocketsPerPlatform ?? 256,
+        maxFreeSockets: this.options.maxSocketsPerPlatform ?? 256,
+        scheduling: "lifo",
+        timeout: 60_000,
+      };
+      agent = url.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
+      this.agents.set(url.origin, agent);
+    }
+    return agent;
+  }
+
+  private send(url: URL, call: WebhookCall, body: Buffer, budgetMs: number): Promise<PlatformAnswer> {
+    return new Promise<PlatformAnswer>((resolve, reject) => {
+      const signal = call.signal;
+      if (signal?.aborted) {
+        reject(cancelError(call));
+        return;
+      }
+      const transport = url.protocol === "https:" ? https : http;
+      let settled = false;
+      const finish = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        fn();
+      };
+      const req = transport.request(url, {
+        method: "POST",
+        agent: this.agentFor(url),
+        headers: {
+          "content-type": "application/json",
+          "content-length": body.length,
+          [SIGNATURE_HEADER]: signatureHeader(call.target.webhookSecret, body),
+          [ACCOUNT_HEADER]: call.accountId,
+        },
+      });
+      const timer = setTimeout(() => {
+        finish(() => reject(timeoutError()));
+        req.destroy();
+      }, budgetMs);
+      const onAbort = () => {
+        finish(() => reject(cancelError(call)));
+        req.destroy();
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      req.on("error", (e: NodeJS.ErrnoException) => {
+        finish(() =>
+          reject(
+            Object.assign(
+              GatewayError.of("platform_unavailable", `the scheduling platform could not be reached (${e.code ?? "connection error"})`, {
+                cause: e,
+              }),
+              { reusedSocket: req.reusedSocket, errno: e.code },
+            ),
+          ),
+        );
+      });
+      req.on("response", (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on("data", (chunk: Buffer) => {
+          size += chunk.length;
+          if (size > this.maxResponseBytes) {
+            finish(() => reject(GatewayError.of("platform_invalid_response", "the scheduling platform's answer is too large")));
+            req.destroy();
+            return;
+          }
+          chunks.push(chunk);
+        });
+        res.on("error", () => {
+          finish(() => reject(GatewayError.of("platform_unavailable", "the scheduling platform's answer was cut off")));
+        });
+        res.on("end", () => {
+          finish(() => {
+            try {
+              resolve(interpret(res.statusCode ?? 0, Buffer.concat(chunks)));
+            } catch (e) {
+              reject(e);
+            }
+          });
+        });
+      });
+      req.end(body);
+    });
+  }
+}
+
+function timeoutError(): GatewayError {
+  return GatewayError.of("platform_timeout", "the scheduling platform did not answer in time");
+}
+
+function cancelError(call: WebhookCall): GatewayError {
+  if (call.deadline !== undefined && Date.now() >= call.deadline - 20) return timeoutError();
+  return GatewayError.of("canceled", "the caller went away");
+}
+
+function isStaleKeepAlive(e: unknown): boolean {
+  const x = e as { reusedSocket?: boolean; errno?: string };
+  return x.reusedSocket === true && (x.errno === "ECONNRESET" || x.errno === "EPIPE");
+}
+
+function isRecord(v: unknown): v is JsonObject {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/** A platform answer as the error model sees it. */
+function interpret(status: number, raw: Buffer): PlatformAnswer {
+  let body: unknown;
+  try {
+    body = raw.length === 0 ? undefined : JSON.parse(raw.toString("utf8"));
+  } catch {
+    body = undefined;
+  }
+  if (status >= 200 && status < 300) {
+    if (!isRecord(body)) {
+      throw GatewayError.of("platform_invalid_response", `the scheduling platform answered ${status} without a JSON object`);
+    }
+    return { status, body };
+  }
+  const error = isRecord(body) && isRecord(body.error) ? body.error : undefined;
+  if (error !== undefined && typeof error.code === "string" && error.code !== "" && status >= 400 && status < 600) {
+    const message = typeof error.message === "string" ? error.message : error.code;
+    throw GatewayError.fromPlatform(status, error.code, message);
+  }
+  if (status >= 500) {
+    throw GatewayError.of("platform_unavailable", `the scheduling platform answered ${status}`);
+  }
+  throw GatewayError.of("platform_invalid_response", `the scheduling platform answered ${status} without an error envelope`);
+}

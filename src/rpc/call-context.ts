@@ -1,0 +1,34 @@
+/**
+ * What the protocol layers pass to the service implementations besides the
+ * message: the authenticated partner, and, for calls that arrive over REST,
+ * a place for the platform's answer as it was sent (REST passes it through
+ * verbatim, RPC protocols send the typed message).
+ */
+import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { GatewayError } from "../errors.js";
+import type { Caller } from "../gateway/appointments.js";
+import type { PlatformAnswer } from "../platform/webhook-client.js";
+import type { Partner } from "../store/directory-store.js";
+
+export const partnerKey = createContextKey<Partner | undefined>(undefined, { description: "authenticated partner" });
+
+/** Filled by the service implementation for the REST layer. */
+export interface PassThrough {
+  answer?: PlatformAnswer;
+}
+
+export const passThroughKey = createContextKey<PassThrough | undefined>(undefined, { description: "REST pass-through" });
+
+/** The caller of an RPC, as the business logic sees it. */
+export function callerOf(ctx: HandlerContext): Caller {
+  const partner = ctx.values.get(partnerKey);
+  if (partner === undefined) throw GatewayError.of("unauthorized", "not authenticated");
+  const remaining = ctx.timeoutMs();
+  return { partner, signal: ctx.signal, deadline: remaining === undefined ? undefined : Date.now() + remaining };
+}
+
+/** Hands the platform's answer to the REST layer, when the call came through it. */
+export function passThrough(ctx: HandlerContext, answer: PlatformAnswer): void {
+  const slot = ctx.values.get(passThroughKey);
+  if (slot !== undefined) slot.answer = answer;
+}

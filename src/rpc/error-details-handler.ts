@@ -1,0 +1,146 @@
+/**
+ * connect-es raises some errors before any interceptor runs (decoding the
+ * request, enforcing the size limit, negotiating compression), and sends them
+ * without details. This wraps a universal handler and rewrites such errors on
+ * their way out, in each protocol's own framing, so they carry the same
+ * `google.rpc.ErrorInfo` as every other error:
+ *
+ * - Connect unary: the JSON error body (and its HTTP status);
+ * - Connect streaming: the end-stream message;
+ * - gRPC: the trailers;
+ * - gRPC-Web: the trailer frame.
+ *
+ * Errors that already carry an ErrorInfo pass untouched, so the common path
+ * costs one byte check per response chunk.
+ */
+import { ConnectError } from "@connectrpc/connect";
+import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import {
+  codeToHttpStatus,
+  createEndStreamSerialization,
+  endStreamFlag,
+  errorFromJsonBytes,
+  errorToJsonBytes,
+} from "@connectrpc/connect/protocol-connect";
+import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { lacksErrorInfo, toRpcError } from "./rpc-error.js";
+
+const COMPRESSED_FLAG = 0b00000001;
+const endStream = createEndStreamSerialization({});
+
+/** The protocol of a request, as connect-es negotiates it: by content type. */
+function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "connect" {
+  if (contentType === null) return "connect";
+  if (contentType.startsWith("application/grpc-web")) return "grpc-web";
+  if (contentType.startsWith("application/grpc")) return "grpc";
+  return "connect";
+}
+
+export function withErrorDetails(handler: UniversalHandler): UniversalHandler {
+  const isStream = handler.method.methodKind !== "unary";
+  const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
+    const res = await handler(req);
+    switch (protocolOf(req.header.get("content-type"))) {
+      case "connect":
+        return isStream ? mapChunks(res, endStreamFlag, rewriteEndStream) : rewriteConnectUnary(res);
+      case "grpc":
+        return rewriteGrpc(res);
+      case "grpc-web":
+        return mapChunks(res, trailerFlag, rewriteGrpcWebTrailer);
+    }
+  };
+  return Object.assign(wrapped, handler) as UniversalHandler;
+}
+
+async function* single(chunk: Uint8Array): AsyncIterable<Uint8Array> {
+  yield chunk;
+}
+
+async function readAll(body: UniversalServerResponse["body"]): Promise<Uint8Array> {
+  if (body === undefined) return new Uint8Array(0);
+  if (body instanceof Uint8Array) return body;
+  const parts: Uint8Array[] = [];
+  for await (const chunk of body) parts.push(chunk);
+  return Buffer.concat(parts);
+}
+
+async function rewriteConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+  if (res.status === 200 || res.header?.has("content-encoding") || res.body === undefined) return res;
+  const bytes = await readAll(res.body);
+  let error: ConnectError;
+  try {
+    error = errorFromJsonBytes(bytes, undefined, new ConnectError("", 2));
+  } catch {
+    return { ...res, body: single(bytes) };
+  }
+  if (!lacksErrorInfo(error)) return { ...res, body: single(bytes) };
+  const fixed = toRpcError(error);
+  const body = errorToJsonBytes(fixed, {});
+  const header = new Headers(res.header);
+  header.set("content-length", String(body.byteLength));
+  fixed.metadata.forEach((v, k) => header.set(k, v));
+  return { ...res, status: codeToHttpStatus(fixed.code), header, body: single(body) };
+}
+
+function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
+  const trailer = res.trailer;
+  const body = res.body;
+  if (trailer === undefined || body === undefined || body instanceof Uint8Array) return res;
+  const fix = () => {
+    const error = findTrailerError(trailer);
+    if (error !== undefined && lacksErrorInfo(error)) {
+      const fixed = toRpcError(error);
+      for (const k of [...trailer.keys()]) trailer.delete(k);
+      setTrailerStatus(trailer, fixed);
+    }
+  };
+  async function* watched(): AsyncIterable<Uint8Array> {
+    try {
+      yield* body as AsyncIterable<Uint8Array>;
+    } finally {
+      fix();
+    }
+  }
+  return { ...res, body: watched() };
+}
+
+/** Rewrites the chunk whose envelope flags include `flag` (one envelope per chunk). */
+function mapChunks(
+  res: UniversalServerResponse,
+  flag: number,
+  rewrite: (data: Uint8Array) => Uint8Array | undefined,
+): UniversalServerResponse {
+  const body = res.body;
+  if (body === undefined || body instanceof Uint8Array) return res;
+  async function* mapped(): AsyncIterable<Uint8Array> {
+    for await (const chunk of body as AsyncIterable<Uint8Array>) {
+      if (chunk.length >= 5 && (chunk[0]! & flag) === flag && (chunk[0]! & COMPRESSED_FLAG) === 0) {
+        const data = rewrite(chunk.subarray(5));
+        if (data !== undefined) {
+          const out = new Uint8Array(5 + data.length);
+          out[0] = chunk[0]!;
+          new DataView(out.buffer).setUint32(1, data.length);
+          out.set(data, 5);
+          yield out;
+          continue;
+        }
+      }
+      yield chunk;
+    }
+  }
+  return { ...res, body: mapped() };
+}
+
+function rewriteEndStream(data: Uint8Array): Uint8Array | undefined {
+  const end = endStream.parse(data);
+  if (end.error === undefined || !lacksErrorInfo(end.error)) return undefined;
+  return endStream.serialize({ metadata: end.metadata, error: toRpcError(end.error) });
+}
+
+function rewriteGrpcWebTrailer(data: Uint8Array): Uint8Array | undefined {
+  const trailer = trailerParse(data);
+  const error = findTrailerError(trailer);
+  if (error === undefined || !lacksErrorInfo(error)) return undefined;
+  return trailerSerialize(setTrailerStatus(new Headers(), toRpcError(error)));
+}

@@ -1,0 +1,66 @@
+/**
+ * Every error an RPC client receives carries the machine code: errors of the
+ * gateway's own model are translated by `GatewayError.toConnectError`, and the
+ * errors connect-es raises by itself (a body that does not decode, a body over
+ * the size limit, an unsupported compression) are mapped onto the same model
+ * here, so no client ever sees an error without a `google.rpc.ErrorInfo`.
+ */
+import { Code, ConnectError } from "@connectrpc/connect";
+import { GatewayError, type GatewayErrorCode } from "../errors.js";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+
+function hasErrorInfo(e: ConnectError): boolean {
+  return e.findDetails(ErrorInfoSchema).length > 0;
+}
+
+/** The gateway error a connect-es protocol error stands for. */
+export function gatewayErrorOf(e: ConnectError): GatewayError {
+  let code: GatewayErrorCode;
+  switch (e.code) {
+    case Code.InvalidArgument:
+      code = "invalid_request";
+      break;
+    case Code.ResourceExhausted:
+      code = "request_too_large";
+      break;
+    case Code.DeadlineExceeded:
+      code = "platform_timeout";
+      break;
+    case Code.Canceled:
+      code = "canceled";
+      break;
+    case Code.Unauthenticated:
+      code = "unauthorized";
+      break;
+    case Code.Internal:
+      // connect-es reports a protobuf body that does not decode as internal;
+      // it is the client's input, so it is the client's error.
+      code = /^parse binary:|cannot decode|premature EOF|invalid wire type|illegal tag/i.test(e.rawMessage)
+        ? "invalid_request"
+        : "internal_error";
+      break;
+    default:
+      code = "internal_error";
+  }
+  const message =
+    code === "invalid_request"
+      ? `the request body could not be decoded: ${e.rawMessage}`
+      : code === "request_too_large"
+        ? e.rawMessage.replace(/^read/, "request body")
+        : code === "internal_error"
+          ? "internal error"
+          : e.rawMessage;
+  return GatewayError.of(code, message, { cause: e });
+}
+
+/** Any thrown value as the ConnectError a client receives. */
+export function toRpcError(e: unknown): ConnectError {
+  if (e instanceof GatewayError) return e.toConnectError();
+  if (e instanceof ConnectError) return hasErrorInfo(e) ? e : gatewayErrorOf(e).toConnectError();
+  return GatewayError.from(e).toConnectError();
+}
+
+/** True when `e` needs the rewrite of `toRpcError`. */
+export function lacksErrorInfo(e: ConnectError): boolean {
+  return !hasErrorInfo(e);
+}

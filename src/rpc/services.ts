@@ -1,0 +1,35 @@
+/**
+ * The RPC services: thin adapters from a call's context to the business
+ * logic. Every protocol, REST included, reaches the gateway through these.
+ */
+import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
+import { AvailabilityService } from "../gen/dialstack/partner/v1/availability_pb.js";
+import { BookingService } from "../gen/dialstack/partner/v1/booking_pb.js";
+import type { Appointments } from "../gateway/appointments.js";
+import { callerOf, passThrough } from "./call-context.js";
+
+export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
+export const REPLAYED_HEADER = "idempotent-replayed";
+
+export interface Services {
+  readonly appointments: Appointments;
+}
+
+export function registerServices(router: ConnectRouter, { appointments }: Services): void {
+  router.service(AvailabilityService, {
+    async searchAvailability(req, ctx) {
+      const result = await appointments.searchAvailability(callerOf(ctx), req);
+      passThrough(ctx, result.answer);
+      return result.message;
+    },
+  });
+  router.service(BookingService, {
+    async createBooking(req, ctx: HandlerContext) {
+      const headerKey = ctx.requestHeader.get(IDEMPOTENCY_KEY_HEADER) ?? undefined;
+      const result = await appointments.createBooking(callerOf(ctx), req, headerKey);
+      if (result.replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
+      passThrough(ctx, result.answer);
+      return result.message;
+    },
+  });
+}

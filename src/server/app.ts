@@ -1,0 +1,78 @@
+/**
+ * The fastify application: every protocol on one server. Connect, gRPC and
+ * gRPC-Web are served by connect-es; REST is translated onto the same
+ * handlers, so auth, validation and errors are shared by construction.
+ */
+import { randomUUID } from "node:crypto";
+import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
+import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { fastify, type FastifyInstance, type FastifyServerFactory } from "fastify";
+import type { Config } from "../config.js";
+import type { Appointments } from "../gateway/appointments.js";
+import type { Directory } from "../store/directory.js";
+import { withErrorDetails } from "../rpc/error-details-handler.js";
+import { authenticate, errorModel } from "../rpc/interceptors.js";
+import { registerServices } from "../rpc/services.js";
+import { createOnePortServer } from "./one-port-server.js";
+
+export interface Gateway {
+  readonly config: Config;
+  readonly directory: Directory;
+  readonly appointments: Appointments;
+  /** Releases connections and timers; the server must be closed first. */
+  close(): Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+
+export interface BuildOptions {
+  /** Log output; defaults to stdout at the configured level. */
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+}
+
+export async function buildServer(gateway: Gateway, options: BuildOptions = {}): Promise<FastifyInstance> {
+  const { config } = gateway;
+  const serverFactory: FastifyServerFactory = (handler) =>
+    createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], { tls: config.tls, keepAliveMs: 30_000 }) as never;
+  const app = fastify({
+    serverFactory,
+    logger: options.logger ?? {
+      level: config.logLevel,
+      redact: ["req.headers.authorization", "req.headers['idempotency-key']"],
+    },
+    disableRequestLogging: true,
+    bodyLimit: config.maxRequestBytes,
+    requestIdHeader: "x-request-id",
+    genReqId: (req) => {
+      const given = req.headers["x-request-id"];
+      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    return503OnClosing: true,
+  });
+
+  app.addHook("onRequest", async (req, reply) => {
+    reply.header("x-request-id", req.id);
+  });
+  app.addHook("onResponse", async (req, reply) => {
+    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
+  });
+
+  const handlers: UniversalHandler[] = [];
+  await app.register(fastifyConnectPlugin, {
+    routes(router: ConnectRouter) {
+      registerServices(router, { appointments: gateway.appointments });
+      // Errors that connect-es raises before any interceptor runs get the
+      // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
+      router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withErrorDetails));
+      handlers.push(...router.handlers);
+    },
+    readMaxBytes: config.maxRequestBytes,
+    jsonOptions: { useProtoFieldName: true },
+    interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory)],
+    contextValues: () => createContextValues(),
+  });
+
+  app.get("/healthz", async () => ({ status: "ok" }));
+  return app;
+}

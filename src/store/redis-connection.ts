@@ -1,0 +1,30 @@
+/**
+ * Redis connections configured for a request path that must fail fast: no
+ * offline queue (a command while disconnected fails at once instead of
+ * waiting), one retry per command, a command timeout, and reconnection in the
+ * background so the gateway recovers by itself when Redis is back.
+ */
+import { Redis } from "ioredis";
+
+export interface RedisConnectionOptions {
+  /** Per-command timeout; the gateway answers `service_unavailable` past it. */
+  readonly commandTimeoutMs?: number;
+}
+
+export async function connectRedis(url: string, options: RedisConnectionOptions = {}): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.commandTimeoutMs ?? 1000,
+    connectTimeout: 1000,
+    enableAutoPipelining: true,
+    retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
+    reconnectOnError: () => false,
+  });
+  // Without a listener ioredis reports every failed reconnect as an unhandled
+  // error event; the request path reports outages through its own errors.
+  redis.on("error", () => {});
+  await redis.connect();
+  return redis;
+}

@@ -1,0 +1,101 @@
+import type { Redis } from "ioredis";
+import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
+
+/**
+ * The directory in Redis. Each record is a hash under `dir:<kind>:<id>`, each
+ * kind has a set of its ids for listing, and `dir:partner-key:<sha256>` maps a
+ * key hash to its partner.
+ */
+export class RedisDirectoryStore implements DirectoryStore {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix = "dir:",
+  ) {}
+
+  private key(kind: string, id: string): string {
+    return `${this.prefix}${kind}:${id}`;
+  }
+
+  private async hash(kind: string, id: string): Promise<Record<string, string> | undefined> {
+    const h = await this.redis.hgetall(this.key(kind, id));
+    return Object.keys(h).length === 0 ? undefined : h;
+  }
+
+  async findPartnerByKeyHash(keyHash: string): Promise<Partner | undefined> {
+    const id = await this.redis.get(this.key("partner-key", keyHash));
+    return id === null ? undefined : this.getPartner(id);
+  }
+  async getPartner(id: string): Promise<Partner | undefined> {
+    const h = await this.hash("partner", id);
+    return h && { id, name: h.name ?? "", keyHash: h.key_hash ?? "" };
+  }
+  async getPlatform(id: string): Promise<Platform | undefined> {
+    const h = await this.hash("platform", id);
+    return h && { id, webhookUrl: h.webhook_url || undefined, webhookSecret: h.webhook_secret || undefined };
+  }
+  async getAccount(id: string): Promise<Account | undefined> {
+    const h = await this.hash("account", id);
+    return h && { id, platformId: h.platform_id ?? "" };
+  }
+  async getBot(id: string): Promise<Bot | undefined> {
+    const h = await this.hash("bot", id);
+    return h && { id, partnerId: h.partner_id ?? "", accountId: h.account_id ?? "" };
+  }
+
+  async putPartner(partner: Partner): Promise<void> {
+    const previous = await this.getPartner(partner.id);
+    const tx = this.redis.multi();
+    if (previous !== undefined && previous.keyHash !== partner.keyHash) {
+      tx.del(this.key("partner-key", previous.keyHash));
+    }
+    tx.hset(this.key("partner", partner.id), { name: partner.name, key_hash: partner.keyHash });
+    tx.set(this.key("partner-key", partner.keyHash), partner.id);
+    tx.sadd(this.key("index", "partner"), partner.id);
+    await tx.exec();
+  }
+  async putPlatform(platform: Platform): Promise<void> {
+    const k = this.key("platform", platform.id);
+    await this.redis
+      .multi()
+      .del(k)
+      .hset(k, {
+        id: platform.id,
+        webhook_url: platform.webhookUrl ?? "",
+        webhook_secret: platform.webhookSecret ?? "",
+      })
+      .sadd(this.key("index", "platform"), platform.id)
+      .exec();
+  }
+  async putAccount(account: Account): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.key("account", account.id), { platform_id: account.platformId })
+      .sadd(this.key("index", "account"), account.id)
+      .exec();
+  }
+  async putBot(bot: Bot): Promise<void> {
+    await this.redis
+      .multi()
+      .hset(this.key("bot", bot.id), { partner_id: bot.partnerId, account_id: bot.accountId })
+      .sadd(this.key("index", "bot"), bot.id)
+      .exec();
+  }
+
+  private async list<T>(kind: string, get: (id: string) => Promise<T | undefined>): Promise<T[]> {
+    const ids = (await this.redis.smembers(this.key("index", kind))).sort();
+    const found = await Promise.all(ids.map(get));
+    return found.filter((x): x is Awaited<T> => x !== undefined);
+  }
+  listPartners(): Promise<Partner[]> {
+    return this.list("partner", (id) => this.getPartner(id));
+  }
+  listPlatforms(): Promise<Platform[]> {
+    return this.list("platform", (id) => this.getPlatform(id));
+  }
+  listAccounts(): Promise<Account[]> {
+    return this.list("account", (id) => this.getAccount(id));
+  }
+  listBots(): Promise<Bot[]> {
+    return this.list("bot", (id) => this.getBot(id));
+  }
+}
