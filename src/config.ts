@@ -17,6 +17,8 @@ export interface Config {
   readonly host: string;
   /** Redis URL; when absent the gateway keeps everything in process memory. */
   readonly redisUrl: string | undefined;
+  /** Prefix of every Redis key the gateway writes, so gateways can share a Redis. */
+  readonly redisKeyPrefix: string;
   /** Seed file loaded into the in-memory store at start-up. */
   readonly seedFile: string | undefined;
   /** Certificate and key; when present the port speaks TLS with ALPN h2 and http/1.1. */
@@ -115,6 +117,7 @@ export function loadConfig(env: Env = process.env): Config {
     port: int(env, "PORT", 8080, 0, 65535),
     host: optional(env, "HOST") ?? "127.0.0.1",
     redisUrl,
+    redisKeyPrefix: optional(env, "REDIS_KEY_PREFIX") ?? "dsgw:",
     seedFile,
     tls,
     maxRequestBytes: int(env, "MAX_REQUEST_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),

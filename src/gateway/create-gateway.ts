@@ -23,7 +23,7 @@ export interface GatewayParts {
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
   const redis = config.redisUrl !== undefined ? await connectRedis(config.redisUrl) : undefined;
-  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis) : new MemoryDirectoryStore());
+  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, `${config.redisKeyPrefix}dir:`) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
   const directory = new Directory(store, config.directoryCacheTtlMs);
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });

@@ -1,0 +1,195 @@
+/**
+ * The gateway spine on every RPC protocol: search and booking succeed, the
+ * platform receives exactly the documented webhook, and every error of the
+ * error model reaches the client with its Connect code and ErrorInfo reason.
+ */
+import { Code } from "@connectrpc/connect";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
+import { verifySignature } from "../src/platform/signature.js";
+import { bearer, bookingRequest, clientsFor, expectRpcError, RPC_PROTOCOLS, searchRequest, type RpcClients } from "./support/clients.js";
+import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
+
+let h: Harness;
+let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
+
+beforeAll(async () => {
+  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1000" }, respond: (req) => script?.(req) });
+});
+afterAll(() => h.close());
+afterEach(() => {
+  script = undefined;
+});
+
+describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
+  let c: RpcClients;
+  beforeAll(() => {
+    c = clientsFor(protocol, h.url);
+  });
+
+  it("searches availability through the signed webhook", async () => {
+    const before = h.platform.received.length;
+    const res = await c.availability.searchAvailability(searchRequest(searchBody(h.bots.a)), bearer(h.keys.a));
+    expect(res.availabilities.length).toBeGreaterThan(0);
+    expect(res.availabilities[0]!.durationMinutes).toBe(30);
+    const sent = h.platform.received.slice(before);
+    expect(sent).toHaveLength(1);
+    const webhook = sent[0]!;
+    expect(webhook.path).toBe("/availability/search");
+    expect(webhook.headers["content-type"]).toBe("application/json");
+    expect(webhook.headers["x-dialstack-account-id"]).toBe(h.accounts.a);
+    expect(verifySignature(h.secret, webhook.headers["x-dialstack-signature"] as string, webhook.rawBody)).toEqual({ ok: true });
+    expect(JSON.parse(webhook.rawBody)).toEqual({
+      account_id: h.accounts.a,
+      query: { filter: { start_at_range: { start_at: "2030-01-07T09:00:00Z", end_at: "2030-01-07T12:00:00Z" } } },
+    });
+  });
+
+  it("books a slot, forwarding a per-partner idempotency key", async () => {
+    const body = bookingBody(h.bots.a);
+    const key = idempotencyKey();
+    const before = h.platform.received.length;
+    const res = await c.booking.createBooking(bookingRequest(body), bearer(h.keys.a, { "idempotency-key": key }));
+    expect(res.booking?.status).toBe("accepted");
+    expect(res.booking?.id).toMatch(/^bkg_/);
+    expect(res.booking?.customer?.name).toBe("John Doe");
+    expect(res.booking?.location?.name).toBe("Harbor Street Dental");
+    const webhook = h.platform.received.slice(before)[0]!;
+    expect(webhook.path).toBe("/bookings");
+    expect(webhook.signatureValid).toBe(true);
+    const sent = JSON.parse(webhook.rawBody);
+    expect(sent).toEqual({
+      account_id: h.accounts.a,
+      idempotency_key: expect.stringMatching(/^idk_[0-9a-f]{48}$/),
+      booking: body.booking,
+    });
+    expect(sent.idempotency_key).not.toContain(key);
+  });
+
+  it("accepts the key in the idempotency_key field", async () => {
+    const res = await c.booking.createBooking(bookingRequest({ ...bookingBody(h.bots.a), idempotency_key: idempotencyKey() }), bearer(h.keys.a));
+    expect(res.booking?.status).toBe("accepted");
+  });
+
+  it("keeps platform fields beyond the documented ones", async () => {
+    script = (req) =>
+      req.path === "/availability/search"
+        ? { status: 200, body: { availabilities: [{ start_at: "2030-01-07T09:00:00Z", duration_minutes: 30, provider: "Dr. Rivera" }], next_page: "p2" } }
+        : undefined;
+    const res = await c.availability.searchAvailability(searchRequest(searchBody(h.bots.a)), bearer(h.keys.a));
+    expect(res.platformFields).toEqual({ next_page: "p2" });
+    expect(res.availabilities[0]!.platformFields).toEqual({ provider: "Dr. Rivera" });
+  });
+
+  describe("errors", () => {
+    const search = () => searchBody(h.bots.a);
+
+    it("unauthorized: no, malformed or unknown key", async () => {
+      await expectRpcError(c.availability.searchAvailability(searchRequest(search())), Code.Unauthenticated, "unauthorized");
+      await expectRpcError(
+        c.availability.searchAvailability(searchRequest(search()), { headers: { authorization: "Basic abc" } }),
+        Code.Unauthenticated,
+        "unauthorized",
+      );
+      await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer("sk_ptnr_unknown")), Code.Unauthenticated, "unauthorized");
+    });
+
+    it("bot_not_found: unknown bot, and another partner's bot, alike", async () => {
+      const unknown = await expectRpcError(
+        c.availability.searchAvailability(searchRequest(searchBody("bot_nope")), bearer(h.keys.a)),
+        Code.NotFound,
+        "bot_not_found",
+      );
+      const foreign = await expectRpcError(
+        c.availability.searchAvailability(searchRequest(searchBody(h.bots.b)), bearer(h.keys.a)),
+        Code.NotFound,
+        "bot_not_found",
+      );
+      expect(foreign.rawMessage.replace(h.bots.b, "X")).toBe(unknown.rawMessage.replace("bot_nope", "X"));
+    });
+
+    it.each([
+      ["bot_id missing", { ...searchBody("x"), bot_id: "" }, "bot_id"],
+      ["query missing", { bot_id: "bot_a" }, "query"],
+      ["range missing", { bot_id: "bot_a", query: { filter: {} } }, "start_at_range"],
+      ["end before start", searchBody("bot_a", "2030-01-07"), "after start_at", (b: any) => (b.query.filter.start_at_range.end_at = "2030-01-07T08:00:00Z")],
+      ["range too long", searchBody("bot_a"), "at most", (b: any) => (b.query.filter.start_at_range.end_at = "2030-03-07T08:00:00Z")],
+    ] as const)("invalid_request: %s", async (_name, body, fieldHint, mutate?: (b: unknown) => void) => {
+      const b = structuredClone(body);
+      mutate?.(b);
+      const before = h.platform.received.length;
+      const e = await expectRpcError(c.availability.searchAvailability(searchRequest(b), bearer(h.keys.a)), Code.InvalidArgument, "invalid_request");
+      expect(e.rawMessage).toContain(fieldHint);
+      expect(h.platform.received.length).toBe(before);
+    });
+
+    it("invalid_request: booking duration_minutes <= 0", async () => {
+      const b = bookingBody(h.bots.a);
+      b.booking.duration_minutes = 0;
+      const e = await expectRpcError(
+        c.booking.createBooking(bookingRequest(b), bearer(h.keys.a, { "idempotency-key": idempotencyKey() })),
+        Code.InvalidArgument,
+        "invalid_request",
+      );
+      expect(e.rawMessage).toContain("booking.duration_minutes");
+    });
+
+    it("idempotency_key_invalid: missing key", async () => {
+      await expectRpcError(c.booking.createBooking(bookingRequest(bookingBody(h.bots.a)), bearer(h.keys.a)), Code.InvalidArgument, "idempotency_key_invalid");
+    });
+
+    it("webhook_not_configured", async () => {
+      await expectRpcError(
+        c.availability.searchAvailability(searchRequest(searchBody(h.bots.noWebhook)), bearer(h.keys.a)),
+        Code.FailedPrecondition,
+        "webhook_not_configured",
+      );
+    });
+
+    it.each([
+      [409, "slot_unavailable", Code.AlreadyExists],
+      [400, "invalid_payload", Code.InvalidArgument],
+      [404, "account_not_found", Code.NotFound],
+      [401, "invalid_signature", Code.FailedPrecondition],
+      [422, "unprocessable", Code.FailedPrecondition],
+      [429, "too_many", Code.ResourceExhausted],
+      [500, "configuration_error", Code.Unavailable],
+    ] as const)("platform error envelope %i %s", async (status, code, connectCode) => {
+      script = () => ({ status, body: { error: { code, message: `platform says ${code}` } } });
+      const e = await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), connectCode, code);
+      expect(e.rawMessage).toBe(`platform says ${code}`);
+    });
+
+    it("platform_invalid_response: non-JSON and schema-violating answers", async () => {
+      script = () => ({ status: 200, body: "<html>oops</html>" });
+      await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.Unavailable, "platform_invalid_response");
+      script = () => ({ status: 200, body: { availabilities: [{ start_at: "not a time", duration_minutes: 30 }] } });
+      await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.Unavailable, "platform_invalid_response");
+      script = () => ({ status: 200, body: { slots: [] } });
+      await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.Unavailable, "platform_invalid_response");
+    });
+
+    it("platform_unavailable: connection reset", async () => {
+      script = () => ({ status: 0, reset: true });
+      await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.Unavailable, "platform_unavailable");
+    });
+
+    it("platform_timeout: the configured webhook timeout", async () => {
+      script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
+      const started = Date.now();
+      await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.DeadlineExceeded, "platform_timeout");
+      expect(Date.now() - started).toBeLessThan(2500);
+    });
+
+    it("platform_timeout: the caller's own, shorter deadline", async () => {
+      script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
+      const started = Date.now();
+      const abortedBefore = h.platform.aborted;
+      await expect(c.availability.searchAvailability(searchRequest(search()), { ...bearer(h.keys.a), timeoutMs: 300 })).rejects.toMatchObject({
+        code: Code.DeadlineExceeded,
+      });
+      expect(Date.now() - started).toBeLessThan(900);
+      await expect.poll(() => h.platform.aborted, { timeout: 2000 }).toBeGreaterThan(abortedBefore);
+    });
+  });
+});

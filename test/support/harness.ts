@@ -1,0 +1,147 @@
+/**
+ * A running gateway for tests: real sockets on a free port, a real reference
+ * platform that records what it receives, and a directory with two partners:
+ *
+ * - partner A (`keys.a`) owns `bots.a` and `bots.noWebhook` (an account whose
+ *   platform has no webhook);
+ * - partner B (`keys.b`) owns `bots.b`.
+ *
+ * `store: "redis"` keeps the directory in the test Redis under a prefix of its
+ * own, so test files never see each other's keys.
+ */
+import { randomBytes } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import type { FastifyInstance } from "fastify";
+import type { Redis } from "ioredis";
+import { inject } from "vitest";
+import { loadConfig, type Config } from "../../src/config.js";
+import { ReferencePlatform, type ReferencePlatformOptions } from "../../src/demo/reference-platform.js";
+import { createGateway } from "../../src/gateway/create-gateway.js";
+import { buildServer, type Gateway } from "../../src/server/app.js";
+import { importSeed, parseSeed } from "../../src/store/seed.js";
+
+export interface HarnessOptions {
+  readonly store?: "memory" | "redis";
+  /** Configuration variables, as the environment would give them. */
+  readonly env?: Record<string, string>;
+  /** Scripted platform answers; the reference behaviour otherwise. */
+  readonly respond?: ReferencePlatformOptions["respond"];
+  /** Redis URL to use instead of the test run's. */
+  readonly redisUrl?: string;
+  /** Key prefix to share with another harness (two gateways, one Redis). */
+  readonly redisKeyPrefix?: string;
+}
+
+export interface Harness {
+  readonly url: string;
+  readonly port: number;
+  readonly config: Config;
+  readonly gateway: Gateway & { redis: Redis | undefined };
+  readonly app: FastifyInstance;
+  readonly platform: ReferencePlatform;
+  readonly secret: string;
+  readonly keys: { readonly a: string; readonly b: string };
+  readonly partners: { readonly a: string; readonly b: string };
+  readonly bots: { readonly a: string; readonly b: string; readonly noWebhook: string };
+  readonly accounts: { readonly a: string; readonly b: string };
+  close(): Promise<void>;
+}
+
+export function testRedisUrl(): string {
+  return inject("redisUrl");
+}
+
+export function newPartnerKey(): string {
+  return "sk_ptnr_test_" + randomBytes(16).toString("hex");
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
+  const secret = "whsec_test_" + randomBytes(8).toString("hex");
+  const platform = await new ReferencePlatform({ secret, record: true, respond: options.respond }).start();
+  const keys = { a: newPartnerKey(), b: newPartnerKey() };
+  const useRedis = options.store === "redis" || options.redisUrl !== undefined;
+  const config = loadConfig({
+    PORT: "0",
+    LOG_LEVEL: "silent",
+    ...(useRedis
+      ? {
+          REDIS_URL: options.redisUrl ?? testRedisUrl(),
+          REDIS_KEY_PREFIX: options.redisKeyPrefix ?? `test:${randomBytes(6).toString("hex")}:`,
+        }
+      : {}),
+    ...options.env,
+  });
+  const gateway = await createGateway(config);
+  await importSeed(
+    gateway.directory.store,
+    parseSeed({
+      partners: [
+        { id: "ptnr_a", name: "Partner A", api_key: keys.a },
+        { id: "ptnr_b", name: "Partner B", api_key: keys.b },
+      ],
+      platforms: [
+        { id: "plat_test", webhook_url: platform.url, webhook_secret: secret },
+        { id: "plat_nohook" },
+      ],
+      accounts: [
+        { id: "acct_a", platform_id: "plat_test" },
+        { id: "acct_b", platform_id: "plat_test" },
+        { id: "acct_nohook", platform_id: "plat_nohook" },
+      ],
+      bots: [
+        { id: "bot_a", partner_id: "ptnr_a", account_id: "acct_a" },
+        { id: "bot_b", partner_id: "ptnr_b", account_id: "acct_b" },
+        { id: "bot_nohook", partner_id: "ptnr_a", account_id: "acct_nohook" },
+      ],
+    }),
+  );
+  const app = await buildServer(gateway, { logger: false });
+  await app.listen({ port: 0, host: "127.0.0.1" });
+  const { port } = app.server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    config,
+    gateway,
+    app,
+    platform,
+    secret,
+    keys,
+    partners: { a: "ptnr_a", b: "ptnr_b" },
+    bots: { a: "bot_a", b: "bot_b", noWebhook: "bot_nohook" },
+    accounts: { a: "acct_a", b: "acct_b" },
+    async close() {
+      await app.close();
+      await gateway.close();
+      await platform.close();
+    },
+  };
+}
+
+/** A search body the reference platform answers with slots: a weekday, 09:00 to 12:00 UTC. */
+export function searchBody(botId: string, day = "2030-01-07"): { bot_id: string; query: { filter: { start_at_range: { start_at: string; end_at: string } } } } {
+  return { bot_id: botId, query: { filter: { start_at_range: { start_at: `${day}T09:00:00Z`, end_at: `${day}T12:00:00Z` } } } };
+}
+
+let slot = 0;
+/** A booking body for a fresh slot, so tests never collide on the reference platform. */
+export function bookingBody(botId: string): {
+  bot_id: string;
+  booking: { start_at: string; duration_minutes: number; customer: { phone: string; name: string; email: string }; notes: string };
+} {
+  slot++;
+  const start = new Date(Date.UTC(2031, 0, 1, 9, 0) + slot * 30 * 60_000 + Math.floor(Math.random() * 1e6) * 86_400_000);
+  return {
+    bot_id: botId,
+    booking: {
+      start_at: start.toISOString().replace(".000Z", "Z"),
+      duration_minutes: 30,
+      customer: { phone: "+15551234567", name: "John Doe", email: "john@example.com" },
+      notes: "first visit",
+    },
+  };
+}
+
+export function idempotencyKey(): string {
+  return "key-" + randomBytes(8).toString("hex");
+}

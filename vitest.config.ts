@@ -1,0 +1,14 @@
+import { defineConfig } from "vitest/config";
+
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    globalSetup: ["test/support/global-redis.ts"],
+    testTimeout: 20_000,
+    hookTimeout: 20_000,
+    pool: "forks",
+    // Test files start servers and Redis instances of their own; two at a time
+    // keeps a two-core machine responsive.
+    maxWorkers: 2,
+  },
+});
