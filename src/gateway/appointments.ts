@@ -15,6 +15,7 @@ import type { JsonObject, PlatformAnswer, WebhookClient } from "../platform/webh
 import type { Directory, BotRoute } from "../store/directory.js";
 import type { Partner } from "../store/directory-store.js";
 import { checkIdempotencyKey, downstreamIdempotencyKey, type IdempotencyKeeper } from "./idempotency.js";
+import { orderedPool } from "./ordered-pool.js";
 import { invalid, requireString, requireTimestamp } from "./validation.js";
 
 /** Who is calling, and for how long they will wait. */
@@ -36,6 +37,16 @@ export interface Relayed<T> {
 
 export interface AppointmentsOptions {
   readonly maxSearchRangeMs: number;
+  /** Width of one window of a streamed search. */
+  readonly streamWindowMs: number;
+  /** Windows of one streamed search relayed at once. */
+  readonly streamConcurrency: number;
+}
+
+/** One window of a streamed availability search. */
+export interface AvailabilityWindow {
+  readonly range: SearchRange;
+  readonly message: SearchAvailabilityResponse;
 }
 
 /** A validated availability range. */
@@ -77,6 +88,28 @@ export class Appointments {
     const range = this.searchRange(req);
     const route = await this.route(caller, req.botId);
     return this.searchRangeOf(caller, route, range);
+  }
+
+  /**
+   * Streams an availability search window by window: the range is cut at
+   * multiples of the window width (UTC midnights for days), windows are
+   * relayed concurrently up to the configured bound, and each is yielded as
+   * soon as it and all windows before it are known.
+   */
+  async *streamAvailability(caller: Caller, req: SearchAvailabilityRequest): AsyncGenerator<AvailabilityWindow> {
+    const range = this.searchRange(req);
+    const route = await this.route(caller, req.botId);
+    const windows = cutWindows(range, this.options.streamWindowMs);
+    yield* orderedPool(
+      windows.length,
+      this.options.streamConcurrency,
+      async (i, signal) => {
+        const window = windows[i]!;
+        const relayed = await this.searchRangeOf({ ...caller, signal }, route, window);
+        return { range: window, message: relayed.message };
+      },
+      caller.signal,
+    );
   }
 
   /** Relays one availability search for an already checked range and route. */
@@ -122,6 +155,18 @@ export class Appointments {
     );
     return { message: readBooking(result.answer.body), answer: result.answer, replayed: result.replayed };
   }
+}
+
+/** Cuts a range at multiples of `widthMs` since the epoch. */
+export function cutWindows(range: SearchRange, widthMs: number): SearchRange[] {
+  const windows: SearchRange[] = [];
+  let start = range.startMs;
+  while (start < range.endMs) {
+    const end = Math.min(range.endMs, (Math.floor(start / widthMs) + 1) * widthMs);
+    windows.push({ startMs: start, endMs: end });
+    start = end;
+  }
+  return windows;
 }
 
 function webhookTarget(route: BotRoute): { webhookUrl: string; webhookSecret: string } {

@@ -30,7 +30,11 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const keeper: IdempotencyKeeper = {
     execute: async (_request, perform) => ({ answer: await perform(), replayed: false }),
   };
-  const appointments = new Appointments(directory, webhooks, keeper, { maxSearchRangeMs: config.maxSearchRangeMs });
+  const appointments = new Appointments(directory, webhooks, keeper, {
+    maxSearchRangeMs: config.maxSearchRangeMs,
+    streamWindowMs: config.streamWindowMs,
+    streamConcurrency: config.streamConcurrency,
+  });
   return {
     config,
     directory,

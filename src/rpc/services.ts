@@ -3,7 +3,9 @@
  * logic. Every protocol, REST included, reaches the gateway through these.
  */
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
-import { AvailabilityService } from "../gen/dialstack/partner/v1/availability_pb.js";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { AvailabilityService, StreamAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
 import { BookingService } from "../gen/dialstack/partner/v1/booking_pb.js";
 import type { Appointments } from "../gateway/appointments.js";
 import { callerOf, passThrough } from "./call-context.js";
@@ -21,6 +23,14 @@ export function registerServices(router: ConnectRouter, { appointments }: Servic
       const result = await appointments.searchAvailability(callerOf(ctx), req);
       passThrough(ctx, result.answer);
       return result.message;
+    },
+    async *streamAvailability(req, ctx) {
+      for await (const w of appointments.streamAvailability(callerOf(ctx), req)) {
+        yield create(StreamAvailabilityResponseSchema, {
+          window: { startAt: timestampFromMs(w.range.startMs), endAt: timestampFromMs(w.range.endMs) },
+          availabilities: w.message.availabilities,
+        });
+      }
     },
   });
   router.service(BookingService, {
