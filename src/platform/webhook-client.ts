@@ -6,6 +6,7 @@
  */
 import http from "node:http";
 import https from "node:https";
+import { urlToHttpOptions } from "node:url";
 import { GatewayError } from "../errors.js";
 import { ACCOUNT_HEADER, SIGNATURE_HEADER, signatureHeader } from "./signature.js";
 
@@ -44,8 +45,18 @@ export interface WebhookClientOptions {
 
 type Agent = http.Agent | https.Agent;
 
+/** Where one webhook of one platform is posted, parsed once. */
+interface Endpoint {
+  readonly transport: typeof http | typeof https;
+  readonly options: http.RequestOptions;
+}
+
+/** Endpoints remembered; a gateway talks to few platforms, so this bound is only a safety net. */
+const MAX_ENDPOINTS = 1000;
+
 export class WebhookClient {
   private readonly agents = new Map<string, Agent>();
+  private readonly endpoints = new Map<string, Endpoint>();
   private readonly maxResponseBytes: number;
 
   constructor(private readonly options: WebhookClientOptions) {
@@ -53,15 +64,15 @@ export class WebhookClient {
   }
 
   async post(call: WebhookCall): Promise<PlatformAnswer> {
-    const url = new URL(call.target.webhookUrl.replace(/\/+$/, "") + call.path);
+    const endpoint = this.endpointFor(call.target.webhookUrl, call.path);
     const body = Buffer.from(JSON.stringify(call.payload));
     const now = Date.now();
     const budget = Math.min(this.options.timeoutMs, call.deadline === undefined ? Infinity : call.deadline - now);
     if (budget <= 0) throw timeoutError();
     try {
-      return await this.send(url, call, body, budget);
+      return await this.send(endpoint, call, body, budget);
     } catch (e) {
-      if (isStaleKeepAlive(e)) return await this.send(url, call, body, budget - (Date.now() - now));
+      if (isStaleKeepAlive(e)) return await this.send(endpoint, call, body, budget - (Date.now() - now));
       throw e;
     }
   }
@@ -70,6 +81,23 @@ export class WebhookClient {
   close(): void {
     for (const agent of this.agents.values()) agent.destroy();
     this.agents.clear();
+    this.endpoints.clear();
+  }
+
+  /** The parsed URL of a webhook, with its connection pool: parsing a URL costs more than the rest of a call's set-up. */
+  private endpointFor(webhookUrl: string, path: string): Endpoint {
+    const key = `${webhookUrl}\n${path}`;
+    let endpoint = this.endpoints.get(key);
+    if (endpoint === undefined) {
+      const url = new URL(webhookUrl.replace(/\/+$/, "") + path);
+      endpoint = {
+        transport: url.protocol === "https:" ? https : http,
+        options: { ...urlToHttpOptions(url), agent: this.agentFor(url) },
+      };
+      if (this.endpoints.size >= MAX_ENDPOINTS) this.endpoints.clear();
+      this.endpoints.set(key, endpoint);
+    }
+    return endpoint;
   }
 
   private agentFor(url: URL): Agent {
@@ -89,14 +117,13 @@ export class WebhookClient {
     return agent;
   }
 
-  private send(url: URL, call: WebhookCall, body: Buffer, budgetMs: number): Promise<PlatformAnswer> {
+  private send(endpoint: Endpoint, call: WebhookCall, body: Buffer, budgetMs: number): Promise<PlatformAnswer> {
     return new Promise<PlatformAnswer>((resolve, reject) => {
       const signal = call.signal;
       if (signal?.aborted) {
         reject(cancelError(call));
         return;
       }
-      const transport = url.protocol === "https:" ? https : http;
       let settled = false;
       const finish = (fn: () => void) => {
         if (settled) return;
@@ -105,9 +132,9 @@ export class WebhookClient {
         signal?.removeEventListener("abort", onAbort);
         fn();
       };
-      const req = transport.request(url, {
+      const req = endpoint.transport.request({
+        ...endpoint.options,
         method: "POST",
-        agent: this.agentFor(url),
         headers: {
           "content-type": "application/json",
           "content-length": body.length,
