@@ -20,10 +20,20 @@ export function requireString(value: string, field: string): string {
   return value;
 }
 
-export function requireTimestamp(ts: Timestamp | undefined, field: string): { ms: number; iso: string } {
+/**
+ * A checked timestamp in epoch milliseconds, and its RFC 3339 form. The RFC
+ * 3339 form is built only when read: a search needs milliseconds only, and
+ * formatting costs more than the check on the hot path.
+ */
+export function requireTimestamp(ts: Timestamp | undefined, field: string): { readonly ms: number; readonly iso: string } {
   if (ts === undefined) throw invalid(`${field} is required`);
   if (ts.seconds < MIN_SECONDS || ts.seconds > MAX_SECONDS || ts.nanos < 0 || ts.nanos > 999_999_999) {
     throw invalid(`${field} is not a valid timestamp`);
   }
-  return { ms: Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6), iso: toJson(TimestampSchema, ts) as string };
+  return {
+    ms: Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6),
+    get iso() {
+      return toJson(TimestampSchema, ts) as string;
+    },
+  };
 }
