@@ -30,6 +30,27 @@ function placeOf(url: string, functionName: string): string {
   return own === null ? url : `${own[1]}/${own[2]}`;
 }
 
+/** The layer of the stack a place belongs to, to say which part of the gateway's stack costs what. */
+function layerOf(place: string, functionName: string): string {
+  if (/^(dist|src)\//.test(place)) return "gateway code (src/)";
+  if (place.startsWith("@connectrpc/")) return "connect-es";
+  if (place.startsWith("@bufbuild/")) return "protobuf-es";
+  if (/^(fastify|find-my-way|avvio|@fastify\/|light-my-request|fast-json-stringify|toad-cache|fast-querystring|fast-decode-uri-component)/.test(place)) return "fastify";
+  if (/^(pino|sonic-boom|thread-stream|@pinojs)/.test(place) || /^writeString|^writeBuffer/.test(functionName)) return "logging (pino)";
+  if (/^(ioredis|@ioredis|denque|redis-)/.test(place)) return "ioredis";
+  if (/^writev?$|^writeUtf8String|^writeLatin1String|^readStart|^shutdown/.test(functionName) && place === "(native)") return "socket syscalls (incl. time preempted)";
+  if (/node:_http_|node:http$|node:https$|node:internal\/http$/.test(place)) return "node http/1.1";
+  if (/node:internal\/http2/.test(place)) return "node http/2";
+  if (/abort_controller|domexception|event_target/.test(place)) return "AbortSignal / DOMException";
+  if (/node:internal\/streams|node:events|stream_base_commons|node:net/.test(place)) return "node streams, events, net";
+  if (/node:internal\/crypto|node:crypto/.test(place)) return "crypto (hash, HMAC, uuid)";
+  if (/node:internal\/modules|node:internal\/deps\/cjs|wrapSafe|compile/.test(place)) return "module loading (start-up)";
+  if (place === "(garbage collector)") return "garbage collector";
+  if (/undici/.test(place)) return "Headers (undici)";
+  if (/^\(program\)$|runMicrotasks|task_queues|node:internal\/timers|node:timers/.test(place + functionName)) return "event loop, microtasks, timers";
+  return "other";
+}
+
 function table(rows: [string, number][], totalUs: number, top: number): string {
   return rows
     .sort((a, b) => b[1] - a[1])
@@ -51,6 +72,7 @@ export function summariseProfile(file: string, top = 25): string {
 
   const keyOf = (n: ProfileNode) => `${n.callFrame.functionName || "(anonymous)"}  ${placeOf(n.callFrame.url, n.callFrame.functionName)}:${n.callFrame.lineNumber + 1}`;
   const byPlace = new Map<string, number>();
+  const byLayer = new Map<string, number>();
   const byFunction = new Map<string, number>();
   const inclusive = new Map<string, number>();
   for (const [id, us] of self) {
@@ -58,6 +80,8 @@ export function summariseProfile(file: string, top = 25): string {
     if (n.callFrame.functionName === "(idle)") continue;
     const place = placeOf(n.callFrame.url, n.callFrame.functionName);
     byPlace.set(place, (byPlace.get(place) ?? 0) + us);
+    const layer = layerOf(place, n.callFrame.functionName);
+    byLayer.set(layer, (byLayer.get(layer) ?? 0) + us);
     byFunction.set(keyOf(n), (byFunction.get(keyOf(n)) ?? 0) + us);
     // Inclusive time of the gateway's own functions: every own frame on the stack, once per sample.
     const seen = new Set<string>();
@@ -72,6 +96,9 @@ export function summariseProfile(file: string, top = 25): string {
   }
   return [
     `profile ${file}: ${(total / 1e6).toFixed(1)} s sampled, ${(busy / 1e6).toFixed(1)} s busy (percentages are of busy time)`,
+    "",
+    "self time by layer:",
+    table([...byLayer], busy, top),
     "",
     "self time by package / file:",
     table([...byPlace], busy, top),

@@ -75,14 +75,41 @@ export function rowsOf(outcome: Outcome): Row[] {
   return rows;
 }
 
-/** The measured target's row over a baseline's row, at one concurrency. */
-export function ratio(outcome: Outcome | undefined, concurrency: number, baseline?: string): { rps: number; cpu: number; p50AddedMs: number } | undefined {
+export interface Ratio {
+  /** Median over rounds of subject req/s ÷ baseline req/s in the same round. */
+  readonly rps: number;
+  /** The same for CPU time per request. */
+  readonly cpu: number;
+  /** Median over rounds of subject p50 − baseline p50, in ms. */
+  readonly p50AddedMs: number;
+}
+
+/**
+ * The measured target against a baseline at one concurrency. Runs alternate
+ * (A B A B), so each round's pair shares the machine's load of that moment:
+ * the median of the per-round ratios is steadier than a ratio of medians.
+ */
+export function pairedRatio(outcome: Outcome, concurrency: number, subject: string, baseline: string): Ratio | undefined {
+  const runs = (target: string) => outcome.samples.filter((s) => s.concurrency === concurrency && s.target === target && s.figures.ok > 0);
+  const a = runs(subject);
+  const b = runs(baseline);
+  const pairs = a.flatMap((x) => {
+    const y = b.find((r) => r.round === x.round);
+    return y === undefined ? [] : [[x, y] as const];
+  });
+  if (pairs.length === 0) return undefined;
+  const perRequest = (s: Sample) => s.cpuS / s.figures.ok;
+  return {
+    rps: median(pairs.map(([x, y]) => x.figures.rps / y.figures.rps)),
+    cpu: median(pairs.map(([x, y]) => perRequest(x) / perRequest(y))),
+    p50AddedMs: median(pairs.map(([x, y]) => x.figures.p50Ms - y.figures.p50Ms)),
+  };
+}
+
+/** The workload's measured target (the gateway) against one of its baselines. */
+export function ratio(outcome: Outcome | undefined, concurrency: number, baseline: string): Ratio | undefined {
   if (outcome === undefined || outcome.status !== "measured") return undefined;
-  const rows = rowsOf(outcome).filter((r) => r.concurrency === concurrency);
-  const subject = rows.find((r) => r.target === outcome.targets[0]);
-  const base = rows.find((r) => r.target === (baseline ?? outcome.targets[1]));
-  if (subject === undefined || base === undefined) return undefined;
-  return { rps: subject.rps / base.rps, cpu: subject.cpuUsPerRequest / base.cpuUsPerRequest, p50AddedMs: subject.p50Ms - base.p50Ms };
+  return pairedRatio(outcome, concurrency, outcome.targets[0]!, baseline);
 }
 
 const n0 = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString("en-US") : "–");
@@ -108,12 +135,10 @@ function workloadSection(o: Outcome): string {
     const isSubject = r.target === subject;
     const cells = baselines.map((b) => {
       if (!isSubject) return "";
-      const base = rows.find((x) => x.concurrency === r.concurrency && x.target === b);
-      if (base === undefined) return "–";
+      const q = pairedRatio(o, r.concurrency, r.target, b);
+      if (q === undefined) return "–";
       // The platform's own CPU is not comparable with a relay's: against it, only speed and added latency.
-      const parts = [`${times(r.rps / base.rps)} req/s`];
-      parts.push(b === "platform direct" ? `p50 ${signedMs(r.p50Ms - base.p50Ms)}` : `${times(r.cpuUsPerRequest / base.cpuUsPerRequest)} CPU/req`);
-      return parts.join(", ");
+      return [`${times(q.rps)} req/s`, b === "platform direct" ? `p50 ${signedMs(q.p50AddedMs)}` : `${times(q.cpu)} CPU/req`].join(", ");
     });
     const problem = r.problems.length > 0 ? ` ⚠ ${r.problems[0]}` : "";
     lines.push(
@@ -211,7 +236,7 @@ export function renderReport(info: RunInfo, outcomes: readonly Outcome[]): strin
     `- machine: ${m.cores} cores (${m.cpu}), ${m.memoryGiB} GiB, Linux ${m.kernel}, Node ${m.node}`,
     `- tools: ${Object.entries(info.tools).map(([k, v]) => `${k} ${v}`).join(", ")}`,
     `- load average (1, 5, 15 min) before: ${info.loadBefore.map((x) => x.toFixed(2)).join(", ")}; after: ${info.loadAfter.map((x) => x.toFixed(2)).join(", ")}`,
-    `- runs: concurrency ${info.settings.concurrency.join(", ")}; ${info.settings.durationS} s per run; ${info.settings.rounds} rounds alternating the targets (A B C A B C); ${info.settings.warmupS} s warm-up per target and workload; medians shown`,
+    `- runs: concurrency ${info.settings.concurrency.join(", ")}; ${info.settings.durationS} s per run; ${info.settings.rounds} rounds alternating the targets (A B C A B C); ${info.settings.warmupS} s warm-up per target and workload; medians shown; ratios are medians of the per-round ratios`,
     `- gateway: ${info.gateway}`,
     `- elapsed: ${Math.round(info.elapsedS)} s`,
     "",

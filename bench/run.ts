@@ -43,6 +43,7 @@ const USAGE = `npm run bench [-- options]
   --rounds=2            measured runs per target and level, alternating targets
   --profile             run the gateway under node --cpu-prof and summarise the profile
   --compare=REF         also measure the gateway as built from git REF, as one more target in every workload
+  --gateways-only       run only the gateway targets (with --compare: an A/B of two builds)
   --require-all         treat a workload that is not available on this build as a failure
   --out=FILE            report path (default bench/results/<date>-<commit>.md)
   --keep-logs           keep the gateway log even when the run succeeds`;
@@ -56,6 +57,7 @@ interface Settings {
   readonly rounds: number;
   readonly profile: boolean;
   readonly compare: string | undefined;
+  readonly gatewaysOnly: boolean;
   readonly requireAll: boolean;
   readonly out: string | undefined;
   readonly keepLogs: boolean;
@@ -73,6 +75,7 @@ function settings(argv: string[]): Settings {
       rounds: { type: "string" },
       profile: { type: "boolean", default: false },
       compare: { type: "string" },
+      "gateways-only": { type: "boolean", default: false },
       "require-all": { type: "boolean", default: false },
       out: { type: "string" },
       "keep-logs": { type: "boolean", default: false },
@@ -100,6 +103,7 @@ function settings(argv: string[]): Settings {
     rounds: Math.round(number("rounds", values.rounds, quick ? 1 : 2, 1, 20)),
     profile: values.profile!,
     compare: values.compare,
+    gatewaysOnly: values["gateways-only"]!,
     requireAll: values["require-all"]!,
     out: values.out,
     keepLogs: values["keep-logs"]!,
@@ -296,8 +300,10 @@ async function main(): Promise<number> {
     const all = workloads({ gateway, reference, minimalRelay, grpcRelay, platform }, workDir);
     const unknown = s.only?.filter((id) => !all.some((w) => w.id === id)) ?? [];
     if (unknown.length > 0) throw new Error(`unknown workload ${unknown.join(", ")}; workloads: ${all.map((w) => w.id).join(", ")}`);
+    const gateways = new Set([gateway, reference?.server]);
     for (const w of all.filter((w) => s.only === undefined || s.only.includes(w.id))) {
-      outcomes.push(await runWorkload(w, s, platform));
+      const targets = s.gatewaysOnly ? w.targets.filter((t) => gateways.has(t.server)) : w.targets;
+      outcomes.push(await runWorkload({ ...w, targets }, s, platform));
     }
 
     for (const server of [...servers].reverse()) await server.stop();
