@@ -38,7 +38,7 @@ function layerOf(place: string, functionName: string): string {
   if (/^(fastify|find-my-way|avvio|@fastify\/|light-my-request|fast-json-stringify|toad-cache|fast-querystring|fast-decode-uri-component)/.test(place)) return "fastify";
   if (/^(pino|sonic-boom|thread-stream|@pinojs)/.test(place) || /^writeString|^writeBuffer/.test(functionName)) return "logging (pino)";
   if (/^(ioredis|@ioredis|denque|redis-)/.test(place)) return "ioredis";
-  if (/^writev?$|^writeUtf8String|^writeLatin1String|^readStart|^shutdown/.test(functionName) && place === "(native)") return "socket syscalls (incl. time preempted)";
+  if (/^writev?$|^writeUtf8String|^writeLatin1String|^readStart|^shutdown/.test(functionName) && place === "(native)") return "socket writes (incl. kernel loopback TCP)";
   if (/node:_http_|node:http$|node:https$|node:internal\/http$/.test(place)) return "node http/1.1";
   if (/node:internal\/http2/.test(place)) return "node http/2";
   if (/abort_controller|domexception|event_target/.test(place)) return "AbortSignal / DOMException";
@@ -47,7 +47,10 @@ function layerOf(place: string, functionName: string): string {
   if (/node:internal\/modules|node:internal\/deps\/cjs|wrapSafe|compile/.test(place)) return "module loading (start-up)";
   if (place === "(garbage collector)") return "garbage collector";
   if (/undici/.test(place)) return "Headers (undici)";
-  if (/^\(program\)$|runMicrotasks|task_queues|node:internal\/timers|node:timers/.test(place + functionName)) return "event loop, microtasks, timers";
+  if (/^\(program\)|runMicrotasks|task_queues|node:internal\/timers|node:timers/.test(place === "(native)" ? functionName : place)) return "event loop, microtasks, timers";
+  if (place === "(native)" && /^(parse|stringify)$/.test(functionName)) return "JSON";
+  if (/node:internal\/url|node:url/.test(place)) return "URL parsing";
+  if (/node:buffer|node:internal\/buffer/.test(place)) return "Buffer";
   return "other";
 }
 
