@@ -135,8 +135,10 @@ export function converseAnswerKind(message: Uint8Array): string {
       return `error: ${result.case === "error" ? result.value.code : "?"}`;
     }
     if (wire === 0) varint();
-    else if (wire === 2) i += varint();
-    else if (wire === 1) i += 8;
+    else if (wire === 2) {
+      const length = varint();
+      i += length;
+    } else if (wire === 1) i += 8;
     else if (wire === 5) i += 4;
     else return "unreadable";
   }
