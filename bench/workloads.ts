@@ -122,13 +122,19 @@ function decodes(expect: Expect, message: Buffer | undefined): boolean {
   return fromBinary(CreateBookingResponseSchema, message).booking !== undefined;
 }
 
+function answer(a: Answer, name: string): string | undefined {
+  const v = a.trailers[name] ?? a.headers[name];
+  return typeof v === "string" ? v : undefined;
+}
+
 /** Verdict on a binary answer (Connect binary, gRPC, gRPC-Web). */
 function judgeBinary(what: string, a: Answer, expect: Expect, enveloped: boolean): string | undefined {
   const grpcStatus = grpcStatusOf(a);
   if (a.status === 404 || grpcStatus === "12") return `${what} is not implemented (${a.status === 404 ? "HTTP 404" : "unimplemented"})`;
   const message = enveloped ? messagesOf(a.body)[0] : a.body;
   if (a.status === 200 && (!enveloped || grpcStatus === "0") && decodes(expect, message)) return undefined;
-  throw new Error(`${what} answered HTTP ${a.status}, grpc-status ${grpcStatus ?? "none"}: ${snippet(a.body)}`);
+  const grpcMessage = answer(a, "grpc-message");
+  throw new Error(`${what} answered HTTP ${a.status}, grpc-status ${grpcStatus ?? "none"}${grpcMessage ? ` (${decodeURIComponent(grpcMessage)})` : ""}: ${snippet(a.body)}`);
 }
 
 function freshKeys(): () => string {
