@@ -7,7 +7,7 @@ import { randomUUID } from "node:crypto";
 import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { fastify, type FastifyInstance, type FastifyServerFactory } from "fastify";
+import { fastify, LogController, type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
 import type { Directory } from "../store/directory.js";
@@ -41,7 +41,8 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
       level: config.logLevel,
       redact: ["req.headers.authorization", "req.headers['idempotency-key']"],
     },
-    disableRequestLogging: true,
+    // One line per request comes from the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxRequestBytes,
     requestIdHeader: "x-request-id",
     genReqId: (req) => {
