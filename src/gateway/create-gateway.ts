@@ -10,7 +10,8 @@ import { WebhookClient } from "../platform/webhook-client.js";
 import { Directory } from "../store/directory.js";
 import type { DirectoryStore } from "../store/directory-store.js";
 import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
-import { RedisDirectoryStore } from "../store/redis-directory-store.js";
+import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
+import { watchDirectoryChanges } from "../store/directory-changes.js";
 import { connectRedis } from "../store/redis-connection.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { Appointments } from "./appointments.js";
@@ -23,9 +24,14 @@ export interface GatewayParts {
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
   const redis = config.redisUrl !== undefined ? await connectRedis(config.redisUrl) : undefined;
-  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, `${config.redisKeyPrefix}dir:`) : new MemoryDirectoryStore());
+  const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
+  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
   const directory = new Directory(store, config.directoryCacheTtlMs);
+  const watch =
+    redis !== undefined && store instanceof RedisDirectoryStore
+      ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
+      : undefined;
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
   const keeper: IdempotencyKeeper = {
     execute: async (_request, perform) => ({ answer: await perform(), replayed: false }),
@@ -38,6 +44,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     redis,
     async close() {
       webhooks.close();
+      await watch?.close();
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
     },
   };

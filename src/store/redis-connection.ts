@@ -24,7 +24,17 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
   });
   // Without a listener ioredis reports every failed reconnect as an unhandled
   // error event; the request path reports outages through its own errors.
-  redis.on("error", () => {});
-  await redis.connect();
+  let lastError: Error | undefined;
+  redis.on("error", (e: Error) => {
+    lastError = e;
+  });
+  try {
+    await redis.connect();
+  } catch (e) {
+    // Stop reconnecting, and report why the connection failed rather than
+    // that it closed.
+    redis.disconnect();
+    throw lastError ?? e;
+  }
   return redis;
 }
