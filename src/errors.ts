@@ -27,6 +27,7 @@ export type GatewayErrorCode =
   | "not_found"
   | "method_not_allowed"
   | "unsupported_media_type"
+  | "unsupported_encoding"
   | "canceled"
   | "internal_error";
 
@@ -52,6 +53,8 @@ const SPECS: Readonly<Record<GatewayErrorCode, CodeSpec>> = {
   not_found: { httpStatus: 404, connectCode: Code.NotFound },
   method_not_allowed: { httpStatus: 405, connectCode: Code.Unimplemented },
   unsupported_media_type: { httpStatus: 415, connectCode: Code.InvalidArgument },
+  // Connect and gRPC answer an unknown compression with unimplemented.
+  unsupported_encoding: { httpStatus: 415, connectCode: Code.Unimplemented },
   canceled: { httpStatus: 499, connectCode: Code.Canceled },
   internal_error: { httpStatus: 500, connectCode: Code.Internal },
 };

@@ -10,6 +10,9 @@
  * - gRPC: the trailers;
  * - gRPC-Web: the trailer frame.
  *
+ * It also answers a Connect GET whose base64 message does not decode, which
+ * connect-es would report as internal.
+ *
  * Errors that already carry an ErrorInfo pass untouched, so the common path
  * costs one byte check per response chunk.
  */
@@ -24,6 +27,8 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import { GatewayError } from "../errors.js";
 import { lacksErrorInfo, toRpcError } from "./rpc-error.js";
 
 const COMPRESSED_FLAG = 0b00000001;
@@ -40,6 +45,10 @@ function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "connect"
 export function withErrorDetails(handler: UniversalHandler): UniversalHandler {
   const isStream = handler.method.methodKind !== "unary";
   const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
+    if (req.method === "GET") {
+      const undecodable = checkGetMessage(req.url);
+      if (undecodable !== undefined) return connectUnaryError(undecodable);
+    }
     const res = await handler(req);
     switch (protocolOf(req.header.get("content-type"))) {
       case "connect":
@@ -51,6 +60,28 @@ export function withErrorDetails(handler: UniversalHandler): UniversalHandler {
     }
   };
   return Object.assign(wrapped, handler) as UniversalHandler;
+}
+
+/**
+ * connect-es decodes the base64 `message` of a Connect GET with a function
+ * that throws a plain Error, which it reports as internal; the message is
+ * the client's input, so it is checked here first.
+ */
+function checkGetMessage(url: string): ConnectError | undefined {
+  const query = new URL(url, "http://gateway").searchParams;
+  if (query.get("base64") !== "1") return undefined;
+  try {
+    base64Decode(query.get("message") ?? "");
+    return undefined;
+  } catch {
+    return GatewayError.of("invalid_request", "the message query parameter is not valid base64").toConnectError();
+  }
+}
+
+function connectUnaryError(error: ConnectError): UniversalServerResponse {
+  const body = errorToJsonBytes(error, {});
+  const header = new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) });
+  return { status: codeToHttpStatus(error.code), header, body: single(body) };
 }
 
 async function* single(chunk: Uint8Array): AsyncIterable<Uint8Array> {
