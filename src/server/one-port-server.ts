@@ -44,24 +44,52 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
     }
   };
 
+  // Node keeps no account of idle HTTP/1.1 keep-alive connections here (the
+  // HTTP/1.1 server never listens itself, and the TLS server is an HTTP/2
+  // one), so requests are counted per connection, for close() to end the
+  // idle ones at once rather than after the grace period.
+  let closing = false;
+  const http1Sockets = new Set<net.Socket>();
+  const inFlight = new Map<net.Socket, number>();
+  const countHttp1 = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    if (req.httpVersionMajor !== 1) return;
+    const socket = req.socket;
+    http1Sockets.add(socket);
+    if (closing) res.setHeader("connection", "close");
+    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
+    res.on("close", () => {
+      const left = (inFlight.get(socket) ?? 1) - 1;
+      if (left > 0) inFlight.set(socket, left);
+      else inFlight.delete(socket);
+      if (left <= 0 && closing) socket.end();
+    });
+  };
+
   let server: net.Server;
-  let h1: http.Server | undefined;
   if (options.tls) {
     const secure = http2.createSecureServer({ ...h2Options, cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, handler);
     secure.on("session", trackSession);
     secure.on("secureConnection", (socket: net.Socket) => {
       sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
+      socket.on("close", () => {
+        sockets.delete(socket);
+        http1Sockets.delete(socket);
+      });
     });
+    secure.on("request", countHttp1);
     server = secure;
   } else {
-    h1 = http.createServer(handler);
+    const h1 = http.createServer(handler);
     h1.keepAliveTimeout = 65_000;
+    h1.on("request", countHttp1);
     const h2 = http2.createServer(h2Options, handler);
     h2.on("session", trackSession);
     server = net.createServer((socket) => {
       sockets.add(socket);
-      socket.on("close", () => sockets.delete(socket));
+      socket.on("close", () => {
+        sockets.delete(socket);
+        http1Sockets.delete(socket);
+      });
       sniff(socket, (isHttp2, seen) => {
         if (isHttp2) {
           // The HTTP/2 session reads bytes already buffered on the socket.
@@ -70,7 +98,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
         } else {
           // The HTTP/1.1 parser reads the socket's handle directly and would
           // not see unshifted bytes, so they are handed to it as a data event.
-          h1!.emit("connection", socket);
+          h1.emit("connection", socket);
           socket.emit("data", seen);
           socket.resume();
         }
@@ -81,15 +109,15 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
 
   const close = server.close.bind(server);
   server.close = (callback?: (err?: Error) => void) => {
+    closing = true;
     close(callback);
     for (const session of sessions) session.close();
-    h1?.closeIdleConnections();
+    // Idle HTTP/1.1 connections end now; busy ones when their response is sent.
+    for (const socket of http1Sockets) if (!inFlight.has(socket)) socket.end();
     const deadline = setTimeout(() => {
       for (const socket of sockets) socket.destroy();
     }, graceMs);
     deadline.unref();
-    // HTTP/1.1 connections that become idle while closing are ended at once.
-    h1?.on("request", (_req, res) => res.setHeader("connection", "close"));
     return server;
   };
   return server;
