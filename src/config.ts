@@ -4,6 +4,7 @@
  * `process.env`; components receive the parts of `Config` they need.
  */
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 
 export interface TlsConfig {
   readonly cert: Buffer;
@@ -90,6 +91,21 @@ function readFile(name: string, path: string): Buffer {
   }
 }
 
+/** A certificate and key that TLS can use, checked now rather than when the server starts. */
+function checkTls(tls: TlsConfig): TlsConfig {
+  try {
+    createSecureContext({ cert: tls.cert });
+  } catch (e) {
+    throw new ConfigError("TLS_CERT_FILE", `not a PEM certificate (${(e as Error).message})`);
+  }
+  try {
+    createSecureContext({ cert: tls.cert, key: tls.key });
+  } catch (e) {
+    throw new ConfigError("TLS_KEY_FILE", `not the PEM private key of TLS_CERT_FILE (${(e as Error).message})`);
+  }
+  return tls;
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 export function loadConfig(env: Env = process.env): Config {
@@ -104,7 +120,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const tls =
     certPath !== undefined && keyPath !== undefined
-      ? { cert: readFile("TLS_CERT_FILE", certPath), key: readFile("TLS_KEY_FILE", keyPath) }
+      ? checkTls({ cert: readFile("TLS_CERT_FILE", certPath), key: readFile("TLS_KEY_FILE", keyPath) })
       : undefined;
   const seedFile = optional(env, "GATEWAY_SEED");
   if (seedFile !== undefined) readFile("GATEWAY_SEED", seedFile);

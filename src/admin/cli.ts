@@ -10,7 +10,7 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "../config.js";
-import { connectRedis } from "../store/redis-connection.js";
+import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { readSeedFile, SeedError } from "../store/seed.js";
 import { Provisioning, ProvisioningError, type Listing, type ListingKind } from "./provisioning.js";
@@ -162,17 +162,6 @@ function command(verb: string, args: string[]): Action {
   }
 }
 
-/** A Redis URL fit for a message: its password, if any, masked. */
-function shownUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparsable URL)";
-  }
-}
-
 async function main(argv: string[]): Promise<number> {
   const o: Output = { out: (line) => process.stdout.write(line + "\n") };
   const fail = (code: number, message: string): number => {
@@ -204,7 +193,7 @@ async function main(argv: string[]): Promise<number> {
     try {
       redis = await connectRedis(config.redisUrl, { commandTimeoutMs: 5000 });
     } catch (e) {
-      return fail(1, `cannot reach Redis at ${shownUrl(config.redisUrl)}: ${(e as Error).message}`);
+      return fail(1, `cannot reach Redis at ${displayRedisUrl(config.redisUrl)}: ${(e as Error).message}`);
     }
     const provisioning = new Provisioning(new RedisDirectoryStore(redis, directoryKeyPrefix(config.redisKeyPrefix)));
     await action(provisioning, o);

@@ -77,7 +77,13 @@ export class ReferencePlatform {
     const server = http.createServer((req, res) => void this.handle(req, res));
     server.keepAliveTimeout = 60_000;
     this.server = server;
-    await new Promise<void>((resolve) => server.listen(this.options.port ?? 0, this.options.host ?? "127.0.0.1", resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.options.port ?? 0, this.options.host ?? "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
     const { port } = server.address() as AddressInfo;
     this.baseUrl = `http://127.0.0.1:${port}/dialstack`;
     return this;

@@ -4,7 +4,7 @@
  * client, the idempotency keeper and the business logic.
  */
 import type { Redis } from "ioredis";
-import type { Config } from "../config.js";
+import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
 import { WebhookClient } from "../platform/webhook-client.js";
 import { Directory } from "../store/directory.js";
@@ -12,7 +12,7 @@ import type { DirectoryStore } from "../store/directory-store.js";
 import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { watchDirectoryChanges } from "../store/directory-changes.js";
-import { connectRedis } from "../store/redis-connection.js";
+import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { Appointments } from "./appointments.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
@@ -23,7 +23,7 @@ export interface GatewayParts {
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
-  const redis = config.redisUrl !== undefined ? await connectRedis(config.redisUrl) : undefined;
+  const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
   const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
   const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
@@ -48,4 +48,13 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** Connects to Redis; a failure names the setting to fix. */
+async function connectOrName(url: string): Promise<Redis> {
+  try {
+    return await connectRedis(url);
+  } catch (e) {
+    throw new ConfigError("REDIS_URL", `cannot reach Redis at ${displayRedisUrl(url)}: ${(e as Error).message}`);
+  }
 }

@@ -38,3 +38,14 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
   }
   return redis;
 }
+
+/** A Redis URL fit for messages and logs: its password, if any, masked. */
+export function displayRedisUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password !== "") u.password = "***";
+    return u.toString();
+  } catch {
+    return "(unparsable URL)";
+  }
+}
