@@ -148,7 +148,7 @@ describe("provisioning", () => {
   });
 });
 
-describe("errors: one line, non-zero exit", () => {
+describe.concurrent("errors: one line, non-zero exit", () => {
   it.each([
     [["create-partner", "ptnr_a"], 1, /^admin: create-partner: partner ptnr_a already exists/],
     [["create-bot", "bot_x", "ptnr_nope", "acct_a"], 1, /^admin: create-bot: unknown partner ptnr_nope$/],

@@ -24,11 +24,15 @@ export interface DirectoryWatch {
  * and whenever the subscription (re)connects. `redis` is duplicated: a
  * subscribed connection cannot run other commands.
  */
-export async function watchDirectoryChanges(redis: Redis, keyPrefix: string, onChange: () => void): Promise<DirectoryWatch> {
+export async function watchDirectoryChanges(
+  redis: Redis,
+  keyPrefix: string,
+  onChange: (why: "written" | "reconnected") => void,
+): Promise<DirectoryWatch> {
   const subscriber = redis.duplicate();
   subscriber.on("error", () => {});
-  subscriber.on("message", () => onChange());
-  subscriber.on("ready", () => onChange());
+  subscriber.on("message", () => onChange("written"));
+  subscriber.on("ready", () => onChange("reconnected"));
   await subscriber.connect();
   await subscriber.subscribe(directoryChangesChannel(keyPrefix));
   return {
