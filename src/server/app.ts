@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { fastifyCors } from "@fastify/cors";
 import { fastify, type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
@@ -14,6 +15,9 @@ import type { Directory } from "../store/directory.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel } from "../rpc/interceptors.js";
 import { registerServices } from "../rpc/services.js";
+import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
+import { registerRest } from "../rest/rest-plugin.js";
+import { corsOptions } from "./cors.js";
 import { createOnePortServer } from "./one-port-server.js";
 
 export interface Gateway {
@@ -49,6 +53,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    frameworkErrors: (error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)),
   });
 
   app.addHook("onRequest", async (req, reply) => {
@@ -58,7 +63,10 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
   });
 
+  await app.register(fastifyCors, corsOptions);
+
   const handlers: UniversalHandler[] = [];
+  const contextValues = () => createContextValues();
   await app.register(fastifyConnectPlugin, {
     routes(router: ConnectRouter) {
       registerServices(router, { appointments: gateway.appointments });
@@ -70,8 +78,9 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     readMaxBytes: config.maxRequestBytes,
     jsonOptions: { useProtoFieldName: true },
     interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory)],
-    contextValues: () => createContextValues(),
+    contextValues,
   });
+  await registerRest(app, { handlers, contextValues });
 
   app.get("/healthz", async () => ({ status: "ok" }));
   return app;
