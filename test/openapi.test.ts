@@ -145,8 +145,8 @@ describe("matches the live answers", () => {
   const auth = (extra: Record<string, string> = {}) => ({ authorization: `Bearer ${h.keys.a}`, ...extra });
   const SEARCH = "/v1/availability/search";
   const BOOK = "/v1/bookings";
-  const search = (body: unknown, headers = auth()) => send(h.url + SEARCH, { headers, body });
-  const book = (body: unknown, headers = auth({ "idempotency-key": idempotencyKey() })) => send(h.url + BOOK, { headers, body });
+  const search = (body: unknown, headers: Record<string, string> = auth()) => send(h.url + SEARCH, { headers, body });
+  const book = (body: unknown, headers: Record<string, string> = auth({ "idempotency-key": idempotencyKey() })) => send(h.url + BOOK, { headers, body });
 
   it("successes", async () => {
     const found = await search(searchBody(h.bots.a));

@@ -119,9 +119,6 @@ async function serve(route: RestRoute, options: RestOptions, request: FastifyReq
 
 /** Matches the concrete paths of a route, to tell a wrong method from an unknown path. */
 function pathPattern(route: RestRoute): RegExp {
-  const segments = route.path
-    .slice(1)
-    .split("/")
-    .map((s) => (s.startsWith("{") ? "[^/]+" : s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
-  return new RegExp(`^/${segments.join("/")}$`);
+  const source = route.path.replace(/\{[^}]*\}|[^{]+/g, (part) => (part.startsWith("{") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  return new RegExp(`^${source}$`);
 }

@@ -80,26 +80,31 @@ function routeOf(method: DescMethod, handler: UniversalHandler, rule: HttpRule):
 
 function parseTemplate(method: DescMethod, template: string): { routePath: string; variables: PathVariable[] } {
   if (!template.startsWith("/")) throw new RestRouteError(method, `path "${template}" must start with /`);
+  // A template may end in a verb, `/v1/things/{id}:archive`, after a literal or a variable.
+  const verbMatch = /:([A-Za-z0-9._~-]+)$/.exec(template);
+  const verb = verbMatch === null || verbMatch.index < template.lastIndexOf("/") ? undefined : verbMatch[1];
+  const path = verb === undefined ? template : template.slice(0, -verb.length - 1);
   const variables: PathVariable[] = [];
-  const segments = template
+  const segments = path
     .slice(1)
     .split("/")
-    .map((segment) => {
+    .map((segment, i, all) => {
       const variable = /^\{([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*)\}$/.exec(segment);
       if (variable !== null) {
         const fieldPath = variable[1]!.split(".");
         checkFieldPath(method, fieldPath);
         const param = `p${variables.length}`;
         variables.push({ param, fieldPath });
-        return `:${param}`;
+        // Before a verb, the variable ends at the colon.
+        return verb !== undefined && i === all.length - 1 ? `:${param}(^[^/:]+)` : `:${param}`;
       }
-      if (!/^[A-Za-z0-9._~:-]+$/.test(segment)) {
+      if (!/^[A-Za-z0-9._~-]+$/.test(segment)) {
         throw new RestRouteError(method, `path segment "${segment}" is not supported`);
       }
-      // fastify reads ":" as the start of a parameter; "::" is a literal colon.
-      return segment.replaceAll(":", "::");
+      return segment;
     });
-  return { routePath: "/" + segments.join("/"), variables };
+  // fastify reads ":" as the start of a parameter; "::" is a literal colon.
+  return { routePath: "/" + segments.join("/") + (verb === undefined ? "" : `::${verb}`), variables };
 }
 
 function fieldByName(message: DescMessage, name: string): DescField | undefined {
