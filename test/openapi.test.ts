@@ -21,6 +21,7 @@ import { BotSessionService } from "../src/gen/dialstack/partner/v1/session_pb.js
 import { BOOKING_SAMPLE, DOCUMENTED_ERRORS, openApiDocument, SEARCH_SAMPLE } from "../src/rest/openapi.js";
 import { restRoutes } from "../src/rest/rest-routes.js";
 import { send, type HttpAnswer } from "./support/http1.js";
+import { parseEvents } from "./support/server-sent-events.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
@@ -90,10 +91,14 @@ it("passes redocly lint with no problem", () => {
   expect(run.stdout + run.stderr).toContain("Your API description is valid");
 });
 
-it("describes every unary REST route annotated in the proto", () => {
+it("describes every REST route annotated in the proto", () => {
   const handlers = [AvailabilityService, BookingService, BotSessionService].flatMap((s) => s.methods.map((method) => ({ method }) as unknown as UniversalHandler));
-  const routes = restRoutes(handlers).filter((r) => r.method.methodKind === "unary");
-  expect(routes.map((r) => `${r.httpMethod} ${r.path}`).sort()).toEqual(["POST /v1/availability/search", "POST /v1/bookings"]);
+  const routes = restRoutes(handlers);
+  expect(routes.map((r) => `${r.httpMethod} ${r.path}`).sort()).toEqual([
+    "POST /v1/availability/search",
+    "POST /v1/availability/search:stream",
+    "POST /v1/bookings",
+  ]);
   for (const r of routes) expect(doc.paths[r.path]?.[r.httpMethod.toLowerCase()], r.path).toBeDefined();
 });
 
@@ -131,6 +136,7 @@ it("has request examples that its own schemas accept", () => {
     for (const example of Object.values<any>(media.examples)) validate(media.schema.$ref, example.value);
     for (const [status, r] of Object.entries<any>(item.post.responses)) {
       const m = resolve(r).content["application/json"];
+      if (m === undefined) continue;
       for (const example of Object.values<any>(m.examples ?? {})) {
         validate(m.schema.$ref, example.value);
         if (Number(status) >= 400 && example.value.error.code !== "slot_unavailable") {
@@ -217,6 +223,26 @@ describe("matches the live answers", () => {
     expectDocumented(SEARCH, odd, { platformCode: true });
   });
 
+  it("the availability stream: its events, and its errors before the first window", async () => {
+    const STREAM = "/v1/availability/search:stream";
+    const events = `#/paths/${STREAM.replaceAll("/", "~1")}/post/responses/200/content/text~1event-stream/x-event-data`;
+    const week = { bot_id: h.bots.a, query: { filter: { start_at_range: { start_at: "2030-01-07T00:00:00Z", end_at: "2030-01-10T00:00:00Z" } } } };
+    const ok = await send(h.url + STREAM, { headers: auth(), body: week });
+    expect(ok.status).toBe(200);
+    expect(Object.keys(doc.paths[STREAM].post.responses["200"].content)).toEqual([String(ok.headers["content-type"]).split(";")[0]]);
+    const got = parseEvents(ok.text);
+    expect(got.map((e) => e.event)).toEqual(["message", "message", "message", "end"]);
+    for (const e of got) validate(`${events}/${e.event}`, JSON.parse(e.data));
+    script = (req) => ((req.body as any).query.filter.start_at_range.start_at.startsWith("2030-01-08") ? { status: 409, body: { error: { code: "calendar_locked", message: "locked" } }, delayMs: 100 } : undefined);
+    const failed = parseEvents((await send(h.url + STREAM, { headers: auth(), body: week })).text);
+    expect(failed.map((e) => e.event)).toEqual(["message", "error"]);
+    validate(`${events}/error`, JSON.parse(failed[1]!.data));
+    script = undefined;
+    for (const res of [await send(h.url + STREAM, { headers: {}, body: week }), await send(h.url + STREAM, { headers: auth(), body: { bot_id: h.bots.a } })]) {
+      expectDocumented(STREAM, res);
+    }
+  });
+
   it("routing errors: the Error schema, with a documented code", async () => {
     for (const res of [await send(`${h.url}/v1/nothing`), await send(h.url + BOOK)]) {
       validate("#/components/schemas/Error", res.json);
@@ -233,7 +259,7 @@ describe("/docs", () => {
     expect(res.headers["content-security-policy"]).toContain("default-src 'none'");
     const page = res.text;
     expect(page).toContain("<title>DialStack Partner API 1.0.0</title>");
-    for (const text of ["/v1/availability/search", "/v1/bookings", "Idempotency-Key", "Bearer sk_ptnr_", "booking.customer.phone", "query.filter.start_at_range.start_at"]) {
+    for (const text of ["/v1/availability/search", "/v1/availability/search:stream", "event <code>message</code>", "/v1/bookings", "Idempotency-Key", "Bearer sk_ptnr_", "booking.customer.phone", "query.filter.start_at_range.start_at"]) {
       expect(page).toContain(text);
     }
     for (const e of DOCUMENTED_ERRORS) expect(page, e.code).toContain(`<code>${e.code}</code>`);

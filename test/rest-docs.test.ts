@@ -10,6 +10,7 @@ import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { SEARCH_SAMPLE } from "../src/rest/openapi.js";
 import { send } from "./support/http1.js";
+import { parseEvents } from "./support/server-sent-events.js";
 import { startHarness, type Harness } from "./support/harness.js";
 
 const DOCUMENTED_BASE_URL = "https://appointments.dialstack.ai";
@@ -30,16 +31,23 @@ function examples(markdown: string): Example[] {
     if (block.lang !== "sh" || !block.text.trimStart().startsWith("curl")) return;
     const answer = blocks[i + 1];
     expect(answer?.lang, `the answer to\n${block.text}`).toBe("http");
-    const [head, body] = answer!.text.split(/\n\n/, 2) as [string, string];
+    const split = answer!.text.indexOf("\n\n");
+    const [head, body] = [answer!.text.slice(0, split), answer!.text.slice(split + 2)];
     const [statusLine, ...headerLines] = head.split("\n");
     out.push({
       command: block.text.replace(/\\\n/g, " ").trim(),
       status: Number(/^HTTP\/1\.1 (\d{3}) /.exec(statusLine!)![1]),
       headers: headerLines.map((l) => l.split(":")[0]!.toLowerCase()),
-      body: JSON.parse(body),
+      body: bodyOf(body),
     });
   });
   return out;
+}
+
+/** A JSON body, or a Server-Sent Events body as its events with their JSON data. */
+function bodyOf(text: string): unknown {
+  if (!text.startsWith("event:")) return JSON.parse(text);
+  return parseEvents(text).map((e) => ({ event: e.event, data: JSON.parse(e.data) }));
 }
 
 /** Splits a command line the way a POSIX shell does for single-quoted words. */
@@ -62,7 +70,7 @@ function requestOf(command: string): { url: string; method: string; headers: Rec
       headers[name!.trim()] = value.join(":").trim();
     } else if (arg === "-d" || arg === "--data") body = argv[++i];
     else if (arg === "-X") method = argv[++i];
-    else if (arg.startsWith("-")) expect(["-s", "-S", "-sS", "-i"], `curl option ${arg}`).toContain(arg);
+    else if (arg.startsWith("-")) expect(["-s", "-S", "-sS", "-i", "-N"], `curl option ${arg}`).toContain(arg);
     else url = arg;
   }
   return { url, method: method ?? (body === undefined ? "GET" : "POST"), headers, body };
@@ -79,6 +87,7 @@ function expectLikeDocumented(example: Example, status: number, headers: Record<
   expect(status, JSON.stringify(body)).toBe(example.status);
   for (const name of example.headers) expect(headers[name], name).toBeDefined();
   expect(shape(body)).toEqual(shape(example.body));
+  if (Array.isArray(example.body)) expect((body as { event: string }[]).map((e) => e.event)).toEqual(example.body.map((e: { event: string }) => e.event));
   const code = (example.body as { error?: { code?: string } }).error?.code;
   if (code !== undefined) expect((body as { error: { code: string } }).error.code).toBe(code);
 }
@@ -99,6 +108,7 @@ const localize = (text: string) => text.replaceAll(DOCUMENTED_BASE_URL, h.url).r
 it("has the examples this test expects", () => {
   expect(guide.map((e) => `${requestOf(e.command).url} ${e.status}`)).toEqual([
     `${DOCUMENTED_BASE_URL}/v1/availability/search 200`,
+    `${DOCUMENTED_BASE_URL}/v1/availability/search:stream 200`,
     `${DOCUMENTED_BASE_URL}/v1/bookings 201`,
     `${DOCUMENTED_BASE_URL}/v1/bookings 400`,
   ]);
@@ -109,7 +119,7 @@ describe("docs/rest.md examples", () => {
     for (const example of guide) {
       const req = requestOf(localize(example.command));
       const res = await send(req.url, { method: req.method, headers: req.headers, body: req.body });
-      expectLikeDocumented(example, res.status, res.headers, res.json);
+      expectLikeDocumented(example, res.status, res.headers, bodyOf(res.text));
     }
   });
 
@@ -120,7 +130,7 @@ describe("docs/rest.md examples", () => {
       const [head, body] = output.split(/\r\n\r\n/, 2) as [string, string];
       const [statusLine, ...lines] = head.split("\r\n");
       const headers = Object.fromEntries(lines.map((l) => [l.split(":")[0]!.toLowerCase(), l.slice(l.indexOf(":") + 1).trim()]));
-      expectLikeDocumented(example, Number(statusLine!.split(" ")[1]), headers, JSON.parse(body));
+      expectLikeDocumented(example, Number(statusLine!.split(" ")[1]), headers, bodyOf(body));
     }
   });
 });

@@ -12,10 +12,13 @@ function esc(text: unknown): string {
   return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** The small part of Markdown the document uses: paragraphs, lists, `code`. */
+/** The small part of Markdown the document uses: paragraphs, lists, `code`, **bold**. */
 function markdown(text: unknown): string {
   if (typeof text !== "string" || text === "") return "";
-  const inline = (s: string) => esc(s).replace(/`([^`]+)`/g, "<code>$1</code>");
+  const inline = (s: string) =>
+    esc(s)
+      .replace(/`([^`]+)`/g, "<code>$1</code>")
+      .replace(/\*\*([^*]+)\*\*/g, "<strong>$1</strong>");
   const out: string[] = [];
   for (const block of text.split(/\n\s*\n/)) {
     const lines = block.split("\n").filter((l) => l.trim() !== "");
@@ -76,8 +79,31 @@ export function renderDocsPage(doc: Json): string {
 
   const examples = (media: Json | undefined) =>
     Object.values((media?.examples as Json | undefined) ?? {})
-      .map((e) => `<pre>${esc(JSON.stringify((e as Json).value, null, 2))}</pre>`)
+      .map((e) => {
+        const value = (e as Json).value;
+        return `<pre>${esc(typeof value === "string" ? value : JSON.stringify(value, null, 2))}</pre>`;
+      })
       .join("");
+
+  /** The first (the only) media type of a body, with its name. */
+  const mediaOf = (content: unknown): (Json & { type: string }) | undefined => {
+    const first = Object.entries((content as Json | undefined) ?? {})[0];
+    return first === undefined ? undefined : { ...(first[1] as Json), type: first[0] };
+  };
+
+  /** What a successful body holds: its fields, or for an event stream the data of each event. */
+  const bodyDescription = (media: (Json & { type: string }) | undefined) => {
+    if (media === undefined) return "";
+    const events = media["x-event-data"] as Json | undefined;
+    if (events === undefined) return fieldTable(media.schema) + examples(media);
+    return (
+      `<p>Content type <code>${esc(media.type)}</code>.</p>` +
+      Object.entries(events)
+        .map(([name, schema]) => `<h5>event <code>${esc(name)}</code></h5>${fieldTable(schema)}`)
+        .join("") +
+      examples(media)
+    );
+  };
 
   const info = doc.info as Json;
   const servers = (doc.servers as Json[] | undefined) ?? [];
@@ -92,14 +118,14 @@ export function renderDocsPage(doc: Json): string {
       toc.push(`<li><a href="#${id}">${esc(op.summary)}</a></li>`);
       const params = ((op.parameters as unknown[] | undefined) ?? []).map(resolve);
       const body = resolve(op.requestBody);
-      const bodyMedia = (body.content as Json | undefined)?.["application/json"] as Json | undefined;
+      const bodyMedia = mediaOf(body.content);
       const responses = Object.entries((op.responses as Json) ?? {}).map(([status, r]) => {
         const res = resolve(r);
-        const media = (res.content as Json | undefined)?.["application/json"] as Json | undefined;
+        const media = mediaOf(res.content);
         const codes = Object.keys((media?.examples as Json | undefined) ?? {});
         const isError = status === "default" || Number(status) >= 400;
         return `<h4><span class="status">${esc(status)}</span> ${isError ? codes.map((c) => `<code>${esc(c)}</code>`).join(" ") : ""}</h4>${markdown(res.description)}${
-          isError ? "" : fieldTable(media?.schema) + examples(media)
+          isError ? "" : bodyDescription(media)
         }`;
       });
       sections.push(`<section id="${id}">
@@ -107,7 +133,7 @@ export function renderDocsPage(doc: Json): string {
 <h3>${esc(op.summary)}</h3>
 ${markdown(op.description)}
 ${params.length === 0 ? "" : `<h3>Headers</h3><table><tr><th>Name</th><th></th><th>Description</th></tr>${params.map((p) => `<tr><td><code>${esc(p.name)}</code></td><td>${p.required ? "required" : ""}</td><td>${markdown(p.description)}</td></tr>`).join("")}</table>`}
-${bodyMedia === undefined ? "" : `<h3>Request body (<code>application/json</code>)</h3>${fieldTable(bodyMedia.schema)}${examples(bodyMedia)}`}
+${bodyMedia === undefined ? "" : `<h3>Request body (<code>${esc(bodyMedia.type)}</code>)</h3>${fieldTable(bodyMedia.schema)}${examples(bodyMedia)}`}
 <h3>Responses</h3>
 ${responses.join("\n")}
 </section>`);

@@ -181,6 +181,46 @@ export function openApiDocument(): Json {
           },
         },
       },
+      "/v1/availability/search:stream": {
+        post: {
+          operationId: "streamAvailability",
+          tags: ["Appointments"],
+          summary: "Stream availability",
+          description: [
+            "Takes the same request as **Search availability** and answers with Server-Sent Events. The range is cut into windows (a day by default) that are relayed to the platform concurrently and sent in chronological order, each as soon as it and all windows before it are known, so a voice bot can offer the first slots while later days are still being looked up.",
+            "",
+            "- `message`: one window; the data is an `AvailabilityWindow` (JSON on one line).",
+            "- `end`: the stream is complete; the data is `{}`.",
+            "- `error`: the stream failed after some windows were sent; the data is the error envelope. Nothing follows.",
+            "",
+            "An error before the first window is an ordinary error response, with the status and envelope listed below. Closing the connection cancels the outstanding requests to the platform.",
+          ].join("\n"),
+          parameters: [{ $ref: "#/components/parameters/XRequestId" }, { $ref: "#/components/parameters/XServerTimeout" }],
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("SearchAvailabilityRequest"), examples: { search: { summary: "A working day", value: SEARCH_SAMPLE } } } },
+          },
+          responses: {
+            "200": {
+              description: "The windows, as Server-Sent Events.",
+              headers: successHeaders,
+              content: {
+                "text/event-stream": {
+                  schema: { type: "string", description: "Events `message` (data: an `AvailabilityWindow`), `end` and `error` (data: an `Error`)." },
+                  "x-event-data": { message: AVAILABILITY_WINDOW, end: { type: "object", maxProperties: 0 }, error: ref("Error") },
+                  examples: {
+                    day: {
+                      summary: "One day, then the end",
+                      value: `event: message\ndata: ${JSON.stringify(STREAM_WINDOW_SAMPLE)}\n\nevent: end\ndata: {}\n\n`,
+                    },
+                  },
+                },
+              },
+            },
+            ...errorResponses(false),
+          },
+        },
+      },
       "/v1/bookings": {
         post: {
           operationId: "createBooking",
@@ -382,6 +422,20 @@ export function openApiDocument(): Json {
     },
   };
 }
+
+/** The data of a `message` event of the availability stream. */
+const AVAILABILITY_WINDOW = {
+  title: "AvailabilityWindow",
+  type: "object",
+  description: "One window of a streamed search: the part of the range it covers, and the free slots in it.",
+  required: ["window", "availabilities"],
+  properties: { window: ref("TimeRange"), availabilities: { type: "array", items: ref("Availability") } },
+};
+
+const STREAM_WINDOW_SAMPLE = {
+  window: { start_at: "2024-01-15T00:00:00Z", end_at: "2024-01-16T00:00:00Z" },
+  availabilities: [{ start_at: "2024-01-15T09:00:00Z", duration_minutes: 30 }],
+};
 
 const BOOKING_ANSWER = {
   booking: {

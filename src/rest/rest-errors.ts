@@ -42,7 +42,11 @@ export function restErrorOfConnect(bytes: Uint8Array, header: Headers | undefine
   } catch (fallback) {
     error = fallback as ConnectError;
   }
-  const retryAfter = header?.get("retry-after") ?? undefined;
+  return restErrorOfConnectError(error, header?.get("retry-after") ?? undefined);
+}
+
+/** The REST error an RPC error stands for (see `restErrorOfConnect`). */
+export function restErrorOfConnectError(error: ConnectError, retryAfter: string | undefined): RestError {
   const info = error.findDetails(ErrorInfoSchema)[0];
   const status = Number(info?.metadata[HTTP_STATUS_METADATA]);
   if (info === undefined || !Number.isInteger(status) || status < 400 || status > 599) {

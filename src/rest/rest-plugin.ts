@@ -1,6 +1,7 @@
 /**
  * Serves REST on the fastify application: one route per `google.api.http`
- * binding of a unary method (see rest-routes.ts), the OpenAPI document at
+ * binding of a unary or server-streaming method (see rest-routes.ts; server
+ * streams are sent as Server-Sent Events), the OpenAPI document at
  * `/openapi.json` and its reference page at `/docs`.
  *
  * It also makes every error fastify would answer by itself (unknown path,
@@ -8,6 +9,7 @@
  * error of the REST envelope. The Connect, gRPC and gRPC-Web routes keep
  * their protocol's own errors: connect-es answers them before fastify could.
  */
+import { Readable } from "node:stream";
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -17,7 +19,8 @@ import { renderDocsPage } from "./docs-page.js";
 import { openApiDocument } from "./openapi.js";
 import { restErrorOf, restErrorOfFramework, sendRestError } from "./rest-errors.js";
 import { restRoutes, type RestRoute } from "./rest-routes.js";
-import { transcode } from "./transcoder.js";
+import { EVENT_STREAM_CONTENT_TYPE, serverSentEvents } from "./server-sent-events.js";
+import { transcode, transcodeServerStream, type RestRequest } from "./transcoder.js";
 
 export interface RestOptions {
   /** The RPC handlers, wrapped as the Connect plugin serves them. */
@@ -34,8 +37,8 @@ interface JsonBody {
 const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
 export async function registerRest(app: FastifyInstance, options: RestOptions): Promise<void> {
-  // Streaming methods get their REST form (Server-Sent Events) separately.
-  const routes = restRoutes(options.handlers).filter((r) => r.method.methodKind === "unary");
+  // Client and bidirectional streams have no REST form.
+  const routes = restRoutes(options.handlers).filter((r) => r.method.methodKind === "unary" || r.method.methodKind === "server_streaming");
   const matchers = routes.map((r) => ({ route: r, pattern: pathPattern(r) }));
 
   const notFound = (request: FastifyRequest, reply: FastifyReply) => {
@@ -73,7 +76,8 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
         method: route.httpMethod,
         url: route.routePath,
         exposeHeadRoute: false,
-        handler: (request, reply) => serve(route, options, request, reply),
+        handler: (request, reply) =>
+          route.method.methodKind === "unary" ? serve(route, options, request, reply) : serveStream(route, options, request, reply),
       });
     }
   });
@@ -90,7 +94,8 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
   );
 }
 
-async function serve(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+/** The request as the transcoder takes it, once its body is checked. */
+function restRequestOf(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): RestRequest {
   const body = request.body as JsonBody | undefined;
   if (route.body !== undefined && body === undefined && request.headers["content-type"] === undefined) {
     throw GatewayError.of("unsupported_media_type", "the request body must be application/json");
@@ -100,7 +105,7 @@ async function serve(route: RestRoute, options: RestOptions, request: FastifyReq
   }
   const abort = new AbortController();
   reply.raw.once("close", () => abort.abort());
-  const result = await transcode({
+  return {
     route,
     params: request.params as Record<string, string>,
     query: request.query as Record<string, string | string[] | undefined>,
@@ -111,10 +116,26 @@ async function serve(route: RestRoute, options: RestOptions, request: FastifyReq
     requestId: request.id,
     signal: abort.signal,
     contextValues: options.contextValues(request),
-  });
+  };
+}
+
+async function serve(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const result = await transcode(restRequestOf(route, options, request, reply));
   result.headers.forEach((value, name) => reply.header(name, value));
   if (!result.ok) return sendRestError(request, reply, result.error);
   return reply.code(result.status).header("content-type", JSON_CONTENT_TYPE).send(result.body);
+}
+
+async function serveStream(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const result = await transcodeServerStream(restRequestOf(route, options, request, reply));
+  result.headers.forEach((value, name) => reply.header(name, value));
+  if (!result.ok) return sendRestError(request, reply, result.error);
+  return reply
+    .code(200)
+    .header("content-type", EVENT_STREAM_CONTENT_TYPE)
+    .header("cache-control", "no-cache")
+    .header("x-accel-buffering", "no")
+    .send(Readable.from(serverSentEvents(result.items)));
 }
 
 /** Matches the concrete paths of a route, to tell a wrong method from an unknown path. */

@@ -12,11 +12,13 @@
 import type { IncomingHttpHeaders } from "node:http";
 import { ScalarType, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import type { ContextValues } from "@connectrpc/connect";
-import type { UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { ConnectError } from "@connectrpc/connect";
+import { encodeEnvelope, pipe, transformSplitEnvelope, type EnvelopedMessage, type UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
 import { GatewayError } from "../errors.js";
 import { passThroughKey, type PassThrough } from "../rpc/call-context.js";
 import type { RestRoute } from "./rest-routes.js";
-import { restErrorOfConnect, type RestError } from "./rest-errors.js";
+import { restErrorOfConnect, restErrorOfConnectError, type RestError } from "./rest-errors.js";
 
 /** A REST request as the transcoder needs it; the framework has read and checked the body. */
 export interface RestRequest {
@@ -36,6 +38,16 @@ export interface RestRequest {
 
 export type RestResult =
   | { readonly ok: true; readonly status: number; readonly headers: Headers; readonly body: string | Uint8Array }
+  | { readonly ok: false; readonly headers: Headers; readonly error: RestError };
+
+/** One item of a server stream, as REST sends it: a message (proto JSON), the end, or the error that ended it. */
+export type StreamItem =
+  | { readonly kind: "message"; readonly json: string }
+  | { readonly kind: "end" }
+  | { readonly kind: "error"; readonly error: RestError };
+
+export type RestStreamResult =
+  | { readonly ok: true; readonly headers: Headers; readonly items: AsyncIterable<StreamItem> }
   | { readonly ok: false; readonly headers: Headers; readonly error: RestError };
 
 /** Request headers that belong to one hop or to the protocol, and are not forwarded to the handler. */
@@ -63,7 +75,7 @@ export async function transcode(req: RestRequest): Promise<RestResult> {
   const slot: PassThrough = {};
   req.contextValues.set(passThroughKey, slot);
   const payload = requestBytes(req);
-  const header = forwardedHeaders(req, payload.byteLength);
+  const header = forwardedHeaders(req, "application/json", payload.byteLength);
   const res = await route.handler({
     httpVersion: req.httpVersion,
     method: "POST",
@@ -81,6 +93,58 @@ export async function transcode(req: RestRequest): Promise<RestResult> {
   }
   // A method that relays nothing answers with its response message as proto JSON.
   return { ok: true, status: 200, headers, body: bytes };
+}
+
+/**
+ * Calls a server-streaming method as a Connect streaming JSON call. An error
+ * before the first message is an ordinary REST error (the status is not sent
+ * yet); after it, the error is the last item of the stream.
+ */
+export async function transcodeServerStream(req: RestRequest): Promise<RestStreamResult> {
+  const { route } = req;
+  const payload = encodeEnvelope(0, requestBytes(req));
+  const res = await route.handler({
+    httpVersion: req.httpVersion,
+    method: "POST",
+    url: `http://gateway${route.handler.requestPath}`,
+    header: forwardedHeaders(req, "application/connect+json", payload.byteLength),
+    body: once(payload),
+    signal: req.signal,
+    contextValues: req.contextValues,
+  });
+  const headers = returnedHeaders(res.header);
+  if (res.status !== 200 || res.body === undefined) return { ok: false, headers, error: restErrorOfConnect(await readAll(res), res.header) };
+  const envelopes = pipe(res.body, transformSplitEnvelope(0xffffffff))[Symbol.asyncIterator]();
+  const first = await envelopes.next();
+  const firstItem = first.done ? ({ kind: "end" } as const) : itemOf(first.value);
+  if (firstItem.kind === "error") return { ok: false, headers, error: firstItem.error };
+  async function* items(): AsyncGenerator<StreamItem> {
+    try {
+      yield firstItem;
+      if (firstItem.kind === "end") return;
+      for (let next = await envelopes.next(); !next.done; next = await envelopes.next()) {
+        const item = itemOf(next.value);
+        yield item;
+        if (item.kind !== "message") return;
+      }
+      yield { kind: "end" };
+    } finally {
+      await envelopes.return?.();
+    }
+  }
+  return { ok: true, headers, items: items() };
+}
+
+function itemOf(envelope: EnvelopedMessage): StreamItem {
+  if ((envelope.flags & endStreamFlag) !== endStreamFlag) return { kind: "message", json: new TextDecoder().decode(envelope.data) };
+  let end;
+  try {
+    end = endStreamFromJson(envelope.data);
+  } catch (e) {
+    return { kind: "error", error: restErrorOfConnectError(ConnectError.from(e), undefined) };
+  }
+  if (end.error === undefined) return { kind: "end" };
+  return { kind: "error", error: restErrorOfConnectError(end.error, end.metadata.get("retry-after") ?? undefined) };
 }
 
 /**
@@ -138,14 +202,14 @@ function setField(desc: DescMessage, message: JsonObject, path: readonly string[
   }
 }
 
-function forwardedHeaders(req: RestRequest, length: number): Headers {
+function forwardedHeaders(req: RestRequest, contentType: string, length: number): Headers {
   const header = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || name.startsWith(":") || NOT_FORWARDED.has(name)) continue;
     if (name.startsWith("connect-") || name.startsWith("grpc-")) continue;
     for (const v of Array.isArray(value) ? value : [value]) header.append(name, v);
   }
-  header.set("content-type", "application/json");
+  header.set("content-type", contentType);
   header.set("content-length", String(length));
   header.set("connect-protocol-version", "1");
   header.set("x-request-id", req.requestId);
