@@ -12,11 +12,12 @@ import {
   FileDescriptorProtoSchema,
   MethodOptionsSchema,
 } from "@bufbuild/protobuf/wkt";
-import { createConnectRouter, createContextValues } from "@connectrpc/connect";
+import { createConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
 import { fastify, type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { http } from "../src/gen/google/api/annotations_pb.js";
 import { HttpRuleSchema } from "../src/gen/google/api/http_pb.js";
+import { GatewayError } from "../src/errors.js";
 import { registerRest } from "../src/rest/rest-plugin.js";
 import { restRoutes } from "../src/rest/rest-routes.js";
 
@@ -60,10 +61,11 @@ function echoService(rules: Record<string, Rule>): DescService {
   return createFileRegistry(file, () => undefined).getService("test.v1.Echo")!;
 }
 
-function handlersOf(service: DescService) {
+/** Handlers that echo the request, except where `impl` says otherwise. */
+function handlersOf(service: DescService, impl: Record<string, (req: unknown, ctx: HandlerContext) => unknown> = {}) {
   const router = createConnectRouter({ jsonOptions: { useProtoFieldName: true } });
   const echo = (req: unknown) => req;
-  router.service(service, Object.fromEntries(service.methods.map((m) => [m.localName, echo])) as never);
+  router.service(service, Object.fromEntries(service.methods.map((m) => [m.localName, impl[m.localName] ?? echo])) as never);
   return router.handlers;
 }
 
@@ -80,9 +82,24 @@ describe("bindings", () => {
       Archive: { pattern: { case: "post", value: "/v1/things/{id}:archive" }, body: "*" },
       Remove: { pattern: { case: "delete", value: "/v1/things/{id}" } },
       Batch: { pattern: { case: "post", value: "/v1/things:batch" }, body: "*" },
+      Replay: { pattern: { case: "post", value: "/v1/replays" }, body: "*" },
+      Limited: { pattern: { case: "post", value: "/v1/limited" }, body: "*" },
+      Broken: { pattern: { case: "post", value: "/v1/broken" }, body: "*" },
     });
     app = fastify();
-    await registerRest(app, { handlers: handlersOf(service), contextValues: () => createContextValues() });
+    const handlers = handlersOf(service, {
+      replay(req, ctx) {
+        ctx.responseHeader.set("idempotent-replayed", "true");
+        return req;
+      },
+      limited() {
+        throw GatewayError.of("rate_limited", "slow down", { retryAfterSeconds: 7 }).toConnectError();
+      },
+      broken() {
+        throw new Error("secret detail at /srv/app.js:12");
+      },
+    });
+    await registerRest(app, { handlers, contextValues: () => createContextValues() });
     await app.ready();
   });
   afterAll(() => app.close());
@@ -118,6 +135,24 @@ describe("bindings", () => {
 
   it("serves methods without a body", async () => {
     expect(await call("DELETE", "/v1/things/t6")).toMatchObject({ status: 200, json: { id: "t6" } });
+  });
+
+  it("copies the call's response headers", async () => {
+    const res = await call("POST", "/v1/replays", { id: "r1" });
+    expect(res).toMatchObject({ status: 200, json: { id: "r1" }, headers: { "idempotent-replayed": "true" } });
+    expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+    expect(Object.keys(res.headers).filter((h) => h.startsWith("connect-") || h.startsWith("trailer-"))).toEqual([]);
+  });
+
+  it("answers an error's Retry-After, and an unexpected failure as internal_error without detail", async () => {
+    expect(await call("POST", "/v1/limited", {})).toMatchObject({
+      status: 429,
+      json: { error: { code: "rate_limited", message: "slow down" } },
+      headers: { "retry-after": "7" },
+    });
+    const broken = await call("POST", "/v1/broken", {});
+    expect(broken).toMatchObject({ status: 500, json: { error: { code: "internal_error", message: "internal error" } } });
+    expect(JSON.stringify(broken)).not.toContain("secret");
   });
 
   it("answers errors of the mapping in the envelope", async () => {

@@ -84,8 +84,8 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
 
   const document = JSON.stringify(openApiDocument(), null, 2);
   const page = renderDocsPage(openApiDocument());
-  app.get("/openapi.json", { exposeHeadRoute: false }, (_request, reply) => reply.header("content-type", JSON_CONTENT_TYPE).send(document));
-  app.get("/docs", { exposeHeadRoute: false }, (_request, reply) =>
+  app.get("/openapi.json", (_request, reply) => reply.header("content-type", JSON_CONTENT_TYPE).send(document));
+  app.get("/docs", (_request, reply) =>
     reply
       .header("content-type", "text/html; charset=utf-8")
       // The page is self-contained: it may load nothing, from anywhere.

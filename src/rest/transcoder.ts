@@ -18,7 +18,7 @@ import { endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-c
 import { GatewayError } from "../errors.js";
 import { passThroughKey, type PassThrough } from "../rpc/call-context.js";
 import type { RestRoute } from "./rest-routes.js";
-import { restErrorOfConnect, restErrorOfConnectError, type RestError } from "./rest-errors.js";
+import { restErrorOf, restErrorOfConnect, restErrorOfConnectError, type RestError } from "./rest-errors.js";
 
 /** A REST request as the transcoder needs it; the framework has read and checked the body. */
 export interface RestRequest {
@@ -116,7 +116,7 @@ export async function transcodeServerStream(req: RestRequest): Promise<RestStrea
   if (res.status !== 200 || res.body === undefined) return { ok: false, headers, error: restErrorOfConnect(await readAll(res), res.header) };
   const envelopes = pipe(res.body, transformSplitEnvelope(0xffffffff))[Symbol.asyncIterator]();
   const first = await envelopes.next();
-  const firstItem = first.done ? ({ kind: "end" } as const) : itemOf(first.value);
+  const firstItem = first.done ? CUT_OFF : itemOf(first.value);
   if (firstItem.kind === "error") return { ok: false, headers, error: firstItem.error };
   async function* items(): AsyncGenerator<StreamItem> {
     try {
@@ -127,13 +127,16 @@ export async function transcodeServerStream(req: RestRequest): Promise<RestStrea
         yield item;
         if (item.kind !== "message") return;
       }
-      yield { kind: "end" };
+      // A Connect stream always ends with an end-stream message; without one, it was cut off.
+      yield CUT_OFF;
     } finally {
       await envelopes.return?.();
     }
   }
   return { ok: true, headers, items: items() };
 }
+
+const CUT_OFF: StreamItem = { kind: "error", error: restErrorOf(GatewayError.of("internal_error", "the stream ended unexpectedly")) };
 
 function itemOf(envelope: EnvelopedMessage): StreamItem {
   if ((envelope.flags & endStreamFlag) !== endStreamFlag) return { kind: "message", json: new TextDecoder().decode(envelope.data) };
