@@ -8,6 +8,7 @@ import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AvailabilityService, StreamAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
 import { BookingService } from "../gen/dialstack/partner/v1/booking_pb.js";
 import type { Appointments } from "../gateway/appointments.js";
+import { GatewayError } from "../errors.js";
 import { callerOf, passThrough } from "./call-context.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
@@ -36,7 +37,10 @@ export function registerServices(router: ConnectRouter, { appointments }: Servic
   router.service(BookingService, {
     async createBooking(req, ctx: HandlerContext) {
       const headerKey = ctx.requestHeader.get(IDEMPOTENCY_KEY_HEADER) ?? undefined;
-      const result = await appointments.createBooking(callerOf(ctx), req, headerKey);
+      const result = await appointments.createBooking(callerOf(ctx), req, headerKey).catch((e: unknown) => {
+        if (e instanceof GatewayError && e.replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
+        throw e;
+      });
       if (result.replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
       passThrough(ctx, result.answer);
       return result.message;
