@@ -129,7 +129,7 @@ export function loadConfig(env: Env = process.env): Config {
     streamWindowMs: int(env, "STREAM_WINDOW_MINUTES", 24 * 60, 15, 7 * 24 * 60) * MINUTE,
     streamConcurrency: int(env, "STREAM_CONCURRENCY", 4, 1, 32),
     sessionMaxInFlight: int(env, "SESSION_MAX_IN_FLIGHT", 8, 1, 256),
-    sessionIdleMs: int(env, "SESSION_IDLE_SECONDS", 300, 5, 24 * 3600) * 1000,
+    sessionIdleMs: int(env, "SESSION_IDLE_SECONDS", 300, 1, 24 * 3600) * 1000,
     demoPlatformPort: int(env, "DEMO_PLATFORM_PORT", 0, 0, 65535),
     logLevel,
   };
