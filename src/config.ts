@@ -43,6 +43,10 @@ export interface Config {
   readonly sessionMaxInFlight: number;
   /** A bot session with no message for this long is closed. */
   readonly sessionIdleMs: number;
+  /** Sustained calls per second per partner and gateway instance; 0 disables the limit. */
+  readonly rateLimitPerSecond: number;
+  /** Calls per partner allowed in a burst above the sustained rate. */
+  readonly rateLimitBurst: number;
   /** Port of the built-in demo platform (0 picks a free one). */
   readonly demoPlatformPort: number;
   /** pino log level. */
@@ -130,6 +134,8 @@ export function loadConfig(env: Env = process.env): Config {
     streamConcurrency: int(env, "STREAM_CONCURRENCY", 4, 1, 32),
     sessionMaxInFlight: int(env, "SESSION_MAX_IN_FLIGHT", 8, 1, 256),
     sessionIdleMs: int(env, "SESSION_IDLE_SECONDS", 300, 1, 24 * 3600) * 1000,
+    rateLimitPerSecond: int(env, "RATE_LIMIT_PER_SECOND", 200, 0, 1_000_000),
+    rateLimitBurst: int(env, "RATE_LIMIT_BURST", 400, 1, 10_000_000),
     demoPlatformPort: int(env, "DEMO_PLATFORM_PORT", 0, 0, 65535),
     logLevel,
   };

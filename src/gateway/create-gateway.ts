@@ -15,6 +15,7 @@ import { connectRedis } from "../store/redis-connection.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { Appointments } from "./appointments.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
+import { RateLimiter } from "./rate-limiter.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
@@ -39,6 +40,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     config,
     directory,
     appointments,
+    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
     redis,
     async close() {
       webhooks.close();

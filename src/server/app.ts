@@ -11,6 +11,7 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { fastify, type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
+import type { RateLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel } from "../rpc/interceptors.js";
@@ -21,6 +22,7 @@ export interface Gateway {
   readonly config: Config;
   readonly directory: Directory;
   readonly appointments: Appointments;
+  readonly rateLimiter: RateLimiter;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
 }
@@ -87,7 +89,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     },
     readMaxBytes: config.maxRequestBytes,
     jsonOptions: { useProtoFieldName: true },
-    interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory)],
+    interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
     contextValues: () => createContextValues(),
   });
 
