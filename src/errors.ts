@@ -102,6 +102,10 @@ export class GatewayError extends Error {
     readonly httpStatus: number,
     readonly connectCode: Code,
     options: GatewayErrorOptions,
+    /** True for an error envelope a scheduling platform answered with (see `fromPlatform`). */
+    readonly platformEnvelope = false,
+    /** True when this is the stored outcome of an earlier booking with the same idempotency key. */
+    readonly replayed = false,
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "GatewayError";
@@ -116,7 +120,13 @@ export class GatewayError extends Error {
 
   /** An error envelope a scheduling platform answered with, passed through. */
   static fromPlatform(status: number, code: string, message: string): GatewayError {
-    return new GatewayError(code, message, status, connectCodeForPlatformStatus(status), {});
+    return new GatewayError(code, message, status, connectCodeForPlatformStatus(status), {}, true);
+  }
+
+  /** The same error, marked as replayed from an earlier booking with the same idempotency key. */
+  asReplay(): GatewayError {
+    const { retryAfterSeconds, cause } = this;
+    return new GatewayError(this.code, this.message, this.httpStatus, this.connectCode, { retryAfterSeconds, cause }, this.platformEnvelope, true);
   }
 
   /** Any thrown value as a GatewayError; unknown failures become `internal_error` without detail. */

@@ -10,6 +10,7 @@ import { BookingService } from "../gen/dialstack/partner/v1/booking_pb.js";
 import { BotSessionService } from "../gen/dialstack/partner/v1/session_pb.js";
 import type { Appointments } from "../gateway/appointments.js";
 import { BotSession, type BotSessionOptions } from "../gateway/bot-session.js";
+import { GatewayError } from "../errors.js";
 import { callerOf, passThrough } from "./call-context.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
@@ -40,7 +41,10 @@ export function registerServices(router: ConnectRouter, { appointments, sessions
   router.service(BookingService, {
     async createBooking(req, ctx: HandlerContext) {
       const headerKey = ctx.requestHeader.get(IDEMPOTENCY_KEY_HEADER) ?? undefined;
-      const result = await appointments.createBooking(callerOf(ctx), req, headerKey);
+      const result = await appointments.createBooking(callerOf(ctx), req, headerKey).catch((e: unknown) => {
+        if (e instanceof GatewayError && e.replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
+        throw e;
+      });
       if (result.replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
       passThrough(ctx, result.answer);
       return result.message;
