@@ -145,7 +145,7 @@ export function loadConfig(env: Env = process.env): Config {
     streamWindowMs: int(env, "STREAM_WINDOW_MINUTES", 24 * 60, 15, 7 * 24 * 60) * MINUTE,
     streamConcurrency: int(env, "STREAM_CONCURRENCY", 4, 1, 32),
     sessionMaxInFlight: int(env, "SESSION_MAX_IN_FLIGHT", 8, 1, 256),
-    sessionIdleMs: int(env, "SESSION_IDLE_SECONDS", 300, 5, 24 * 3600) * 1000,
+    sessionIdleMs: int(env, "SESSION_IDLE_SECONDS", 300, 1, 24 * 3600) * 1000,
     rateLimitPerSecond: int(env, "RATE_LIMIT_PER_SECOND", 200, 0, 1_000_000),
     rateLimitBurst: int(env, "RATE_LIMIT_BURST", 400, 1, 10_000_000),
     demoPlatformPort: int(env, "DEMO_PLATFORM_PORT", 0, 0, 65535),

@@ -28,6 +28,11 @@ export type GatewayErrorCode =
   | "method_not_allowed"
   | "unsupported_media_type"
   | "canceled"
+  | "too_many_operations"
+  | "duplicate_request_id"
+  | "session_idle"
+  | "shutting_down"
+  | "http2_required"
   | "internal_error";
 
 interface CodeSpec {
@@ -53,6 +58,11 @@ const SPECS: Readonly<Record<GatewayErrorCode, CodeSpec>> = {
   method_not_allowed: { httpStatus: 405, connectCode: Code.Unimplemented },
   unsupported_media_type: { httpStatus: 415, connectCode: Code.InvalidArgument },
   canceled: { httpStatus: 499, connectCode: Code.Canceled },
+  too_many_operations: { httpStatus: 429, connectCode: Code.ResourceExhausted },
+  duplicate_request_id: { httpStatus: 400, connectCode: Code.InvalidArgument },
+  session_idle: { httpStatus: 408, connectCode: Code.DeadlineExceeded },
+  shutting_down: { httpStatus: 503, connectCode: Code.Unavailable },
+  http2_required: { httpStatus: 505, connectCode: Code.Unimplemented },
   internal_error: { httpStatus: 500, connectCode: Code.Internal },
 };
 

@@ -4,6 +4,7 @@
  * handlers, so auth, validation and errors are shared by construction.
  */
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -60,10 +61,27 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
   });
 
+  // Bot sessions stop reading, answer what is in flight and end with
+  // `shutting_down` as soon as closing begins. This is not connect's
+  // `shutdownSignal`: that one aborts every call's `ctx.signal`, which would
+  // cancel the webhooks in flight instead of letting them finish. The
+  // listener's grace period bounds how long they may take.
+  const closing = new AbortController();
+  setMaxListeners(0, closing.signal); // one listener per open session
+  app.addHook("preClose", async () => closing.abort());
+
   const handlers: UniversalHandler[] = [];
   await app.register(fastifyConnectPlugin, {
     routes(router: ConnectRouter) {
-      registerServices(router, { appointments: gateway.appointments });
+      registerServices(router, {
+        appointments: gateway.appointments,
+        sessions: {
+          maxInFlight: config.sessionMaxInFlight,
+          idleMs: config.sessionIdleMs,
+          shutdownSignal: closing.signal,
+          reportError: (e) => app.log.error({ err: e, procedure: "dialstack.partner.v1.BotSessionService/Converse" }, "unexpected error"),
+        },
+      });
       // Errors that connect-es raises before any interceptor runs get the
       // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
       router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withErrorDetails));
