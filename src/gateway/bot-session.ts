@@ -49,6 +49,7 @@ import {
 import { GatewayError } from "../errors.js";
 import type { BotRoute } from "../store/directory.js";
 import type { Appointments, Caller } from "./appointments.js";
+import type { RateLimiter } from "./rate-limiter.js";
 import { invalid } from "./validation.js";
 
 export interface BotSessionOptions {
@@ -60,6 +61,8 @@ export interface BotSessionOptions {
   readonly shutdownSignal?: AbortSignal | undefined;
   /** Receives failures that a client sees only as `internal_error`. */
   readonly reportError?: ((error: unknown) => void) | undefined;
+  /** Charged once per operation, as a unary call is, so a session is no way around the partner's limit. */
+  readonly rateLimiter?: RateLimiter | undefined;
 }
 
 type Result = MessageInitShape<typeof ConverseResponseSchema>["result"];
@@ -240,6 +243,11 @@ export class BotSession {
     if (botId !== "" && botId !== bound) {
       const field = op.case === "searchAvailability" ? "search_availability" : "create_booking";
       return invalid(`${field}.bot_id must be empty or the session's bot "${bound}"`);
+    }
+    try {
+      this.options.rateLimiter?.take(this.caller.partner.id);
+    } catch (e) {
+      return GatewayError.from(e);
     }
     return undefined;
   }

@@ -79,6 +79,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
           maxInFlight: config.sessionMaxInFlight,
           idleMs: config.sessionIdleMs,
           shutdownSignal: closing.signal,
+          rateLimiter: gateway.rateLimiter,
           reportError: (e) => app.log.error({ err: e, procedure: "dialstack.partner.v1.BotSessionService/Converse" }, "unexpected error"),
         },
       });
