@@ -4,6 +4,7 @@
  * handlers, so auth, validation and errors are shared by construction.
  */
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -11,6 +12,7 @@ import { fastifyCors } from "@fastify/cors";
 import { fastify, type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
+import type { RateLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel } from "../rpc/interceptors.js";
@@ -24,6 +26,7 @@ export interface Gateway {
   readonly config: Config;
   readonly directory: Directory;
   readonly appointments: Appointments;
+  readonly rateLimiter: RateLimiter;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
 }
@@ -65,11 +68,29 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
 
   await app.register(fastifyCors, corsOptions);
 
+  // Bot sessions stop reading, answer what is in flight and end with
+  // `shutting_down` as soon as closing begins. This is not connect's
+  // `shutdownSignal`: that one aborts every call's `ctx.signal`, which would
+  // cancel the webhooks in flight instead of letting them finish. The
+  // listener's grace period bounds how long they may take.
+  const closing = new AbortController();
+  setMaxListeners(0, closing.signal); // one listener per open session
+  app.addHook("preClose", async () => closing.abort());
+
   const handlers: UniversalHandler[] = [];
   const contextValues = () => createContextValues();
   await app.register(fastifyConnectPlugin, {
     routes(router: ConnectRouter) {
-      registerServices(router, { appointments: gateway.appointments });
+      registerServices(router, {
+        appointments: gateway.appointments,
+        sessions: {
+          maxInFlight: config.sessionMaxInFlight,
+          idleMs: config.sessionIdleMs,
+          shutdownSignal: closing.signal,
+          rateLimiter: gateway.rateLimiter,
+          reportError: (e) => app.log.error({ err: e, procedure: "dialstack.partner.v1.BotSessionService/Converse" }, "unexpected error"),
+        },
+      });
       // Errors that connect-es raises before any interceptor runs get the
       // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
       router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withErrorDetails));
@@ -77,7 +98,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     },
     readMaxBytes: config.maxRequestBytes,
     jsonOptions: { useProtoFieldName: true },
-    interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory)],
+    interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
     contextValues,
   });
   await registerRest(app, { handlers, contextValues });
