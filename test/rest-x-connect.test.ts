@@ -17,7 +17,7 @@ let h: Harness;
 let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "600" }, respond: (req) => script?.(req) });
+  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "600", IDEMPOTENCY_WAIT_MS: "100" }, respond: (req) => script?.(req) });
 });
 afterAll(() => h.close());
 afterEach(() => {
@@ -170,6 +170,62 @@ describe("errors: same status, code and message on REST and Connect JSON", () =>
     expect({ status: connect.status, code: connect.code }).toEqual({ status: row.status, code: row.code });
     expect(rest.retryAfter).toBe(connect.retryAfter);
     if (row.sameMessage !== false) expect(rest.message).toBe(connect.message);
+  });
+});
+
+describe("idempotency errors: the same on REST and Connect JSON", () => {
+  it("idempotency_key_mismatch: the same key with another booking", async () => {
+    const headers = keyed();
+    const first = await viaRest({ rpc: "book", body: json(bookingBody(h.bots.a)), headers });
+    expect(first.status).toBe(201);
+    const other = { rpc: "book", body: json(bookingBody(h.bots.a)), headers } as const;
+    const rest = restOutcome(await viaRest(other));
+    const connect = connectOutcome(await viaConnect(other));
+    expect(rest).toEqual(connect);
+    expect({ status: rest.status, code: rest.code }).toEqual({ status: 422, code: "idempotency_key_mismatch" });
+  });
+
+  it("idempotency_key_in_use: the same key while the first booking is in flight, with Retry-After", async () => {
+    script = () => ({ status: 201, body: { booking: { id: "bkg_slow", status: "pending" } }, delayMs: 400 });
+    const exchange = { rpc: "book", body: json(bookingBody(h.bots.a)), headers: keyed() } as const;
+    const before = h.platform.received.length;
+    const inFlight = viaRest(exchange);
+    await expect.poll(() => h.platform.received.slice(before).some((r) => r.path === "/bookings")).toBe(true);
+    const rest = restOutcome(await viaRest(exchange));
+    const connect = connectOutcome(await viaConnect(exchange));
+    expect(rest).toEqual(connect);
+    expect({ status: rest.status, code: rest.code }).toEqual({ status: 409, code: "idempotency_key_in_use" });
+    expect(Number(rest.retryAfter)).toBeGreaterThan(0);
+    expect((await inFlight).status).toBe(201);
+  });
+
+  it("rate_limited, with Retry-After", async () => {
+    const limited = await startHarness({ store: "memory", env: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "1" } });
+    try {
+      const exchange = { rpc: "search", body: json(searchBody(limited.bots.a)), headers: { authorization: `Bearer ${limited.keys.a}` } } as const;
+      const at = (base: string, x: Exchange, path: string, extra: Record<string, string>) =>
+        send(base + path, { headers: { "content-type": "application/json", ...extra, ...x.headers }, body: x.body });
+      expect((await at(limited.url, exchange, REST_PATH.search, {})).status).toBe(200);
+      const rest = restOutcome(await at(limited.url, exchange, REST_PATH.search, {}));
+      const connect = connectOutcome(await at(limited.url, exchange, CONNECT_PATH.search, { "connect-protocol-version": "1" }));
+      expect({ status: rest.status, code: rest.code }).toEqual({ status: 429, code: "rate_limited" });
+      expect(rest).toEqual(connect);
+      expect(Number(rest.retryAfter)).toBeGreaterThan(0);
+    } finally {
+      await limited.close();
+    }
+  });
+
+  it("a replay is marked Idempotent-Replayed on both", async () => {
+    const exchange = { rpc: "book", body: json(bookingBody(h.bots.a)), headers: keyed() } as const;
+    const first = await viaRest(exchange);
+    expect(first.status).toBe(201);
+    expect(first.headers["idempotent-replayed"]).toBeUndefined();
+    const rest = await viaRest(exchange);
+    const connect = await viaConnect(exchange);
+    expect({ status: rest.status, replayed: rest.headers["idempotent-replayed"], body: rest.json }).toEqual({ status: 201, replayed: "true", body: first.json });
+    expect(connect.headers["idempotent-replayed"]).toBe("true");
+    expect(unflatten(connect.json)).toEqual(first.json);
   });
 });
 

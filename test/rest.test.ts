@@ -71,10 +71,10 @@ describe("the documentation's request samples, verbatim", () => {
     const webhook = h.platform.received.slice(before)[0]!;
     expect(webhook.body).toEqual({ account_id: h.accounts.a, idempotency_key: expect.stringMatching(/^idk_/), booking: BOOKING_SAMPLE.booking });
 
-    // The same key again books nothing new and returns the same booking.
+    // The same key again books nothing new and returns the same answer, marked as a replay.
     const again = await book(BOOKING_SAMPLE, auth(h.keys.a, { "Idempotency-Key": key }));
-    expect(again.status).toBeLessThan(300);
-    expect(again.json.booking.id).toBe(res.json.booking.id);
+    expect({ status: again.status, replayed: again.headers["idempotent-replayed"], text: again.text }).toEqual({ status: 201, replayed: "true", text: res.text });
+    expect(res.headers["idempotent-replayed"]).toBeUndefined();
   });
 });
 
