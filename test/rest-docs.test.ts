@@ -1,5 +1,5 @@
 /**
- * The partner-facing REST guide (docs/rest.md) is tested as written: each
+ * The partner-facing REST guide (the README's REST section) is tested as written: each
  * `curl` example runs against a gateway, once as the same request sent with
  * plain `node:http` and once with `curl` itself, and must answer with the
  * status, headers and JSON shape the guide shows beneath it.
@@ -30,7 +30,8 @@ function examples(markdown: string): Example[] {
   blocks.forEach((block, i) => {
     if (block.lang !== "sh" || !block.text.trimStart().startsWith("curl")) return;
     const answer = blocks[i + 1];
-    expect(answer?.lang, `the answer to\n${block.text}`).toBe("http");
+    // Examples shown with their answer; "has the examples this test expects" pins the list.
+    if (answer?.lang !== "http") return;
     const split = answer!.text.indexOf("\n\n");
     const [head, body] = [answer!.text.slice(0, split), answer!.text.slice(split + 2)];
     const [statusLine, ...headerLines] = head.split("\n");
@@ -92,7 +93,7 @@ function expectLikeDocumented(example: Example, status: number, headers: Record<
   if (code !== undefined) expect((body as { error: { code: string } }).error.code).toBe(code);
 }
 
-const guide = examples(readFileSync(new URL("../docs/rest.md", import.meta.url), "utf8"));
+const guide = examples(readFileSync(new URL("../README.md", import.meta.url), "utf8"));
 const hasCurl = spawnSync("curl", ["--version"]).status === 0;
 
 let h: Harness;
@@ -114,7 +115,7 @@ it("has the examples this test expects", () => {
   ]);
 });
 
-describe("docs/rest.md examples", () => {
+describe("README REST examples", () => {
   it("answer as documented when sent with node:http over HTTP/1.1", async () => {
     for (const example of guide) {
       const req = requestOf(localize(example.command));
