@@ -65,6 +65,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const config = loadConfig({
     PORT: "0",
     LOG_LEVEL: "silent",
+    // Rate limits are tested on their own (test/rate-limit.test.ts); load tests here would trip them.
+    RATE_LIMIT_PER_SECOND: "0",
     ...(useRedis
       ? {
           REDIS_URL: options.redisUrl ?? testRedisUrl(),
