@@ -62,6 +62,8 @@ const PATHS = [
   "/dialstack.partner.v1.BotSessionService/Converse",
   "/dialstack.partner.v1.AvailabilityService/Nope",
   "/v1/availability/search",
+  "/v1/availability/search:stream",
+  "/v1/bookings",
   "/healthz",
   "/",
 ];

@@ -15,6 +15,7 @@ import type { JsonObject, PlatformAnswer, WebhookClient } from "../platform/webh
 import type { Directory, BotRoute } from "../store/directory.js";
 import type { Partner } from "../store/directory-store.js";
 import { checkIdempotencyKey, downstreamIdempotencyKey, type IdempotencyKeeper } from "./idempotency.js";
+import { orderedPool } from "./ordered-pool.js";
 import { invalid, requireString, requireTimestamp } from "./validation.js";
 
 /** Who is calling, and for how long they will wait. */
@@ -36,6 +37,16 @@ export interface Relayed<T> {
 
 export interface AppointmentsOptions {
   readonly maxSearchRangeMs: number;
+  /** Width of one window of a streamed search. */
+  readonly streamWindowMs: number;
+  /** Windows of one streamed search relayed at once. */
+  readonly streamConcurrency: number;
+}
+
+/** One window of a streamed availability search. */
+export interface AvailabilityWindow {
+  readonly range: SearchRange;
+  readonly message: SearchAvailabilityResponse;
 }
 
 /** A validated availability range. */
@@ -79,6 +90,28 @@ export class Appointments {
     return this.searchRangeOf(caller, route, range);
   }
 
+  /**
+   * Streams an availability search window by window: the range is cut at
+   * multiples of the window width (UTC midnights for days), windows are
+   * relayed concurrently up to the configured bound, and each is yielded as
+   * soon as it and all windows before it are known.
+   */
+  async *streamAvailability(caller: Caller, req: SearchAvailabilityRequest): AsyncGenerator<AvailabilityWindow> {
+    const range = this.searchRange(req);
+    const route = await this.route(caller, req.botId);
+    const windows = cutWindows(range, this.options.streamWindowMs);
+    yield* orderedPool(
+      windows.length,
+      this.options.streamConcurrency,
+      async (i, signal) => {
+        const window = windows[i]!;
+        const relayed = await this.searchRangeOf({ ...caller, signal }, route, window);
+        return { range: window, message: relayed.message };
+      },
+      caller.signal,
+    );
+  }
+
   /** Relays one availability search for an already checked range and route. */
   async searchRangeOf(caller: Caller, route: BotRoute, range: SearchRange): Promise<Relayed<SearchAvailabilityResponse>> {
     const answer = await this.webhooks.post({
@@ -98,6 +131,11 @@ export class Appointments {
   /**
    * Books a slot, at most once per idempotency key. `headerKey` is the key the
    * protocol carried outside the message (the `Idempotency-Key` header).
+   *
+   * Once sent, the booking webhook is not cut short when the caller leaves or
+   * its deadline passes (only the webhook timeout bounds it): the platform may
+   * be booking right then, and its answer is stored so the retry gets it. The
+   * caller itself stops waiting at its deadline.
    */
   async createBooking(caller: Caller, req: CreateBookingRequest, headerKey: string | undefined): Promise<Relayed<CreateBookingResponse>> {
     const key = checkIdempotencyKey(headerKey, req.idempotencyKey);
@@ -105,9 +143,9 @@ export class Appointments {
     const route = await this.route(caller, req.botId);
     const fingerprint = createHash("sha256").update(JSON.stringify([route.bot.id, booking])).digest("hex");
     const result = await this.idempotency.execute(
-      { scope: caller.partner.id, key, fingerprint, signal: caller.signal },
-      () =>
-        this.webhooks.post({
+      { scope: caller.partner.id, key, fingerprint, signal: caller.signal, deadline: caller.deadline },
+      async () => {
+        const answer = await this.webhooks.post({
           target: webhookTarget(route),
           accountId: route.account.id,
           path: "/bookings",
@@ -116,12 +154,26 @@ export class Appointments {
             idempotency_key: downstreamIdempotencyKey(caller.partner.id, key),
             booking,
           },
-          signal: caller.signal,
-          deadline: caller.deadline,
-        }),
+        });
+        // An answer that is not a booking is not stored: the retry asks again.
+        readBooking(answer.body);
+        return answer;
+      },
     );
     return { message: readBooking(result.answer.body), answer: result.answer, replayed: result.replayed };
   }
+}
+
+/** Cuts a range at multiples of `widthMs` since the epoch. */
+export function cutWindows(range: SearchRange, widthMs: number): SearchRange[] {
+  const windows: SearchRange[] = [];
+  let start = range.startMs;
+  while (start < range.endMs) {
+    const end = Math.min(range.endMs, (Math.floor(start / widthMs) + 1) * widthMs);
+    windows.push({ startMs: start, endMs: end });
+    start = end;
+  }
+  return windows;
 }
 
 function webhookTarget(route: BotRoute): { webhookUrl: string; webhookSecret: string } {

@@ -1,7 +1,8 @@
 /**
  * Assembles the gateway's components from a `Config`: the directory store
  * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
- * client, the idempotency keeper and the business logic.
+ * client, the idempotency keeper (in Redis too when there is one) and the
+ * business logic.
  */
 import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
@@ -14,8 +15,11 @@ import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-director
 import { watchDirectoryChanges } from "../store/directory-changes.js";
 import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
+import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
+import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.js";
 import { Appointments } from "./appointments.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
+import { RateLimiter } from "./rate-limiter.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
@@ -33,16 +37,22 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
       : undefined;
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
-  const keeper: IdempotencyKeeper = {
-    execute: async (_request, perform) => ({ answer: await perform(), replayed: false }),
-  };
-  const appointments = new Appointments(directory, webhooks, keeper, { maxSearchRangeMs: config.maxSearchRangeMs });
+  const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
+  const keeper: IdempotencyKeeper =
+    redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping) : new MemoryIdempotencyKeeper(keeping);
+  const appointments = new Appointments(directory, webhooks, keeper, {
+    maxSearchRangeMs: config.maxSearchRangeMs,
+    streamWindowMs: config.streamWindowMs,
+    streamConcurrency: config.streamConcurrency,
+  });
   return {
     config,
     directory,
     appointments,
+    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
     redis,
     async close() {
+      await keeper.close();
       webhooks.close();
       await watch?.close();
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());

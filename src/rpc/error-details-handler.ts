@@ -15,9 +15,15 @@
  *
  * Errors that already carry an ErrorInfo pass untouched, so the common path
  * costs one byte check per response chunk.
+ *
+ * A bidirectional call over HTTP/1.1 is refused by connect-es with a bare HTTP
+ * 505, which clients report as `unknown: HTTP 505`. It is answered instead as
+ * the protocol's own error, `unimplemented` with reason `http2_required`:
+ * a Connect end-stream message, or a gRPC / gRPC-Web trailers-only response.
+ * The connection is still closed, so a client waiting to stream is released.
  */
 import { ConnectError } from "@connectrpc/connect";
-import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { encodeEnvelope, type UniversalHandler, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
   createEndStreamSerialization,
@@ -50,6 +56,7 @@ export function withErrorDetails(handler: UniversalHandler): UniversalHandler {
       if (undecodable !== undefined) return connectUnaryError(undecodable);
     }
     const res = await handler(req);
+    if (res.status === 505) return http2Required(req.header.get("content-type"), res);
     switch (protocolOf(req.header.get("content-type"))) {
       case "connect":
         return isStream ? mapChunks(res, endStreamFlag, rewriteEndStream) : rewriteConnectUnary(res);
@@ -82,6 +89,28 @@ function connectUnaryError(error: ConnectError): UniversalServerResponse {
   const body = errorToJsonBytes(error, {});
   const header = new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) });
   return { status: codeToHttpStatus(error.code), header, body: single(body) };
+}
+
+const HTTP2_REQUIRED = GatewayError.of(
+  "http2_required",
+  "bidirectional streams need HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2); this request came over HTTP/1.1",
+).toConnectError();
+
+function http2Required(contentType: string | null, res: UniversalServerResponse): UniversalServerResponse {
+  const header = new Headers(res.header);
+  const type = contentType ?? "";
+  if (/^application\/connect\+/.test(type)) {
+    header.set("content-type", type);
+    const body = encodeEnvelope(endStreamFlag, endStream.serialize({ metadata: new Headers(), error: HTTP2_REQUIRED }));
+    return { status: 200, header, body: single(body) };
+  }
+  if (/^application\/grpc/.test(type)) {
+    header.set("content-type", type);
+    setTrailerStatus(header, HTTP2_REQUIRED);
+    return { status: 200, header };
+  }
+  header.set("content-type", "application/json");
+  return { status: 505, header, body: single(errorToJsonBytes(HTTP2_REQUIRED, {})) };
 }
 
 async function* single(chunk: Uint8Array): AsyncIterable<Uint8Array> {

@@ -55,7 +55,7 @@ export function gatewayErrorOf(e: ConnectError): GatewayError {
   }
   const message =
     code === "invalid_request"
-      ? `the request could not be read: ${e.rawMessage}`
+      ? `the request body could not be decoded: ${e.rawMessage}`
       : code === "request_too_large"
         ? e.rawMessage.replace(/^read/, "request body")
         : code === "internal_error"

@@ -30,9 +30,17 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
   const graceMs = options.graceMs ?? 10_000;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
+  // HTTP/1.1 connections with a request in progress. An http.Server that is
+  // not listening itself does not track its connections, so this does.
+  const busy = new Set<net.Socket>();
+  let closing = false;
+  const h1Sockets = new WeakSet<net.Socket>();
   const h2Options: http2.ServerOptions = { settings: { maxConcurrentStreams: 1000 } };
 
   const trackSession = (session: http2.Http2Session) => {
+    // A connection still being sniffed when close() began becomes a session
+    // afterwards: it is told to go away at once.
+    if (closing) session.close();
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
     if (options.keepAliveMs) {
@@ -44,61 +52,52 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
     }
   };
 
-  // Node keeps no account of idle HTTP/1.1 keep-alive connections here (the
-  // HTTP/1.1 server never listens itself, and the TLS server is an HTTP/2
-  // one), so requests are counted per connection, for close() to end the
-  // idle ones at once rather than after the grace period.
-  let closing = false;
-  const http1Sockets = new Set<net.Socket>();
-  const inFlight = new Map<net.Socket, number>();
-  const countHttp1 = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
-    if (req.httpVersionMajor !== 1) return;
+  const trackHttp1Request = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
     const socket = req.socket;
-    http1Sockets.add(socket);
+    busy.add(socket);
     if (closing) res.setHeader("connection", "close");
-    inFlight.set(socket, (inFlight.get(socket) ?? 0) + 1);
     res.on("close", () => {
-      const left = (inFlight.get(socket) ?? 1) - 1;
-      if (left > 0) inFlight.set(socket, left);
-      else inFlight.delete(socket);
-      if (left <= 0 && closing) socket.end();
+      busy.delete(socket);
+      if (closing) socket.end();
     });
   };
 
   let server: net.Server;
+  let h1: http.Server | undefined;
   if (options.tls) {
     const secure = http2.createSecureServer({ ...h2Options, cert: options.tls.cert, key: options.tls.key, allowHTTP1: true }, handler);
     secure.on("session", trackSession);
     secure.on("secureConnection", (socket: net.Socket) => {
       sockets.add(socket);
-      socket.on("close", () => {
-        sockets.delete(socket);
-        http1Sockets.delete(socket);
-      });
+      socket.on("close", () => sockets.delete(socket));
     });
-    secure.on("request", countHttp1);
+    // HTTP/1.1 over TLS (ALPN http/1.1 or none) is served by the HTTP/2
+    // server, which does not track those connections either.
+    secure.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      if (req.httpVersionMajor !== 1) return;
+      h1Sockets.add(req.socket);
+      trackHttp1Request(req, res);
+    });
     server = secure;
   } else {
-    const h1 = http.createServer(handler);
+    h1 = http.createServer(handler);
     h1.keepAliveTimeout = 65_000;
-    h1.on("request", countHttp1);
+    h1.on("request", trackHttp1Request);
     const h2 = http2.createServer(h2Options, handler);
     h2.on("session", trackSession);
     server = net.createServer((socket) => {
       sockets.add(socket);
-      socket.on("close", () => {
-        sockets.delete(socket);
-        http1Sockets.delete(socket);
-      });
+      socket.on("close", () => sockets.delete(socket));
       sniff(socket, (isHttp2, seen) => {
         if (isHttp2) {
           // The HTTP/2 session reads bytes already buffered on the socket.
           socket.unshift(seen);
           h2.emit("connection", socket);
         } else {
+          h1Sockets.add(socket);
           // The HTTP/1.1 parser reads the socket's handle directly and would
           // not see unshifted bytes, so they are handed to it as a data event.
-          h1.emit("connection", socket);
+          h1!.emit("connection", socket);
           socket.emit("data", seen);
           socket.resume();
         }
@@ -112,8 +111,8 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
     closing = true;
     close(callback);
     for (const session of sessions) session.close();
-    // Idle HTTP/1.1 connections end now; busy ones when their response is sent.
-    for (const socket of http1Sockets) if (!inFlight.has(socket)) socket.end();
+    // Idle keep-alive connections end now; busy ones after their response.
+    for (const socket of sockets) if (h1Sockets.has(socket) && !busy.has(socket)) socket.end();
     const deadline = setTimeout(() => {
       for (const socket of sockets) socket.destroy();
     }, graceMs);
