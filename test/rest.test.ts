@@ -8,6 +8,7 @@
 import { Writable } from "node:stream";
 import type { AddressInfo } from "node:net";
 import http2 from "node:http2";
+import { gzipSync } from "node:zlib";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
 import { BOOKING_SAMPLE, SEARCH_SAMPLE } from "../src/rest/openapi.js";
@@ -161,6 +162,19 @@ describe("errors the framework would answer by itself come in the envelope", () 
   it.each(paths)("413 request_too_large (%s)", async (path) => {
     const big = JSON.stringify({ bot_id: h.bots.a, padding: "x".repeat(h.config.maxRequestBytes) });
     expectEnvelope(await send(h.url + path, { headers: auth(h.keys.a, { "content-type": "application/json" }), body: big }), 413, "request_too_large");
+  });
+
+  it("accepts a gzip body; refuses other encodings, bad gzip and gzip that expands past the limit", async () => {
+    const json = (headers: Record<string, string>) => auth(h.keys.a, { "content-type": "application/json", ...headers });
+    const ok = await send(`${h.url}/v1/availability/search`, { headers: json({ "content-encoding": "gzip" }), body: gzipSync(JSON.stringify(searchBody(h.bots.a))) });
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.json.availabilities.length).toBeGreaterThan(0);
+    const body = JSON.stringify(searchBody(h.bots.a));
+    expectEnvelope(await send(`${h.url}/v1/availability/search`, { headers: json({ "content-encoding": "br" }), body }), 415, "unsupported_encoding");
+    expectEnvelope(await send(`${h.url}/v1/availability/search`, { headers: json({ "content-encoding": "gzip" }), body }), 400, "invalid_request");
+    const bomb = gzipSync(JSON.stringify({ bot_id: h.bots.a, padding: "x".repeat(h.config.maxRequestBytes * 4) }));
+    expect(bomb.length).toBeLessThan(h.config.maxRequestBytes);
+    expectEnvelope(await send(`${h.url}/v1/availability/search`, { headers: json({ "content-encoding": "gzip" }), body: bomb }), 413, "request_too_large");
   });
 
   it("400 invalid_request: a path that is not a valid URL", async () => {

@@ -28,6 +28,7 @@ const ERRORS: readonly DocumentedError[] = [
   { code: "idempotency_key_in_use", status: 409, when: "A request with the same key is still in flight; retry after `Retry-After` seconds.", retryAfter: true },
   { code: "request_too_large", status: 413, when: "The body is larger than the limit (64 KiB by default)." },
   { code: "unsupported_media_type", status: 415, when: "The body is not sent as `application/json`." },
+  { code: "unsupported_encoding", status: 415, when: "The body is compressed with a `Content-Encoding` other than `gzip`." },
   { code: "idempotency_key_mismatch", status: 422, when: "The key was used before with a different request. Nothing is sent to the platform." },
   { code: "webhook_not_configured", status: 422, when: "The account the bot serves has no scheduling platform webhook configured." },
   { code: "rate_limited", status: 429, when: "The partner is over its rate limit; retry after `Retry-After` seconds.", retryAfter: true },

@@ -9,6 +9,7 @@
  * error of the REST envelope. The Connect, gRPC and gRPC-Web routes keep
  * their protocol's own errors: connect-es answers them before fastify could.
  */
+import { gunzipSync } from "node:zlib";
 import { Readable } from "node:stream";
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { ContextValues } from "@connectrpc/connect";
@@ -64,9 +65,16 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
 
   await app.register(async (scope) => {
     scope.removeAllContentTypeParsers();
-    scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (_req, raw, done) => {
+    scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (req, raw, done) => {
+      let bytes: Buffer;
       try {
-        done(null, { raw: raw as Buffer, json: JSON.parse((raw as Buffer).toString("utf8")) as JsonValue } satisfies JsonBody);
+        bytes = decodeContent(req.headers["content-encoding"], raw as Buffer, req.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit);
+      } catch (e) {
+        done(GatewayError.from(e), undefined);
+        return;
+      }
+      try {
+        done(null, { raw: bytes, json: JSON.parse(bytes.toString("utf8")) as JsonValue } satisfies JsonBody);
       } catch {
         done(GatewayError.of("invalid_request", "the request body is not valid JSON"), undefined);
       }
@@ -92,6 +100,27 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
       .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'")
       .send(page),
   );
+}
+
+/**
+ * The body with its `Content-Encoding` undone: identity or gzip, as the RPC
+ * protocols accept. The limit applies to the decompressed size too, so a
+ * small compressed body cannot expand past it.
+ */
+function decodeContent(encoding: string | undefined, raw: Buffer, limit: number): Buffer {
+  const name = (encoding ?? "identity").trim().toLowerCase();
+  if (name === "identity" || name === "") return raw;
+  if (name !== "gzip") {
+    throw GatewayError.of("unsupported_encoding", `Content-Encoding ${JSON.stringify(name)} is not supported; use gzip or none`);
+  }
+  try {
+    return gunzipSync(raw, { maxOutputLength: limit });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      throw GatewayError.of("request_too_large", `the decompressed request body is larger than ${limit} bytes`);
+    }
+    throw GatewayError.of("invalid_request", "the request body is not valid gzip");
+  }
 }
 
 /** The request as the transcoder takes it, once its body is checked. */
