@@ -5,7 +5,7 @@
  * once, through the change notices), and one-line errors with exit codes.
  */
 import { randomBytes } from "node:crypto";
-import { writeFileSync } from "node:fs";
+import { rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Code } from "@connectrpc/connect";
@@ -116,7 +116,7 @@ describe("provisioning", () => {
         bots: [{ id: "bot_seed", partner_id: "ptnr_seed", account_id: "acct_seed" }],
       }),
     );
-    const imported = await ok(["import", file]);
+    const imported = await ok(["import", file]).finally(() => rmSync(file, { force: true }));
     expect(imported).toContain("imported 1 partners, 1 platforms, 1 accounts, 1 bots");
     expect(imported).not.toContain(seedKey);
     await search(seedKey, "bot_seed");

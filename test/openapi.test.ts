@@ -6,7 +6,7 @@
  * lists it. The `/docs` page is rendered from it and loads nothing from outside.
  */
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
@@ -87,6 +87,7 @@ it("passes redocly lint with no problem", () => {
     env: { ...process.env, REDOCLY_TELEMETRY: "off", REDOCLY_SUPPRESS_UPDATE_NOTICE: "true", NO_COLOR: "1" },
     timeout: 60_000,
   });
+  rmSync(dir, { recursive: true, force: true });
   expect(run.status, run.stdout + run.stderr).toBe(0);
   expect(run.stdout + run.stderr).toContain("Your API description is valid");
 });
