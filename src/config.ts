@@ -4,6 +4,7 @@
  * `process.env`; components receive the parts of `Config` they need.
  */
 import { readFileSync } from "node:fs";
+import { createSecureContext } from "node:tls";
 
 export interface TlsConfig {
   readonly cert: Buffer;
@@ -35,6 +36,13 @@ export interface Config {
   readonly idempotencyTtlMs: number;
   /** How long a duplicate waits for an in-flight booking with the same key. */
   readonly idempotencyWaitMs: number;
+  /**
+   * Lifetime of the claim a booking holds while it is in flight
+   * (`IDEMPOTENCY_CLAIM_TTL_MS`, default the webhook timeout plus 10 s). It must
+   * exceed the webhook timeout, so that only a crashed gateway's claim lapses;
+   * it is also how long a key stays blocked after a gateway crashed mid-booking.
+   */
+  readonly idempotencyClaimTtlMs: number;
   /** Width of one window of a streamed availability search. */
   readonly streamWindowMs: number;
   /** How many windows of one streamed search are relayed at once. */
@@ -43,6 +51,10 @@ export interface Config {
   readonly sessionMaxInFlight: number;
   /** A bot session with no message for this long is closed. */
   readonly sessionIdleMs: number;
+  /** Sustained calls per second per partner and gateway instance; 0 disables the limit. */
+  readonly rateLimitPerSecond: number;
+  /** Calls per partner allowed in a burst above the sustained rate. */
+  readonly rateLimitBurst: number;
   /** Port of the built-in demo platform (0 picks a free one). */
   readonly demoPlatformPort: number;
   /** pino log level. */
@@ -90,6 +102,21 @@ function readFile(name: string, path: string): Buffer {
   }
 }
 
+/** A certificate and key that TLS can use, checked now rather than when the server starts. */
+function checkTls(tls: TlsConfig): TlsConfig {
+  try {
+    createSecureContext({ cert: tls.cert });
+  } catch (e) {
+    throw new ConfigError("TLS_CERT_FILE", `not a PEM certificate (${(e as Error).message})`);
+  }
+  try {
+    createSecureContext({ cert: tls.cert, key: tls.key });
+  } catch (e) {
+    throw new ConfigError("TLS_KEY_FILE", `not the PEM private key of TLS_CERT_FILE (${(e as Error).message})`);
+  }
+  return tls;
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 export function loadConfig(env: Env = process.env): Config {
@@ -104,7 +131,7 @@ export function loadConfig(env: Env = process.env): Config {
   }
   const tls =
     certPath !== undefined && keyPath !== undefined
-      ? { cert: readFile("TLS_CERT_FILE", certPath), key: readFile("TLS_KEY_FILE", keyPath) }
+      ? checkTls({ cert: readFile("TLS_CERT_FILE", certPath), key: readFile("TLS_KEY_FILE", keyPath) })
       : undefined;
   const seedFile = optional(env, "GATEWAY_SEED");
   if (seedFile !== undefined) readFile("GATEWAY_SEED", seedFile);
@@ -113,6 +140,10 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError("LOG_LEVEL", `expected one of ${LOG_LEVELS.join(", ")}, got "${logLevel}"`);
   }
   const webhookTimeoutMs = int(env, "WEBHOOK_TIMEOUT_MS", 30_000, 100, 120_000);
+  const idempotencyClaimTtlMs = int(env, "IDEMPOTENCY_CLAIM_TTL_MS", webhookTimeoutMs + 10_000, 1000, 10 * MINUTE);
+  if (idempotencyClaimTtlMs <= webhookTimeoutMs) {
+    throw new ConfigError("IDEMPOTENCY_CLAIM_TTL_MS", `must be longer than WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}), got ${idempotencyClaimTtlMs}`);
+  }
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: optional(env, "HOST") ?? "127.0.0.1",
@@ -126,10 +157,13 @@ export function loadConfig(env: Env = process.env): Config {
     directoryCacheTtlMs: int(env, "DIRECTORY_CACHE_TTL_MS", 5_000, 0, 10 * MINUTE),
     idempotencyTtlMs: int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600) * 1000,
     idempotencyWaitMs: int(env, "IDEMPOTENCY_WAIT_MS", 5_000, 0, 60_000),
+    idempotencyClaimTtlMs,
     streamWindowMs: int(env, "STREAM_WINDOW_MINUTES", 24 * 60, 15, 7 * 24 * 60) * MINUTE,
     streamConcurrency: int(env, "STREAM_CONCURRENCY", 4, 1, 32),
     sessionMaxInFlight: int(env, "SESSION_MAX_IN_FLIGHT", 8, 1, 256),
-    sessionIdleMs: int(env, "SESSION_IDLE_SECONDS", 300, 5, 24 * 3600) * 1000,
+    sessionIdleMs: int(env, "SESSION_IDLE_SECONDS", 300, 1, 24 * 3600) * 1000,
+    rateLimitPerSecond: int(env, "RATE_LIMIT_PER_SECOND", 200, 0, 1_000_000),
+    rateLimitBurst: int(env, "RATE_LIMIT_BURST", 400, 1, 10_000_000),
     demoPlatformPort: int(env, "DEMO_PLATFORM_PORT", 0, 0, 65535),
     logLevel,
   };

@@ -27,7 +27,13 @@ export type GatewayErrorCode =
   | "not_found"
   | "method_not_allowed"
   | "unsupported_media_type"
+  | "unsupported_encoding"
   | "canceled"
+  | "too_many_operations"
+  | "duplicate_request_id"
+  | "session_idle"
+  | "shutting_down"
+  | "http2_required"
   | "internal_error";
 
 interface CodeSpec {
@@ -52,7 +58,14 @@ const SPECS: Readonly<Record<GatewayErrorCode, CodeSpec>> = {
   not_found: { httpStatus: 404, connectCode: Code.NotFound },
   method_not_allowed: { httpStatus: 405, connectCode: Code.Unimplemented },
   unsupported_media_type: { httpStatus: 415, connectCode: Code.InvalidArgument },
+  // Connect and gRPC answer an unknown compression with unimplemented.
+  unsupported_encoding: { httpStatus: 415, connectCode: Code.Unimplemented },
   canceled: { httpStatus: 499, connectCode: Code.Canceled },
+  too_many_operations: { httpStatus: 429, connectCode: Code.ResourceExhausted },
+  duplicate_request_id: { httpStatus: 400, connectCode: Code.InvalidArgument },
+  session_idle: { httpStatus: 408, connectCode: Code.DeadlineExceeded },
+  shutting_down: { httpStatus: 503, connectCode: Code.Unavailable },
+  http2_required: { httpStatus: 505, connectCode: Code.Unimplemented },
   internal_error: { httpStatus: 500, connectCode: Code.Internal },
 };
 
@@ -92,6 +105,10 @@ export class GatewayError extends Error {
     readonly httpStatus: number,
     readonly connectCode: Code,
     options: GatewayErrorOptions,
+    /** True for an error envelope a scheduling platform answered with (see `fromPlatform`). */
+    readonly platformEnvelope = false,
+    /** True when this is the stored outcome of an earlier booking with the same idempotency key. */
+    readonly replayed = false,
   ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = "GatewayError";
@@ -106,7 +123,13 @@ export class GatewayError extends Error {
 
   /** An error envelope a scheduling platform answered with, passed through. */
   static fromPlatform(status: number, code: string, message: string): GatewayError {
-    return new GatewayError(code, message, status, connectCodeForPlatformStatus(status), {});
+    return new GatewayError(code, message, status, connectCodeForPlatformStatus(status), {}, true);
+  }
+
+  /** The same error, marked as replayed from an earlier booking with the same idempotency key. */
+  asReplay(): GatewayError {
+    const { retryAfterSeconds, cause } = this;
+    return new GatewayError(this.code, this.message, this.httpStatus, this.connectCode, { retryAfterSeconds, cause }, this.platformEnvelope, true);
   }
 
   /** Any thrown value as a GatewayError; unknown failures become `internal_error` without detail. */

@@ -62,14 +62,29 @@ function usage(config: Config, demo: Demo): string {
   ].join("\n");
 }
 
+/** A failure to listen, as the setting to fix: the port (in use, not allowed) or the host. */
+function nameListenError(portVariable: "PORT" | "DEMO_PLATFORM_PORT", config: Config): (e: unknown) => never {
+  return (e) => {
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "EADDRINUSE" || err.code === "EACCES") {
+      const port = portVariable === "PORT" ? config.port : config.demoPlatformPort;
+      throw new ConfigError(portVariable, `cannot listen on port ${port}: ${err.code === "EADDRINUSE" ? "already in use" : "permission denied"}`);
+    }
+    if (err.code === "ENOTFOUND" || err.code === "EADDRNOTAVAIL" || err.code === "EAI_AGAIN") {
+      throw new ConfigError("HOST", `cannot listen on ${config.host}: ${err.code}`);
+    }
+    throw e;
+  };
+}
+
 async function main(): Promise<void> {
   const config = loadConfig();
   const embedded = config.redisUrl === undefined && config.seedFile === undefined;
   const store = new MemoryDirectoryStore();
   const gateway = await createGateway(config, embedded ? { directoryStore: store } : {});
-  const demo = embedded ? await startDemo(config, store) : undefined;
+  const demo = embedded ? await startDemo(config, store).catch(nameListenError("DEMO_PLATFORM_PORT", config)) : undefined;
   const app = await buildServer(gateway);
-  await app.listen({ port: config.port, host: config.host });
+  await app.listen({ port: config.port, host: config.host }).catch(nameListenError("PORT", config));
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   const store_ = config.redisUrl !== undefined ? "redis" : "memory";
@@ -93,8 +108,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  if (e instanceof ConfigError || e instanceof SeedError) {
+  if (e instanceof ConfigError) {
     process.stderr.write(`configuration error: ${e.message}\n`);
+  } else if (e instanceof SeedError) {
+    process.stderr.write(`configuration error: GATEWAY_SEED: ${e.message}\n`);
   } else {
     const err = e as NodeJS.ErrnoException;
     process.stderr.write(`gateway failed to start: ${err.code ? `${err.code} ` : ""}${err.message}\n`);

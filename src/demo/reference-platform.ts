@@ -38,8 +38,13 @@ export interface ReferencePlatformOptions {
   readonly secret: string | ((accountId: string) => string | undefined);
   /** Keeps every request in `received` (tests). */
   readonly record?: boolean;
-  /** Answers a request instead of the reference behaviour, when it returns a reply. */
-  readonly respond?: (req: ReceivedWebhook) => PlatformReply | undefined | Promise<PlatformReply | undefined>;
+  /**
+   * Answers a request instead of the reference behaviour, when it returns a
+   * reply. `reference()` runs the reference behaviour (a booking is made when
+   * it is called), so a script can, say, book and then answer late; call it at
+   * most once, and return its reply when it was called.
+   */
+  readonly respond?: (req: ReceivedWebhook, reference: () => PlatformReply) => PlatformReply | undefined | Promise<PlatformReply | undefined>;
   readonly host?: string;
   readonly port?: number;
 }
@@ -77,7 +82,13 @@ export class ReferencePlatform {
     const server = http.createServer((req, res) => void this.handle(req, res));
     server.keepAliveTimeout = 60_000;
     this.server = server;
-    await new Promise<void>((resolve) => server.listen(this.options.port ?? 0, this.options.host ?? "127.0.0.1", resolve));
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      server.listen(this.options.port ?? 0, this.options.host ?? "127.0.0.1", () => {
+        server.off("error", reject);
+        resolve();
+      });
+    });
     const { port } = server.address() as AddressInfo;
     this.baseUrl = `http://127.0.0.1:${port}/dialstack`;
     return this;
@@ -117,7 +128,8 @@ export class ReferencePlatform {
     res.on("close", () => {
       if (!answered) this.aborted++;
     });
-    const reply = (await this.options.respond?.(received)) ?? this.reference(received, accountId);
+    const reference = () => this.reference(received, accountId);
+    const reply = (await this.options.respond?.(received, reference)) ?? reference();
     if (reply.delayMs) {
       await new Promise((resolve) => setTimeout(resolve, reply.delayMs));
       if (res.destroyed) return;

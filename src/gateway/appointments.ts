@@ -131,6 +131,11 @@ export class Appointments {
   /**
    * Books a slot, at most once per idempotency key. `headerKey` is the key the
    * protocol carried outside the message (the `Idempotency-Key` header).
+   *
+   * Once sent, the booking webhook is not cut short when the caller leaves or
+   * its deadline passes (only the webhook timeout bounds it): the platform may
+   * be booking right then, and its answer is stored so the retry gets it. The
+   * caller itself stops waiting at its deadline.
    */
   async createBooking(caller: Caller, req: CreateBookingRequest, headerKey: string | undefined): Promise<Relayed<CreateBookingResponse>> {
     const key = checkIdempotencyKey(headerKey, req.idempotencyKey);
@@ -138,9 +143,9 @@ export class Appointments {
     const route = await this.route(caller, req.botId);
     const fingerprint = createHash("sha256").update(JSON.stringify([route.bot.id, booking])).digest("hex");
     const result = await this.idempotency.execute(
-      { scope: caller.partner.id, key, fingerprint, signal: caller.signal },
-      () =>
-        this.webhooks.post({
+      { scope: caller.partner.id, key, fingerprint, signal: caller.signal, deadline: caller.deadline },
+      async () => {
+        const answer = await this.webhooks.post({
           target: webhookTarget(route),
           accountId: route.account.id,
           path: "/bookings",
@@ -149,9 +154,11 @@ export class Appointments {
             idempotency_key: downstreamIdempotencyKey(caller.partner.id, key),
             booking,
           },
-          signal: caller.signal,
-          deadline: caller.deadline,
-        }),
+        });
+        // An answer that is not a booking is not stored: the retry asks again.
+        readBooking(answer.body);
+        return answer;
+      },
     );
     return { message: readBooking(result.answer.body), answer: result.answer, replayed: result.replayed };
   }

@@ -1,20 +1,25 @@
 /**
  * Assembles the gateway's components from a `Config`: the directory store
  * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
- * client, the idempotency keeper and the business logic.
+ * client, the idempotency keeper (in Redis too when there is one) and the
+ * business logic.
  */
 import type { Redis } from "ioredis";
-import type { Config } from "../config.js";
+import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
 import { WebhookClient } from "../platform/webhook-client.js";
 import { Directory } from "../store/directory.js";
 import type { DirectoryStore } from "../store/directory-store.js";
 import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
-import { RedisDirectoryStore } from "../store/redis-directory-store.js";
-import { connectRedis } from "../store/redis-connection.js";
+import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
+import { watchDirectoryChanges } from "../store/directory-changes.js";
+import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
+import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
+import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.js";
 import { Appointments } from "./appointments.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
+import { RateLimiter } from "./rate-limiter.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
@@ -22,14 +27,19 @@ export interface GatewayParts {
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
-  const redis = config.redisUrl !== undefined ? await connectRedis(config.redisUrl) : undefined;
-  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, `${config.redisKeyPrefix}dir:`) : new MemoryDirectoryStore());
+  const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
+  const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
+  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
   const directory = new Directory(store, config.directoryCacheTtlMs);
+  const watch =
+    redis !== undefined && store instanceof RedisDirectoryStore
+      ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
+      : undefined;
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
-  const keeper: IdempotencyKeeper = {
-    execute: async (_request, perform) => ({ answer: await perform(), replayed: false }),
-  };
+  const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
+  const keeper: IdempotencyKeeper =
+    redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping) : new MemoryIdempotencyKeeper(keeping);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,
     streamWindowMs: config.streamWindowMs,
@@ -39,10 +49,22 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     config,
     directory,
     appointments,
+    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
     redis,
     async close() {
+      await keeper.close();
       webhooks.close();
+      await watch?.close();
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
     },
   };
+}
+
+/** Connects to Redis; a failure names the setting to fix. */
+async function connectOrName(url: string): Promise<Redis> {
+  try {
+    return await connectRedis(url);
+  } catch (e) {
+    throw new ConfigError("REDIS_URL", `cannot reach Redis at ${displayRedisUrl(url)}: ${(e as Error).message}`);
+  }
 }

@@ -5,7 +5,7 @@
  */
 import { createHash } from "node:crypto";
 import { GatewayError } from "../errors.js";
-import type { PlatformAnswer } from "../platform/webhook-client.js";
+import type { JsonObject, PlatformAnswer } from "../platform/webhook-client.js";
 
 const PRINTABLE_ASCII = /^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$/;
 
@@ -43,7 +43,10 @@ export interface IdempotentRequest {
   readonly key: string;
   /** Hash of the canonical request; the same key with another fingerprint is rejected. */
   readonly fingerprint: string;
+  /** Aborts when the caller goes away; it stops the caller's wait, never a booking already sent. */
   readonly signal?: AbortSignal | undefined;
+  /** The caller's deadline (epoch milliseconds), to tell a deadline from a caller that left. */
+  readonly deadline?: number | undefined;
 }
 
 export interface IdempotentResult {
@@ -51,7 +54,37 @@ export interface IdempotentResult {
   readonly replayed: boolean;
 }
 
-/** Runs a booking at most once per (scope, key) and replays its outcome. */
+/**
+ * Runs a booking at most once per (scope, key) and replays its outcome.
+ *
+ * `perform` sends the booking; it must not be tied to the caller's signal:
+ * once sent, a booking runs to its end (bounded by the webhook timeout) even
+ * if the caller leaves, so its outcome is stored and the retry gets it. A
+ * stored platform error is replayed by throwing it again, marked `replayed`.
+ */
 export interface IdempotencyKeeper {
   execute(request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult>;
+  /** Waits for bookings still running after their caller left, so their outcome is stored. */
+  close(): Promise<void>;
+}
+
+/** A booking's final outcome, as kept for replays. */
+export type StoredOutcome =
+  | { readonly kind: "answer"; readonly status: number; readonly body: JsonObject }
+  | { readonly kind: "platform_error"; readonly status: number; readonly code: string; readonly message: string };
+
+/**
+ * Whether a failed booking is final, and so stored and replayed: only the
+ * platform's own 4xx error envelopes are (the platform decided about this
+ * booking). 408 and 429 are the exception: they ask for a retry later, which a
+ * stored answer would make impossible for a day. Everything else (the
+ * gateway's own errors, platform 5xx, unreachable platform, timeouts, invalid
+ * answers) releases the key, and a retry is sent to the platform again with the
+ * same downstream key.
+ */
+export function storedOutcomeOf(error: unknown): StoredOutcome | undefined {
+  if (!(error instanceof GatewayError) || !error.platformEnvelope) return undefined;
+  const status = error.httpStatus;
+  if (status < 400 || status >= 500 || status === 408 || status === 429) return undefined;
+  return { kind: "platform_error", status, code: error.code, message: error.message };
 }

@@ -10,11 +10,20 @@
  * - gRPC: the trailers;
  * - gRPC-Web: the trailer frame.
  *
+ * It also answers a Connect GET whose base64 message does not decode, which
+ * connect-es would report as internal.
+ *
  * Errors that already carry an ErrorInfo pass untouched, so the common path
  * costs one byte check per response chunk.
+ *
+ * A bidirectional call over HTTP/1.1 is refused by connect-es with a bare HTTP
+ * 505, which clients report as `unknown: HTTP 505`. It is answered instead as
+ * the protocol's own error, `unimplemented` with reason `http2_required`:
+ * a Connect end-stream message, or a gRPC / gRPC-Web trailers-only response.
+ * The connection is still closed, so a client waiting to stream is released.
  */
 import { ConnectError } from "@connectrpc/connect";
-import type { UniversalHandler, UniversalServerResponse } from "@connectrpc/connect/protocol";
+import { encodeEnvelope, type UniversalHandler, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import {
   codeToHttpStatus,
   createEndStreamSerialization,
@@ -24,6 +33,8 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import { base64Decode } from "@bufbuild/protobuf/wire";
+import { GatewayError } from "../errors.js";
 import { lacksErrorInfo, toRpcError } from "./rpc-error.js";
 
 const COMPRESSED_FLAG = 0b00000001;
@@ -40,7 +51,12 @@ function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "connect"
 export function withErrorDetails(handler: UniversalHandler): UniversalHandler {
   const isStream = handler.method.methodKind !== "unary";
   const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
+    if (req.method === "GET") {
+      const undecodable = checkGetMessage(req.url);
+      if (undecodable !== undefined) return connectUnaryError(undecodable);
+    }
     const res = await handler(req);
+    if (res.status === 505) return http2Required(req.header.get("content-type"), res);
     switch (protocolOf(req.header.get("content-type"))) {
       case "connect":
         return isStream ? mapChunks(res, endStreamFlag, rewriteEndStream) : rewriteConnectUnary(res);
@@ -51,6 +67,50 @@ export function withErrorDetails(handler: UniversalHandler): UniversalHandler {
     }
   };
   return Object.assign(wrapped, handler) as UniversalHandler;
+}
+
+/**
+ * connect-es decodes the base64 `message` of a Connect GET with a function
+ * that throws a plain Error, which it reports as internal; the message is
+ * the client's input, so it is checked here first.
+ */
+function checkGetMessage(url: string): ConnectError | undefined {
+  const query = new URL(url, "http://gateway").searchParams;
+  if (query.get("base64") !== "1") return undefined;
+  try {
+    base64Decode(query.get("message") ?? "");
+    return undefined;
+  } catch {
+    return GatewayError.of("invalid_request", "the message query parameter is not valid base64").toConnectError();
+  }
+}
+
+function connectUnaryError(error: ConnectError): UniversalServerResponse {
+  const body = errorToJsonBytes(error, {});
+  const header = new Headers({ "content-type": "application/json", "content-length": String(body.byteLength) });
+  return { status: codeToHttpStatus(error.code), header, body: single(body) };
+}
+
+const HTTP2_REQUIRED = GatewayError.of(
+  "http2_required",
+  "bidirectional streams need HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2); this request came over HTTP/1.1",
+).toConnectError();
+
+function http2Required(contentType: string | null, res: UniversalServerResponse): UniversalServerResponse {
+  const header = new Headers(res.header);
+  const type = contentType ?? "";
+  if (/^application\/connect\+/.test(type)) {
+    header.set("content-type", type);
+    const body = encodeEnvelope(endStreamFlag, endStream.serialize({ metadata: new Headers(), error: HTTP2_REQUIRED }));
+    return { status: 200, header, body: single(body) };
+  }
+  if (/^application\/grpc/.test(type)) {
+    header.set("content-type", type);
+    setTrailerStatus(header, HTTP2_REQUIRED);
+    return { status: 200, header };
+  }
+  header.set("content-type", "application/json");
+  return { status: 505, header, body: single(errorToJsonBytes(HTTP2_REQUIRED, {})) };
 }
 
 async function* single(chunk: Uint8Array): AsyncIterable<Uint8Array> {

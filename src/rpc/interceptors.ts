@@ -2,9 +2,11 @@
  * Interceptors run for every protocol, REST included (REST calls reach the
  * same handlers). `errorModel` is outermost: whatever fails inside, on a unary
  * call or in the middle of a stream, leaves as an error of the gateway's model.
- * `authenticate` resolves the partner once per call (once per stream).
+ * `authenticate` resolves the partner and charges its rate limit once per
+ * call (once per stream).
  */
 import type { Interceptor, StreamResponse } from "@connectrpc/connect";
+import type { RateLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { partnerKey } from "./call-context.js";
 import { toRpcError } from "./rpc-error.js";
@@ -40,9 +42,11 @@ export function errorModel(report: ErrorReporter): Interceptor {
   };
 }
 
-export function authenticate(directory: Directory): Interceptor {
+/** Resolves the partner from the `authorization` header and charges its rate limit. */
+export function authenticate(directory: Directory, limiter: RateLimiter): Interceptor {
   return (next) => async (req) => {
     const partner = await directory.authenticate(req.header.get("authorization"));
+    limiter.take(partner.id);
     req.contextValues.set(partnerKey, partner);
     return next(req);
   };

@@ -13,6 +13,9 @@ function hasErrorInfo(e: ConnectError): boolean {
   return e.findDetails(ErrorInfoSchema).length > 0;
 }
 
+const CLIENT_INPUT_REPORTED_AS_INTERNAL =
+  /^parse binary:|cannot decode|premature EOF|invalid wire type|illegal tag|^decompression failed|^received compressed envelope|^invalid envelope/i;
+
 /** The gateway error a connect-es protocol error stands for. */
 export function gatewayErrorOf(e: ConnectError): GatewayError {
   let code: GatewayErrorCode;
@@ -33,11 +36,19 @@ export function gatewayErrorOf(e: ConnectError): GatewayError {
       code = "unauthorized";
       break;
     case Code.Internal:
-      // connect-es reports a protobuf body that does not decode as internal;
-      // it is the client's input, so it is the client's error.
-      code = /^parse binary:|cannot decode|premature EOF|invalid wire type|illegal tag/i.test(e.rawMessage)
-        ? "invalid_request"
-        : "internal_error";
+      // connect-es reports some bodies it cannot read as internal: protobuf
+      // that does not decode, gzip that does not inflate, a compressed
+      // message without an encoding. They are the client's input, so they are
+      // the client's error.
+      code = CLIENT_INPUT_REPORTED_AS_INTERNAL.test(e.rawMessage) ? "invalid_request" : "internal_error";
+      break;
+    case Code.Unimplemented:
+      // Also raised for a unary call carrying no message or two messages.
+      code = /compression/i.test(e.rawMessage)
+        ? "unsupported_encoding"
+        : /^protocol error:/.test(e.rawMessage)
+          ? "invalid_request"
+          : "method_not_allowed";
       break;
     default:
       code = "internal_error";

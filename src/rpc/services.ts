@@ -7,7 +7,10 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AvailabilityService, StreamAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
 import { BookingService } from "../gen/dialstack/partner/v1/booking_pb.js";
+import { BotSessionService } from "../gen/dialstack/partner/v1/session_pb.js";
 import type { Appointments } from "../gateway/appointments.js";
+import { BotSession, type BotSessionOptions } from "../gateway/bot-session.js";
+import { GatewayError } from "../errors.js";
 import { callerOf, passThrough } from "./call-context.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
@@ -15,9 +18,11 @@ export const REPLAYED_HEADER = "idempotent-replayed";
 
 export interface Services {
   readonly appointments: Appointments;
+  /** Limits and the shutdown signal of bot sessions. */
+  readonly sessions: BotSessionOptions;
 }
 
-export function registerServices(router: ConnectRouter, { appointments }: Services): void {
+export function registerServices(router: ConnectRouter, { appointments, sessions }: Services): void {
   router.service(AvailabilityService, {
     async searchAvailability(req, ctx) {
       const result = await appointments.searchAvailability(callerOf(ctx), req);
@@ -36,10 +41,19 @@ export function registerServices(router: ConnectRouter, { appointments }: Servic
   router.service(BookingService, {
     async createBooking(req, ctx: HandlerContext) {
       const headerKey = ctx.requestHeader.get(IDEMPOTENCY_KEY_HEADER) ?? undefined;
-      const result = await appointments.createBooking(callerOf(ctx), req, headerKey);
+      const result = await appointments.createBooking(callerOf(ctx), req, headerKey).catch((e: unknown) => {
+        if (e instanceof GatewayError && e.replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
+        throw e;
+      });
       if (result.replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
       passThrough(ctx, result.answer);
       return result.message;
+    },
+  });
+  router.service(BotSessionService, {
+    // Authentication ran once for the whole stream, in the interceptor.
+    async *converse(requests, ctx) {
+      yield* new BotSession(appointments, callerOf(ctx), sessions).converse(requests);
     },
   });
 }

@@ -4,22 +4,29 @@
  * handlers, so auth, validation and errors are shared by construction.
  */
 import { randomUUID } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
-import { fastify, type FastifyInstance, type FastifyServerFactory } from "fastify";
+import { fastifyCors } from "@fastify/cors";
+import { fastify, LogController, type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
+import type { RateLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel } from "../rpc/interceptors.js";
 import { registerServices } from "../rpc/services.js";
+import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
+import { registerRest } from "../rest/rest-plugin.js";
+import { corsOptions } from "./cors.js";
 import { createOnePortServer } from "./one-port-server.js";
 
 export interface Gateway {
   readonly config: Config;
   readonly directory: Directory;
   readonly appointments: Appointments;
+  readonly rateLimiter: RateLimiter;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
 }
@@ -41,7 +48,8 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
       level: config.logLevel,
       redact: ["req.headers.authorization", "req.headers['idempotency-key']"],
     },
-    disableRequestLogging: true,
+    // One line per request comes from the onResponse hook below.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxRequestBytes,
     requestIdHeader: "x-request-id",
     genReqId: (req) => {
@@ -49,6 +57,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
       return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
     },
     return503OnClosing: true,
+    frameworkErrors: (error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)),
   });
 
   app.addHook("onRequest", async (req, reply) => {
@@ -58,10 +67,31 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
   });
 
+  await app.register(fastifyCors, corsOptions);
+
+  // Bot sessions stop reading, answer what is in flight and end with
+  // `shutting_down` as soon as closing begins. This is not connect's
+  // `shutdownSignal`: that one aborts every call's `ctx.signal`, which would
+  // cancel the webhooks in flight instead of letting them finish. The
+  // listener's grace period bounds how long they may take.
+  const closing = new AbortController();
+  setMaxListeners(0, closing.signal); // one listener per open session
+  app.addHook("preClose", async () => closing.abort());
+
   const handlers: UniversalHandler[] = [];
+  const contextValues = () => createContextValues();
   await app.register(fastifyConnectPlugin, {
     routes(router: ConnectRouter) {
-      registerServices(router, { appointments: gateway.appointments });
+      registerServices(router, {
+        appointments: gateway.appointments,
+        sessions: {
+          maxInFlight: config.sessionMaxInFlight,
+          idleMs: config.sessionIdleMs,
+          shutdownSignal: closing.signal,
+          rateLimiter: gateway.rateLimiter,
+          reportError: (e) => app.log.error({ err: e, procedure: "dialstack.partner.v1.BotSessionService/Converse" }, "unexpected error"),
+        },
+      });
       // Errors that connect-es raises before any interceptor runs get the
       // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
       router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withErrorDetails));
@@ -69,9 +99,10 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     },
     readMaxBytes: config.maxRequestBytes,
     jsonOptions: { useProtoFieldName: true },
-    interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory)],
-    contextValues: () => createContextValues(),
+    interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
+    contextValues,
   });
+  await registerRest(app, { handlers, contextValues });
 
   app.get("/healthz", async () => ({ status: "ok" }));
   return app;

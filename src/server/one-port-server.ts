@@ -30,9 +30,17 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
   const graceMs = options.graceMs ?? 10_000;
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
+  // HTTP/1.1 connections with a request in progress. An http.Server that is
+  // not listening itself does not track its connections, so this does.
+  const busy = new Set<net.Socket>();
+  let closing = false;
+  const h1Sockets = new WeakSet<net.Socket>();
   const h2Options: http2.ServerOptions = { settings: { maxConcurrentStreams: 1000 } };
 
   const trackSession = (session: http2.Http2Session) => {
+    // A connection still being sniffed when close() began becomes a session
+    // afterwards: it is told to go away at once.
+    if (closing) session.close();
     sessions.add(session);
     session.on("close", () => sessions.delete(session));
     if (options.keepAliveMs) {
@@ -44,6 +52,16 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
     }
   };
 
+  const trackHttp1Request = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => {
+    const socket = req.socket;
+    busy.add(socket);
+    if (closing) res.setHeader("connection", "close");
+    res.on("close", () => {
+      busy.delete(socket);
+      if (closing) socket.end();
+    });
+  };
+
   let server: net.Server;
   let h1: http.Server | undefined;
   if (options.tls) {
@@ -53,10 +71,18 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
       sockets.add(socket);
       socket.on("close", () => sockets.delete(socket));
     });
+    // HTTP/1.1 over TLS (ALPN http/1.1 or none) is served by the HTTP/2
+    // server, which does not track those connections either.
+    secure.on("request", (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => {
+      if (req.httpVersionMajor !== 1) return;
+      h1Sockets.add(req.socket);
+      trackHttp1Request(req, res);
+    });
     server = secure;
   } else {
     h1 = http.createServer(handler);
     h1.keepAliveTimeout = 65_000;
+    h1.on("request", trackHttp1Request);
     const h2 = http2.createServer(h2Options, handler);
     h2.on("session", trackSession);
     server = net.createServer((socket) => {
@@ -68,6 +94,7 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
           socket.unshift(seen);
           h2.emit("connection", socket);
         } else {
+          h1Sockets.add(socket);
           // The HTTP/1.1 parser reads the socket's handle directly and would
           // not see unshifted bytes, so they are handed to it as a data event.
           h1!.emit("connection", socket);
@@ -81,15 +108,15 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
 
   const close = server.close.bind(server);
   server.close = (callback?: (err?: Error) => void) => {
+    closing = true;
     close(callback);
     for (const session of sessions) session.close();
-    h1?.closeIdleConnections();
+    // Idle keep-alive connections end now; busy ones after their response.
+    for (const socket of sockets) if (h1Sockets.has(socket) && !busy.has(socket)) socket.end();
     const deadline = setTimeout(() => {
       for (const socket of sockets) socket.destroy();
     }, graceMs);
     deadline.unref();
-    // HTTP/1.1 connections that become idle while closing are ended at once.
-    h1?.on("request", (_req, res) => res.setHeader("connection", "close"));
     return server;
   };
   return server;

@@ -1,16 +1,27 @@
 import type { Redis } from "ioredis";
+import { directoryChangesChannel } from "./directory-changes.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
+
+/** Where the directory lives under a gateway's `REDIS_KEY_PREFIX`. */
+export function directoryKeyPrefix(redisKeyPrefix: string): string {
+  return `${redisKeyPrefix}dir:`;
+}
 
 /**
  * The directory in Redis. Each record is a hash under `dir:<kind>:<id>`, each
  * kind has a set of its ids for listing, and `dir:partner-key:<sha256>` maps a
- * key hash to its partner.
+ * key hash to its partner. Every write is announced on the channel of
+ * `directory-changes.ts` in the same transaction.
  */
 export class RedisDirectoryStore implements DirectoryStore {
+  private readonly channel: string;
+
   constructor(
     private readonly redis: Redis,
     private readonly prefix = "dir:",
-  ) {}
+  ) {
+    this.channel = directoryChangesChannel(prefix);
+  }
 
   private key(kind: string, id: string): string {
     return `${this.prefix}${kind}:${id}`;
@@ -51,6 +62,7 @@ export class RedisDirectoryStore implements DirectoryStore {
     tx.hset(this.key("partner", partner.id), { name: partner.name, key_hash: partner.keyHash });
     tx.set(this.key("partner-key", partner.keyHash), partner.id);
     tx.sadd(this.key("index", "partner"), partner.id);
+    tx.publish(this.channel, "partner");
     await tx.exec();
   }
   async putPlatform(platform: Platform): Promise<void> {
@@ -64,6 +76,7 @@ export class RedisDirectoryStore implements DirectoryStore {
         webhook_secret: platform.webhookSecret ?? "",
       })
       .sadd(this.key("index", "platform"), platform.id)
+      .publish(this.channel, "platform")
       .exec();
   }
   async putAccount(account: Account): Promise<void> {
@@ -71,6 +84,7 @@ export class RedisDirectoryStore implements DirectoryStore {
       .multi()
       .hset(this.key("account", account.id), { platform_id: account.platformId })
       .sadd(this.key("index", "account"), account.id)
+      .publish(this.channel, "account")
       .exec();
   }
   async putBot(bot: Bot): Promise<void> {
@@ -78,6 +92,7 @@ export class RedisDirectoryStore implements DirectoryStore {
       .multi()
       .hset(this.key("bot", bot.id), { partner_id: bot.partnerId, account_id: bot.accountId })
       .sadd(this.key("index", "bot"), bot.id)
+      .publish(this.channel, "bot")
       .exec();
   }
 

@@ -6,6 +6,8 @@
 export class TtlCache<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
   private readonly loading = new Map<string, Promise<V>>();
+  /** Bumped by `clear()`, so a load that started before it does not refill the cache. */
+  private generation = 0;
 
   constructor(
     private readonly ttlMs: number,
@@ -17,17 +19,18 @@ export class TtlCache<V> {
     if (hit !== undefined && hit.expiresAt > Date.now()) return hit.value;
     const pending = this.loading.get(key);
     if (pending !== undefined) return pending;
+    const generation = this.generation;
     const p = load().then(
       (value) => {
-        this.loading.delete(key);
-        if (this.ttlMs > 0) {
+        if (this.loading.get(key) === p) this.loading.delete(key);
+        if (this.ttlMs > 0 && generation === this.generation) {
           if (this.entries.size >= this.maxEntries) this.entries.clear();
           this.entries.set(key, { value, expiresAt: Date.now() + this.ttlMs });
         }
         return value;
       },
       (e: unknown) => {
-        this.loading.delete(key);
+        if (this.loading.get(key) === p) this.loading.delete(key);
         throw e;
       },
     );
@@ -35,7 +38,10 @@ export class TtlCache<V> {
     return p;
   }
 
+  /** Forgets every entry; loads already under way are not cached. */
   clear(): void {
+    this.generation++;
     this.entries.clear();
+    this.loading.clear();
   }
 }

@@ -44,6 +44,8 @@ export interface Harness {
   readonly partners: { readonly a: string; readonly b: string };
   readonly bots: { readonly a: string; readonly b: string; readonly noWebhook: string };
   readonly accounts: { readonly a: string; readonly b: string };
+  /** Writes the directory again (after a Redis without persistence restarted). */
+  reseed(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -63,6 +65,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const config = loadConfig({
     PORT: "0",
     LOG_LEVEL: "silent",
+    // Rate limits are tested on their own (test/rate-limit.test.ts); load tests here would trip them.
+    RATE_LIMIT_PER_SECOND: "0",
     ...(useRedis
       ? {
           REDIS_URL: options.redisUrl ?? testRedisUrl(),
@@ -72,29 +76,27 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ...options.env,
   });
   const gateway = await createGateway(config);
-  await importSeed(
-    gateway.directory.store,
-    parseSeed({
-      partners: [
-        { id: "ptnr_a", name: "Partner A", api_key: keys.a },
-        { id: "ptnr_b", name: "Partner B", api_key: keys.b },
-      ],
-      platforms: [
-        { id: "plat_test", webhook_url: platform.url, webhook_secret: secret },
-        { id: "plat_nohook" },
-      ],
-      accounts: [
-        { id: "acct_a", platform_id: "plat_test" },
-        { id: "acct_b", platform_id: "plat_test" },
-        { id: "acct_nohook", platform_id: "plat_nohook" },
-      ],
-      bots: [
-        { id: "bot_a", partner_id: "ptnr_a", account_id: "acct_a" },
-        { id: "bot_b", partner_id: "ptnr_b", account_id: "acct_b" },
-        { id: "bot_nohook", partner_id: "ptnr_a", account_id: "acct_nohook" },
-      ],
-    }),
-  );
+  const seed = parseSeed({
+    partners: [
+      { id: "ptnr_a", name: "Partner A", api_key: keys.a },
+      { id: "ptnr_b", name: "Partner B", api_key: keys.b },
+    ],
+    platforms: [
+      { id: "plat_test", webhook_url: platform.url, webhook_secret: secret },
+      { id: "plat_nohook" },
+    ],
+    accounts: [
+      { id: "acct_a", platform_id: "plat_test" },
+      { id: "acct_b", platform_id: "plat_test" },
+      { id: "acct_nohook", platform_id: "plat_nohook" },
+    ],
+    bots: [
+      { id: "bot_a", partner_id: "ptnr_a", account_id: "acct_a" },
+      { id: "bot_b", partner_id: "ptnr_b", account_id: "acct_b" },
+      { id: "bot_nohook", partner_id: "ptnr_a", account_id: "acct_nohook" },
+    ],
+  });
+  await importSeed(gateway.directory.store, seed);
   const app = await buildServer(gateway, { logger: false });
   await app.listen({ port: 0, host: "127.0.0.1" });
   const { port } = app.server.address() as AddressInfo;
@@ -110,6 +112,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     partners: { a: "ptnr_a", b: "ptnr_b" },
     bots: { a: "bot_a", b: "bot_b", noWebhook: "bot_nohook" },
     accounts: { a: "acct_a", b: "acct_b" },
+    reseed: () => importSeed(gateway.directory.store, seed),
     async close() {
       await app.close();
       await gateway.close();

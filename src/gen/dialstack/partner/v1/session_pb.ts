@@ -52,7 +52,9 @@ export type ConverseRequest = Message<"dialstack.partner.v1.ConverseRequest"> & 
     case: "searchAvailability";
   } | {
     /**
-     * Books a slot for the session's bot.
+     * Books a slot for the session's bot. Its `idempotency_key` field is
+     * required: one stream carries many bookings, so the stream's
+     * `Idempotency-Key` header is not used.
      *
      * @generated from field: dialstack.partner.v1.CreateBookingRequest create_booking = 4;
      */
@@ -217,6 +219,9 @@ export const BotSessionService: GenService<{
    * carry the same `request_id` and may arrive out of order. An operation's
    * failure is an `error` answer and does not end the stream. When the client
    * half-closes, operations in flight finish and the stream ends.
+   *
+   * Needs HTTP/2 on every protocol; over HTTP/1.1 the call fails with
+   * `unimplemented` (reason `http2_required`).
    *
    * @generated from rpc dialstack.partner.v1.BotSessionService.Converse
    */

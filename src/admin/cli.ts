@@ -1,0 +1,220 @@
+/**
+ * `npm run admin -- <verb> ...`: provisions the directory in the Redis at
+ * `REDIS_URL` (under `REDIS_KEY_PREFIX`), the one the gateways read. Running
+ * gateways see a change at once through the directory's change notices, and
+ * at the latest after `DIRECTORY_CACHE_TTL_MS`.
+ *
+ * Exit codes: 0 done, 1 the operation failed (configuration, Redis, unknown or
+ * duplicate id), 2 the command line is wrong. Errors are one line on stderr.
+ */
+import { parseArgs, type ParseArgsConfig } from "node:util";
+import type { Redis } from "ioredis";
+import { ConfigError, loadConfig } from "../config.js";
+import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
+import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
+import { readSeedFile, SeedError } from "../store/seed.js";
+import { Provisioning, ProvisioningError, type Listing, type ListingKind } from "./provisioning.js";
+
+const HELP = `Usage: npm run admin -- <command> [arguments]
+
+Provisions the gateway directory in the Redis at REDIS_URL (keys under REDIS_KEY_PREFIX).
+
+Commands:
+  import <seed.json>                          write a seed file (partner keys are stored hashed)
+  create-partner <id> [--name NAME]           create a partner and print its API key once
+  rotate-key <partner-id>                     issue a new API key (printed once); the old one stops working
+  create-platform <id> [--webhook-url URL [--webhook-secret SECRET]]
+                                              create a scheduling platform; a generated secret is printed once
+  set-webhook <platform-id> <url> [--secret SECRET]
+                                              set a platform's webhook; a generated secret is printed once
+  create-account <id> <platform-id>           create an account on a platform
+  create-bot <id> <partner-id> <account-id>   create a bot for a partner, serving an account
+  list [partners|platforms|accounts|bots]     show what exists (never a key or secret)
+  help                                        show this text
+`;
+
+/** A command line that cannot be run as given. */
+class UsageError extends Error {
+  override name = "UsageError";
+}
+
+interface Output {
+  out(line: string): void;
+}
+
+type Options = NonNullable<ParseArgsConfig["options"]>;
+
+function parse(args: string[], positionals: string[], options: Options = {}): { values: Record<string, string | undefined>; rest: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (parsed.positionals.length !== positionals.length) {
+    throw new UsageError(`expected ${positionals.length === 0 ? "no arguments" : positionals.map((p) => `<${p}>`).join(" ")}`);
+  }
+  return { values: parsed.values as Record<string, string | undefined>, rest: parsed.positionals };
+}
+
+const LIST_KINDS: readonly ListingKind[] = ["partners", "platforms", "accounts", "bots"];
+
+function table(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => "  " + r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join("  "));
+}
+
+function printListing(o: Output, listing: Listing, kinds: readonly ListingKind[]): void {
+  for (const kind of kinds) {
+    o.out(`${kind} (${listing[kind].length})`);
+    const rows: string[][] = {
+      partners: () => [["id", "name", "key sha256"], ...listing.partners.map((p) => [p.id, p.name, `${p.keyHashPrefix}…`])],
+      platforms: () => [
+        ["id", "webhook", "secret"],
+        ...listing.platforms.map((p) => [p.id, p.webhookUrl ?? "(none)", p.hasSecret ? "set" : "-"]),
+      ],
+      accounts: () => [["id", "platform"], ...listing.accounts.map((a) => [a.id, a.platformId])],
+      bots: () => [["id", "partner", "account"], ...listing.bots.map((b) => [b.id, b.partnerId, b.accountId])],
+    }[kind]();
+    if (rows.length > 1) for (const line of table(rows)) o.out(line);
+  }
+}
+
+function showSecretOnce(o: Output, what: string, secret: string): void {
+  o.out(`${what} (shown once, store it now):`);
+  o.out(`  ${secret}`);
+}
+
+type Action = (provisioning: Provisioning, o: Output) => Promise<void>;
+
+/** Checks a command line and returns what it does, before any connection is made. */
+function command(verb: string, args: string[]): Action {
+  switch (verb) {
+    case "import": {
+      const [file] = parse(args, ["seed.json"]).rest;
+      return async (provisioning, o) => {
+        const seed = await readSeedFile(file!);
+        await provisioning.importSeed(seed);
+        o.out(
+          `imported ${seed.partners.length} partners, ${seed.platforms.length} platforms, ${seed.accounts.length} accounts, ${seed.bots.length} bots`,
+        );
+      };
+    }
+    case "create-partner": {
+      const { values, rest } = parse(args, ["id"], { name: { type: "string" } });
+      return async (provisioning, o) => {
+        const { partner, apiKey } = await provisioning.createPartner(rest[0]!, values.name ?? "");
+        o.out(`created partner ${partner.id}`);
+        showSecretOnce(o, "API key", apiKey);
+      };
+    }
+    case "rotate-key": {
+      const { rest } = parse(args, ["partner-id"]);
+      return async (provisioning, o) => {
+        const { partner, apiKey } = await provisioning.rotatePartnerKey(rest[0]!);
+        o.out(`new key for partner ${partner.id}; the previous key no longer works`);
+        showSecretOnce(o, "API key", apiKey);
+      };
+    }
+    case "create-platform": {
+      const { values, rest } = parse(args, ["id"], { "webhook-url": { type: "string" }, "webhook-secret": { type: "string" } });
+      return async (provisioning, o) => {
+        const { generatedSecret } = await provisioning.createPlatform(rest[0]!, {
+          url: values["webhook-url"],
+          secret: values["webhook-secret"],
+        });
+        o.out(`created platform ${rest[0]}${values["webhook-url"] === undefined ? " (no webhook configured)" : ""}`);
+        if (generatedSecret !== undefined) showSecretOnce(o, "webhook secret", generatedSecret);
+      };
+    }
+    case "set-webhook": {
+      const { values, rest } = parse(args, ["platform-id", "url"], { secret: { type: "string" } });
+      return async (provisioning, o) => {
+        const { generatedSecret } = await provisioning.setWebhook(rest[0]!, rest[1]!, values.secret);
+        o.out(`webhook of platform ${rest[0]} set to ${rest[1]}`);
+        if (generatedSecret !== undefined) showSecretOnce(o, "webhook secret", generatedSecret);
+      };
+    }
+    case "create-account": {
+      const { rest } = parse(args, ["id", "platform-id"]);
+      return async (provisioning, o) => {
+        await provisioning.createAccount(rest[0]!, rest[1]!);
+        o.out(`created account ${rest[0]} on platform ${rest[1]}`);
+      };
+    }
+    case "create-bot": {
+      const { rest } = parse(args, ["id", "partner-id", "account-id"]);
+      return async (provisioning, o) => {
+        await provisioning.createBot(rest[0]!, rest[1]!, rest[2]!);
+        o.out(`created bot ${rest[0]} for partner ${rest[1]}, account ${rest[2]}`);
+      };
+    }
+    case "list": {
+      if (args.length > 1) throw new UsageError("expected at most one of partners, platforms, accounts, bots");
+      const kind = args[0];
+      if (kind !== undefined && !(LIST_KINDS as readonly string[]).includes(kind)) {
+        throw new UsageError(`cannot list ${JSON.stringify(kind)}: expected one of ${LIST_KINDS.join(", ")}`);
+      }
+      return async (provisioning, o) => printListing(o, await provisioning.list(), kind === undefined ? LIST_KINDS : [kind as ListingKind]);
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(verb)} (npm run admin -- help lists them)`);
+  }
+}
+
+async function main(argv: string[]): Promise<number> {
+  const o: Output = { out: (line) => process.stdout.write(line + "\n") };
+  const fail = (code: number, message: string): number => {
+    process.stderr.write(`admin: ${message}\n`);
+    return code;
+  };
+  const [verb, ...args] = argv;
+  if (verb === undefined) {
+    process.stderr.write(HELP);
+    return 2;
+  }
+  if (verb === "help" || verb === "--help" || verb === "-h") {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let action: Action;
+  try {
+    action = command(verb, args);
+  } catch (e) {
+    return fail(2, e instanceof UsageError && e.message.startsWith("unknown command") ? e.message : `${verb}: ${(e as Error).message}`);
+  }
+
+  let redis: Redis | undefined;
+  try {
+    const config = loadConfig(process.env);
+    if (config.redisUrl === undefined) {
+      return fail(1, "REDIS_URL is not set: the admin command writes to the Redis the gateways read (e.g. REDIS_URL=redis://127.0.0.1:6379)");
+    }
+    try {
+      redis = await connectRedis(config.redisUrl, { commandTimeoutMs: 5000 });
+    } catch (e) {
+      return fail(1, `cannot reach Redis at ${displayRedisUrl(config.redisUrl)}: ${(e as Error).message}`);
+    }
+    const provisioning = new Provisioning(new RedisDirectoryStore(redis, directoryKeyPrefix(config.redisKeyPrefix)));
+    await action(provisioning, o);
+    return 0;
+  } catch (e) {
+    if (e instanceof ConfigError) return fail(1, `configuration error: ${e.message}`);
+    if (e instanceof ProvisioningError || e instanceof SeedError) return fail(1, `${verb}: ${e.message}`);
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === "ENOENT" || err.code === "EACCES" || err.code === "EISDIR") return fail(1, `${verb}: ${err.message}`);
+    return fail(1, `${verb} failed: ${err.message ?? String(e)}`);
+  } finally {
+    await redis?.quit().catch(() => redis?.disconnect());
+  }
+}
+
+// Exits explicitly: ioredis may keep a timer for a connection that never
+// opened, and the command is done once main settles.
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    process.stderr.write(`admin: ${(e as Error).message}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,174 @@
+/**
+ * The idempotency protocol, written once over an `IdempotencyStore`:
+ *
+ * - a request claims its (partner, key) with a random token; exactly one
+ *   request per key reaches the platform at a time;
+ * - a request that finds the key taken with another fingerprint is rejected
+ *   with `idempotency_key_mismatch`, whatever the record's state;
+ * - one that finds a finished record replays it; one that finds a claim
+ *   retries its claim with a short, growing pause until the wait bound, then
+ *   gets `idempotency_key_in_use`. A released claim is taken over, so the
+ *   waiter becomes the retry;
+ * - the claim holder stores a final outcome or releases the key, both checked
+ *   against its token, so a claim that lapsed is never overwritten by its
+ *   late former holder;
+ * - a booking once sent runs to its end even if its caller leaves, so what the
+ *   platform did is stored and a retry replays it.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { GatewayError } from "../errors.js";
+import {
+  storedOutcomeOf,
+  type IdempotencyKeeper,
+  type IdempotentRequest,
+  type IdempotentResult,
+  type StoredOutcome,
+} from "../gateway/idempotency.js";
+import type { PlatformAnswer } from "../platform/webhook-client.js";
+import type { IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
+
+export interface KeeperOptions {
+  /**
+   * Lifetime of a claim. It must exceed the webhook timeout: a claim then only
+   * lapses when its gateway died, and a crashed gateway blocks a key no longer.
+   */
+  readonly claimTtlMs: number;
+  /** How long a finished outcome is replayed. */
+  readonly resultTtlMs: number;
+  /** How long a duplicate waits for the request in flight before `idempotency_key_in_use`. */
+  readonly waitMs: number;
+}
+
+const FIRST_PAUSE_MS = 10;
+const MAX_PAUSE_MS = 100;
+
+type Settled = { readonly ok: true; readonly answer: PlatformAnswer } | { readonly ok: false; readonly error: unknown };
+
+export class ClaimingKeeper implements IdempotencyKeeper {
+  private readonly running = new Set<Promise<Settled>>();
+
+  constructor(
+    private readonly store: IdempotencyStore,
+    private readonly options: KeeperOptions,
+  ) {}
+
+  async execute(request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult> {
+    const id = `${request.scope}:${createHash("sha256").update(request.key).digest("hex")}`;
+    const waitUntil = Date.now() + this.options.waitMs;
+    let pause = FIRST_PAUSE_MS;
+    for (;;) {
+      if (request.signal?.aborted) throw goneError(request);
+      const token = randomBytes(16).toString("hex");
+      const found = await this.claim(id, token, request.fingerprint);
+      if (found === undefined) return this.run(id, token, request, perform);
+      if (found.fingerprint !== request.fingerprint) {
+        throw GatewayError.of(
+          "idempotency_key_mismatch",
+          "this Idempotency-Key was already used with a different request; use a new key for a new booking",
+        );
+      }
+      if (found.state === "done") return replay(found.outcome);
+      const left = waitUntil - Date.now();
+      if (left <= 0) {
+        throw GatewayError.of("idempotency_key_in_use", "a request with this Idempotency-Key is still in progress; retry shortly", {
+          retryAfterSeconds: 1,
+        });
+      }
+      await pauseFor(Math.min(left, pause * (0.75 + Math.random() / 2)), request);
+      pause = Math.min(MAX_PAUSE_MS, pause * 1.5);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.running);
+  }
+
+  private async claim(id: string, token: string, fingerprint: string): Promise<IdempotencyRecord | undefined> {
+    try {
+      return await this.store.claim(id, token, fingerprint, this.options.claimTtlMs);
+    } catch (e) {
+      // The claim may still land once the store answers (a timed-out command
+      // is not a command that did not run): take it back, so the key is not
+      // blocked for a claim lifetime by a request that already failed.
+      this.store.release(id, token).catch(() => {});
+      throw GatewayError.of("service_unavailable", "the idempotency store is unavailable; retry shortly with the same key", {
+        retryAfterSeconds: 1,
+        cause: e,
+      });
+    }
+  }
+
+  /** Sends the booking as the claim holder; the caller may leave, the booking and its bookkeeping go on. */
+  private async run(id: string, token: string, request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult> {
+    const task = this.settle(id, token, request.fingerprint, perform);
+    this.running.add(task);
+    void task.then(() => this.running.delete(task));
+    const settled = await untilGone(task, request);
+    if (settled.ok) return { answer: settled.answer, replayed: false };
+    throw settled.error;
+  }
+
+  /** Performs the booking, then stores its final outcome or releases the key. Never rejects. */
+  private async settle(id: string, token: string, fingerprint: string, perform: () => Promise<PlatformAnswer>): Promise<Settled> {
+    let settled: Settled;
+    let outcome: StoredOutcome | undefined;
+    try {
+      const answer = await perform();
+      settled = { ok: true, answer };
+      outcome = { kind: "answer", status: answer.status, body: answer.body };
+    } catch (error) {
+      settled = { ok: false, error };
+      outcome = storedOutcomeOf(error);
+    }
+    // When the store fails here the outcome still reaches the caller; the claim
+    // lapses after its lifetime and a retry asks the platform again with the
+    // same downstream key, which the platform de-duplicates.
+    if (outcome !== undefined) {
+      await this.store.finish(id, token, { state: "done", fingerprint, outcome }, this.options.resultTtlMs).catch(() => false);
+    } else {
+      await this.store.release(id, token).catch(() => false);
+    }
+    return settled;
+  }
+}
+
+function replay(outcome: StoredOutcome): IdempotentResult {
+  if (outcome.kind === "answer") return { answer: { status: outcome.status, body: outcome.body }, replayed: true };
+  throw GatewayError.fromPlatform(outcome.status, outcome.code, outcome.message).asReplay();
+}
+
+/** What a caller that stopped waiting gets: its deadline passed, or it went away. */
+function goneError(request: IdempotentRequest): GatewayError {
+  if (request.deadline !== undefined && Date.now() >= request.deadline - 20) {
+    return GatewayError.of("platform_timeout", "the booking did not finish before the caller's deadline; retry with the same key");
+  }
+  return GatewayError.of("canceled", "the caller went away");
+}
+
+/** `task`, or the caller's departure, whichever comes first. */
+function untilGone<T>(task: Promise<T>, request: IdempotentRequest): Promise<T> {
+  const signal = request.signal;
+  if (signal === undefined) return task;
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(goneError(request));
+    if (signal.aborted) {
+      onAbort();
+      return;
+    }
+    signal.addEventListener("abort", onAbort, { once: true });
+    task.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (e: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(e);
+      },
+    );
+  });
+}
+
+function pauseFor(ms: number, request: IdempotentRequest): Promise<void> {
+  return untilGone(new Promise<void>((resolve) => setTimeout(resolve, ms)), request);
+}

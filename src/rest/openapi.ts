@@ -1,0 +1,452 @@
+/**
+ * The OpenAPI 3.1 description of the REST API, served at `/openapi.json` and
+ * rendered at `/docs`. Written by hand to read like the partner
+ * documentation; the tests hold it to the server: every REST route is in it,
+ * every live answer (successes and every error) validates against its schemas,
+ * every error code the gateway can produce is listed under the status it
+ * comes with, and `redocly lint` passes.
+ */
+import type { GatewayErrorCode } from "../errors.js";
+
+type Json = { [key: string]: unknown };
+
+/** An error the gateway documents: the code, the status it comes with, when it happens. */
+export interface DocumentedError {
+  readonly code: GatewayErrorCode;
+  readonly status: number;
+  readonly when: string;
+  readonly retryAfter?: boolean;
+}
+
+const ERRORS: readonly DocumentedError[] = [
+  { code: "invalid_request", status: 400, when: "The body is not a JSON object, a required field is missing, a timestamp is not RFC 3339, `end_at` is not after `start_at`, the range is longer than the maximum (31 days by default), or `duration_minutes` is not positive. The message names the field." },
+  { code: "idempotency_key_invalid", status: 400, when: "The `Idempotency-Key` header is missing, empty, longer than 255 characters or not printable ASCII." },
+  { code: "unauthorized", status: 401, when: "The `Authorization` header is missing or malformed, or the key is unknown." },
+  { code: "bot_not_found", status: 404, when: "The bot does not exist or belongs to another partner (the two are not told apart)." },
+  { code: "not_found", status: 404, when: "No route has this path." },
+  { code: "method_not_allowed", status: 405, when: "The path exists, but not for this HTTP method (the `Allow` header lists the right one)." },
+  { code: "idempotency_key_in_use", status: 409, when: "A request with the same key is still in flight; retry after `Retry-After` seconds.", retryAfter: true },
+  { code: "request_too_large", status: 413, when: "The body is larger than the limit (64 KiB by default)." },
+  { code: "unsupported_media_type", status: 415, when: "The body is not sent as `application/json`." },
+  { code: "unsupported_encoding", status: 415, when: "The body is compressed with a `Content-Encoding` other than `gzip`." },
+  { code: "idempotency_key_mismatch", status: 422, when: "The key was used before with a different request. Nothing is sent to the platform." },
+  { code: "webhook_not_configured", status: 422, when: "The account the bot serves has no scheduling platform webhook configured." },
+  { code: "rate_limited", status: 429, when: "The partner is over its rate limit; retry after `Retry-After` seconds.", retryAfter: true },
+  { code: "internal_error", status: 500, when: "An unexpected failure in the gateway." },
+  { code: "platform_unavailable", status: 502, when: "The scheduling platform could not be reached, reset the connection or failed without an error envelope." },
+  { code: "platform_invalid_response", status: 502, when: "The scheduling platform answered with something that is not JSON or breaks the documented schema." },
+  { code: "service_unavailable", status: 503, when: "A store the gateway needs is unreachable; retry after `Retry-After` seconds.", retryAfter: true },
+  { code: "platform_timeout", status: 504, when: "The scheduling platform did not answer before the deadline (30 seconds, or `X-Server-Timeout` if sooner)." },
+];
+
+/** Codes that concern the request's route rather than an operation. */
+const ROUTING_CODES: readonly GatewayErrorCode[] = ["not_found", "method_not_allowed"];
+/** Codes only `CreateBooking` produces. */
+const BOOKING_CODES: readonly GatewayErrorCode[] = ["idempotency_key_invalid", "idempotency_key_in_use", "idempotency_key_mismatch"];
+
+/** Every error code the document lists, with its status. */
+export const DOCUMENTED_ERRORS = ERRORS;
+
+const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
+const dateTime = (description: string, example: string) => ({ type: "string", format: "date-time", description, examples: [example] });
+
+const BOT_ID = "bot_01h2xcejqtf2nbrexx3vqjhp41";
+
+/** The request samples of the partner documentation. */
+export const SEARCH_SAMPLE = {
+  bot_id: BOT_ID,
+  query: { filter: { start_at_range: { start_at: "2024-01-15T09:00:00Z", end_at: "2024-01-15T17:00:00Z" } } },
+};
+
+export const BOOKING_SAMPLE = {
+  bot_id: BOT_ID,
+  booking: {
+    start_at: "2024-01-15T10:00:00Z",
+    duration_minutes: 30,
+    customer: { phone: "+15551234567", name: "John Doe", email: "john@example.com" },
+    notes: "First visit",
+  },
+};
+
+function errorResponses(booking: boolean): Json {
+  const byStatus = new Map<number, DocumentedError[]>();
+  for (const e of ERRORS) {
+    if (ROUTING_CODES.includes(e.code) || (!booking && BOOKING_CODES.includes(e.code))) continue;
+    byStatus.set(e.status, [...(byStatus.get(e.status) ?? []), e]);
+  }
+  const responses: Json = {};
+  for (const [status, errors] of [...byStatus].sort(([a], [b]) => a - b)) {
+    const headers: Json = { "X-Request-Id": { $ref: "#/components/headers/XRequestId" } };
+    if (errors.some((e) => e.retryAfter)) headers["Retry-After"] = { $ref: "#/components/headers/RetryAfter" };
+    responses[String(status)] = {
+      description: errors.map((e) => `\`${e.code}\`: ${e.when}`).join("\n\n"),
+      headers,
+      content: {
+        "application/json": {
+          schema: ref("Error"),
+          examples: Object.fromEntries(errors.map((e) => [e.code, { summary: e.when.split(". ")[0]!.replace(/\.$/, ""), value: { error: { code: e.code, message: exampleMessage(e.code) } } }])),
+        },
+      },
+    };
+  }
+  if (booking) {
+    const conflict = responses["409"] as { description: string; content: { "application/json": { examples: Json } } };
+    conflict.description += "\n\n`slot_unavailable` (from the platform): the slot was taken meanwhile.";
+    conflict.content["application/json"].examples.slot_unavailable = {
+      summary: "The platform's own error: the slot was taken meanwhile",
+      value: { error: { code: "slot_unavailable", message: "the slot at 2024-01-15T10:00:00Z is no longer available" } },
+    };
+  }
+  responses.default = {
+    description:
+      "An error envelope the scheduling platform answered with, passed through with the platform's status and code (for example `409 slot_unavailable`).",
+    headers: { "X-Request-Id": { $ref: "#/components/headers/XRequestId" } },
+    content: { "application/json": { schema: ref("Error") } },
+  };
+  return responses;
+}
+
+function exampleMessage(code: GatewayErrorCode): string {
+  switch (code) {
+    case "invalid_request":
+      return "query.filter.start_at_range.end_at must be after start_at";
+    case "unauthorized":
+      return "missing or malformed Authorization header";
+    case "bot_not_found":
+      return `bot ${BOT_ID} not found`;
+    default:
+      return code.replaceAll("_", " ");
+  }
+}
+
+const successHeaders = { "X-Request-Id": { $ref: "#/components/headers/XRequestId" } };
+
+export function openApiDocument(): Json {
+  return {
+    openapi: "3.1.0",
+    info: {
+      title: "DialStack Partner API",
+      version: "1.0.0",
+      summary: "Search availability and book appointments on behalf of voice AI bots.",
+      description: [
+        "Partner API for voice AI bots to search availability and book appointments.",
+        "",
+        "1. The partner sends a request to DialStack with `bot_id`.",
+        "2. DialStack looks up the bot and the account it serves.",
+        "3. DialStack relays the request to the scheduling platform's webhook.",
+        "4. The platform's answer is passed through to the partner: its status (`201` for a new booking) and every field, including fields beyond the ones documented here.",
+        "",
+        'Every error is `{"error": {"code": "...", "message": "..."}}`; `code` is stable and meant for programs, `message` for people. Every response carries `X-Request-Id`: the one the client sent, or a generated one. Quote it when you contact support.',
+      ].join("\n"),
+      contact: { name: "DialStack API Support", email: "info@dialstack.ai", url: "https://docs.dialstack.ai" },
+      license: { name: "Proprietary", url: "https://docs.dialstack.ai" },
+    },
+    servers: [{ url: "https://appointments.dialstack.ai", description: "Production" }],
+    security: [{ PartnerAuth: [] }],
+    tags: [{ name: "Appointments", description: "Search for free appointment slots and book them on behalf of end customers." }],
+    paths: {
+      "/v1/availability/search": {
+        post: {
+          operationId: "searchAvailability",
+          tags: ["Appointments"],
+          summary: "Search availability",
+          description:
+            "Searches the free appointment slots of the business the bot serves. The request is relayed to the scheduling platform's webhook; the answer is the platform's, passed through.",
+          parameters: [{ $ref: "#/components/parameters/XRequestId" }, { $ref: "#/components/parameters/XServerTimeout" }],
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("SearchAvailabilityRequest"), examples: { search: { summary: "A working day", value: SEARCH_SAMPLE } } } },
+          },
+          responses: {
+            "200": {
+              description: "The free slots, as the platform answered.",
+              headers: successHeaders,
+              content: {
+                "application/json": {
+                  schema: ref("SearchAvailabilityResponse"),
+                  examples: {
+                    slots: {
+                      summary: "Two free slots",
+                      value: {
+                        availabilities: [
+                          { start_at: "2024-01-15T09:00:00Z", duration_minutes: 30 },
+                          { start_at: "2024-01-15T09:30:00Z", duration_minutes: 30 },
+                        ],
+                      },
+                    },
+                  },
+                },
+              },
+            },
+            ...errorResponses(false),
+          },
+        },
+      },
+      "/v1/availability/search:stream": {
+        post: {
+          operationId: "streamAvailability",
+          tags: ["Appointments"],
+          summary: "Stream availability",
+          description: [
+            "Takes the same request as **Search availability** and answers with Server-Sent Events. The range is cut into windows (a day by default) that are relayed to the platform concurrently and sent in chronological order, each as soon as it and all windows before it are known, so a voice bot can offer the first slots while later days are still being looked up.",
+            "",
+            "- `message`: one window; the data is an `AvailabilityWindow` (JSON on one line).",
+            "- `end`: the stream is complete; the data is `{}`.",
+            "- `error`: the stream failed after some windows were sent; the data is the error envelope. Nothing follows.",
+            "",
+            "An error before the first window is an ordinary error response, with the status and envelope listed below. Closing the connection cancels the outstanding requests to the platform.",
+          ].join("\n"),
+          parameters: [{ $ref: "#/components/parameters/XRequestId" }, { $ref: "#/components/parameters/XServerTimeout" }],
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("SearchAvailabilityRequest"), examples: { search: { summary: "A working day", value: SEARCH_SAMPLE } } } },
+          },
+          responses: {
+            "200": {
+              description: "The windows, as Server-Sent Events.",
+              headers: successHeaders,
+              content: {
+                "text/event-stream": {
+                  schema: { type: "string", description: "Events `message` (data: an `AvailabilityWindow`), `end` and `error` (data: an `Error`)." },
+                  "x-event-data": { message: AVAILABILITY_WINDOW, end: { type: "object", maxProperties: 0 }, error: ref("Error") },
+                  examples: {
+                    day: {
+                      summary: "One day, then the end",
+                      value: `event: message\ndata: ${JSON.stringify(STREAM_WINDOW_SAMPLE)}\n\nevent: end\ndata: {}\n\n`,
+                    },
+                  },
+                },
+              },
+            },
+            ...errorResponses(false),
+          },
+        },
+      },
+      "/v1/bookings": {
+        post: {
+          operationId: "createBooking",
+          tags: ["Appointments"],
+          summary: "Create booking",
+          description:
+            "Books an appointment slot. The `Idempotency-Key` header makes a retry safe: the same key with the same request returns the original result (marked `Idempotent-Replayed: true`) and never books twice; the same key with a different request is refused. Results are kept for 24 hours.",
+          parameters: [
+            { $ref: "#/components/parameters/IdempotencyKey" },
+            { $ref: "#/components/parameters/XRequestId" },
+            { $ref: "#/components/parameters/XServerTimeout" },
+          ],
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("CreateBookingRequest"), examples: { booking: { summary: "A first visit", value: BOOKING_SAMPLE } } } },
+          },
+          responses: {
+            "201": {
+              description: "The booking was made. The body is the platform's answer.",
+              headers: { ...successHeaders, "Idempotent-Replayed": { $ref: "#/components/headers/IdempotentReplayed" } },
+              content: { "application/json": { schema: ref("CreateBookingResponse"), examples: { booking: { summary: "A confirmed booking", value: BOOKING_ANSWER } } } },
+            },
+            "200": {
+              description: "The platform answered 200, for example because it had already made this booking.",
+              headers: { ...successHeaders, "Idempotent-Replayed": { $ref: "#/components/headers/IdempotentReplayed" } },
+              content: { "application/json": { schema: ref("CreateBookingResponse") } },
+            },
+            ...errorResponses(true),
+          },
+        },
+      },
+    },
+    components: {
+      securitySchemes: {
+        PartnerAuth: {
+          type: "http",
+          scheme: "bearer",
+          description: "Your partner API key (it starts with `sk_ptnr_`): `Authorization: Bearer sk_ptnr_YOUR_PARTNER_KEY`.",
+        },
+      },
+      parameters: {
+        IdempotencyKey: {
+          name: "Idempotency-Key",
+          in: "header",
+          required: true,
+          description:
+            "Unique key that makes the booking safe to retry: 1 to 255 printable ASCII characters. Keys are scoped to your partner account.",
+          schema: { type: "string", minLength: 1, maxLength: 255, pattern: "^[\\x20-\\x7E]+$" },
+          example: "booking-req-123456",
+        },
+        XRequestId: {
+          name: "X-Request-Id",
+          in: "header",
+          required: false,
+          description: "Your id for the request (1 to 128 of `A-Z a-z 0-9 . _ : -`), echoed in the response and logged; generated when absent.",
+          schema: { type: "string", pattern: "^[A-Za-z0-9._:\\-]{1,128}$" },
+          example: "req-7f3a9c",
+        },
+        XServerTimeout: {
+          name: "X-Server-Timeout",
+          in: "header",
+          required: false,
+          description: "How long you will wait, in seconds. The gateway gives up on the platform sooner if you ask it to (it waits 30 seconds at most).",
+          schema: { type: "string", pattern: "^\\d{1,9}(\\.\\d+)?$" },
+          example: "10",
+        },
+      },
+      headers: {
+        XRequestId: { description: "The request's id: the one sent in `X-Request-Id`, or a generated one.", schema: { type: "string" } },
+        RetryAfter: { description: "Seconds to wait before retrying.", schema: { type: "integer", minimum: 0 } },
+        IdempotentReplayed: {
+          description: "`true` when the answer is the stored result of an earlier request with the same `Idempotency-Key`.",
+          schema: { type: "string", enum: ["true"] },
+        },
+      },
+      schemas: {
+        TimeRange: {
+          type: "object",
+          description: "A half-open interval of time, `[start_at, end_at)`.",
+          required: ["start_at", "end_at"],
+          properties: {
+            start_at: dateTime("Start of the range (inclusive).", "2024-01-15T09:00:00Z"),
+            end_at: dateTime("End of the range (exclusive); after `start_at`.", "2024-01-15T17:00:00Z"),
+          },
+        },
+        AvailabilityQuery: {
+          type: "object",
+          required: ["filter"],
+          properties: {
+            filter: {
+              type: "object",
+              required: ["start_at_range"],
+              properties: {
+                start_at_range: { ...ref("TimeRange"), description: "Only slots starting in this range are returned. At most 31 days long by default." },
+              },
+            },
+          },
+        },
+        SearchAvailabilityRequest: {
+          type: "object",
+          required: ["bot_id", "query"],
+          properties: {
+            bot_id: { type: "string", description: "The bot making the request.", examples: [BOT_ID] },
+            query: ref("AvailabilityQuery"),
+          },
+        },
+        Availability: {
+          type: "object",
+          required: ["start_at", "duration_minutes"],
+          properties: {
+            start_at: dateTime("Available slot start time.", "2024-01-15T09:00:00Z"),
+            duration_minutes: { type: "integer", description: "Slot duration in minutes.", examples: [30] },
+          },
+        },
+        SearchAvailabilityResponse: {
+          type: "object",
+          description: "The platform's answer. Fields beyond the documented ones are passed through.",
+          required: ["availabilities"],
+          properties: { availabilities: { type: "array", items: ref("Availability") } },
+        },
+        Customer: {
+          type: "object",
+          properties: {
+            phone: { type: "string", description: "Phone number in E.164 form.", examples: ["+15551234567"] },
+            name: { type: "string", description: "Full name.", examples: ["John Doe"] },
+            email: { type: "string", description: "E-mail address.", examples: ["john@example.com"] },
+          },
+        },
+        BookingDetails: {
+          type: "object",
+          required: ["start_at", "duration_minutes", "customer"],
+          properties: {
+            start_at: dateTime("Start of the slot to book, normally one an availability search returned.", "2024-01-15T10:00:00Z"),
+            duration_minutes: { type: "integer", minimum: 1, description: "Length of the appointment in minutes.", examples: [30] },
+            customer: { allOf: [ref("Customer")], required: ["phone", "name"], description: "Who the appointment is for: `phone` and `name` are required." },
+            notes: { type: "string", description: "Free-form notes for the business.", examples: ["First visit"] },
+          },
+        },
+        CreateBookingRequest: {
+          type: "object",
+          required: ["bot_id", "booking"],
+          properties: {
+            bot_id: { type: "string", description: "The bot making the request.", examples: [BOT_ID] },
+            booking: ref("BookingDetails"),
+          },
+        },
+        Location: {
+          type: "object",
+          properties: { name: { type: "string" }, address: { type: "string" } },
+        },
+        Booking: {
+          type: "object",
+          properties: {
+            id: { type: "string", description: "Booking id from the platform." },
+            status: {
+              type: "string",
+              description:
+                "Booking status. The documented values are `confirmed` and `pending`; platforms may also answer `accepted`, `cancelled`, `declined` or `no_show`, passed through unchanged.",
+              examples: ["confirmed", "pending"],
+            },
+            start_at: dateTime("When the appointment starts.", "2024-01-15T10:00:00Z"),
+            end_at: dateTime("When the appointment ends.", "2024-01-15T10:30:00Z"),
+            customer: ref("Customer"),
+            location: ref("Location"),
+            notes: { type: "string", description: "Additional booking information, such as the assigned provider." },
+            created_at: dateTime("When the platform created the booking.", "2024-01-10T08:12:00Z"),
+          },
+        },
+        CreateBookingResponse: {
+          type: "object",
+          description: "The platform's answer. Fields beyond the documented ones are passed through.",
+          required: ["booking"],
+          properties: { booking: ref("Booking") },
+        },
+        Error: {
+          type: "object",
+          required: ["error"],
+          properties: {
+            error: {
+              type: "object",
+              required: ["code", "message"],
+              properties: {
+                code: ref("ErrorCode"),
+                message: { type: "string", description: "Human-readable message; may change, do not parse it." },
+              },
+            },
+          },
+        },
+        ErrorCode: {
+          type: "string",
+          description: [
+            "Stable machine code. The gateway's own codes are listed here; errors a scheduling platform answers with keep the platform's code (for example `slot_unavailable`).",
+            "",
+            ...ERRORS.map((e) => `- \`${e.code}\` (${e.status}): ${e.when}`),
+          ].join("\n"),
+          examples: ERRORS.map((e) => e.code),
+        },
+      },
+    },
+  };
+}
+
+/** The data of a `message` event of the availability stream. */
+const AVAILABILITY_WINDOW = {
+  title: "AvailabilityWindow",
+  type: "object",
+  description: "One window of a streamed search: the part of the range it covers, and the free slots in it.",
+  required: ["window", "availabilities"],
+  properties: { window: ref("TimeRange"), availabilities: { type: "array", items: ref("Availability") } },
+};
+
+const STREAM_WINDOW_SAMPLE = {
+  window: { start_at: "2024-01-15T00:00:00Z", end_at: "2024-01-16T00:00:00Z" },
+  availabilities: [{ start_at: "2024-01-15T09:00:00Z", duration_minutes: 30 }],
+};
+
+const BOOKING_ANSWER = {
+  booking: {
+    id: "bkg_8f2c1a9e",
+    status: "confirmed",
+    start_at: "2024-01-15T10:00:00Z",
+    end_at: "2024-01-15T10:30:00Z",
+    customer: { phone: "+15551234567", name: "John Doe", email: "john@example.com" },
+    location: { name: "Harbor Street Dental", address: "12 Harbor Street, Springfield" },
+    notes: "Provider: Dr. Rivera | First visit",
+    created_at: "2024-01-10T08:12:00Z",
+  },
+};

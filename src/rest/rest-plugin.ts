@@ -1,0 +1,174 @@
+/**
+ * Serves REST on the fastify application: one route per `google.api.http`
+ * binding of a unary or server-streaming method (see rest-routes.ts; server
+ * streams are sent as Server-Sent Events), the OpenAPI document at
+ * `/openapi.json` and its reference page at `/docs`.
+ *
+ * It also makes every error fastify would answer by itself (unknown path,
+ * wrong method, a body that is not JSON, too large or of another type) an
+ * error of the REST envelope. The Connect, gRPC and gRPC-Web routes keep
+ * their protocol's own errors: connect-es answers them before fastify could.
+ */
+import { gunzipSync } from "node:zlib";
+import { Readable } from "node:stream";
+import type { JsonValue } from "@bufbuild/protobuf";
+import type { ContextValues } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { GatewayError } from "../errors.js";
+import { renderDocsPage } from "./docs-page.js";
+import { openApiDocument } from "./openapi.js";
+import { restErrorOf, restErrorOfFramework, sendRestError } from "./rest-errors.js";
+import { restRoutes, type RestRoute } from "./rest-routes.js";
+import { EVENT_STREAM_CONTENT_TYPE, serverSentEvents } from "./server-sent-events.js";
+import { transcode, transcodeServerStream, type RestRequest } from "./transcoder.js";
+
+export interface RestOptions {
+  /** The RPC handlers, wrapped as the Connect plugin serves them. */
+  readonly handlers: readonly UniversalHandler[];
+  /** The context values of a call, as the Connect plugin creates them. */
+  readonly contextValues: (req: FastifyRequest) => ContextValues;
+}
+
+interface JsonBody {
+  readonly raw: Buffer;
+  readonly json: JsonValue;
+}
+
+const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+
+export async function registerRest(app: FastifyInstance, options: RestOptions): Promise<void> {
+  // Client and bidirectional streams have no REST form.
+  const routes = restRoutes(options.handlers).filter((r) => r.method.methodKind === "unary" || r.method.methodKind === "server_streaming");
+  const matchers = routes.map((r) => ({ route: r, pattern: pathPattern(r) }));
+
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split("?")[0]!;
+    const allowed = [...new Set(matchers.filter((m) => m.pattern.test(path)).map((m) => m.route.httpMethod))];
+    if (allowed.length > 0) {
+      reply.header("allow", allowed.join(", "));
+      return sendRestError(
+        request,
+        reply,
+        restErrorOf(GatewayError.of("method_not_allowed", `${request.method} is not allowed on ${path}; use ${allowed.join(" or ")}`)),
+      );
+    }
+    return sendRestError(request, reply, restErrorOf(GatewayError.of("not_found", `no route for ${request.method} ${path}`)));
+  };
+  app.setNotFoundHandler(notFound);
+  app.setErrorHandler((error, request, reply) => {
+    if (request.is404) return notFound(request, reply);
+    const rest = restErrorOfFramework(error);
+    if (rest.status >= 500) request.log.error({ err: error }, "unexpected error");
+    return sendRestError(request, reply, rest);
+  });
+
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser("application/json", { parseAs: "buffer" }, (req, raw, done) => {
+      let bytes: Buffer;
+      try {
+        bytes = decodeContent(req.headers["content-encoding"], raw as Buffer, req.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit);
+      } catch (e) {
+        done(GatewayError.from(e), undefined);
+        return;
+      }
+      try {
+        done(null, { raw: bytes, json: JSON.parse(bytes.toString("utf8")) as JsonValue } satisfies JsonBody);
+      } catch {
+        done(GatewayError.of("invalid_request", "the request body is not valid JSON"), undefined);
+      }
+    });
+    for (const route of routes) {
+      scope.route({
+        method: route.httpMethod,
+        url: route.routePath,
+        exposeHeadRoute: false,
+        handler: (request, reply) =>
+          route.method.methodKind === "unary" ? serve(route, options, request, reply) : serveStream(route, options, request, reply),
+      });
+    }
+  });
+
+  const document = JSON.stringify(openApiDocument(), null, 2);
+  const page = renderDocsPage(openApiDocument());
+  app.get("/openapi.json", (_request, reply) => reply.header("content-type", JSON_CONTENT_TYPE).send(document));
+  app.get("/docs", (_request, reply) =>
+    reply
+      .header("content-type", "text/html; charset=utf-8")
+      // The page is self-contained: it may load nothing, from anywhere.
+      .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'")
+      .send(page),
+  );
+}
+
+/**
+ * The body with its `Content-Encoding` undone: identity or gzip, as the RPC
+ * protocols accept. The limit applies to the decompressed size too, so a
+ * small compressed body cannot expand past it.
+ */
+function decodeContent(encoding: string | undefined, raw: Buffer, limit: number): Buffer {
+  const name = (encoding ?? "identity").trim().toLowerCase();
+  if (name === "identity" || name === "") return raw;
+  if (name !== "gzip") {
+    throw GatewayError.of("unsupported_encoding", `Content-Encoding ${JSON.stringify(name)} is not supported; use gzip or none`);
+  }
+  try {
+    return gunzipSync(raw, { maxOutputLength: limit });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === "ERR_BUFFER_TOO_LARGE") {
+      throw GatewayError.of("request_too_large", `the decompressed request body is larger than ${limit} bytes`);
+    }
+    throw GatewayError.of("invalid_request", "the request body is not valid gzip");
+  }
+}
+
+/** The request as the transcoder takes it, once its body is checked. */
+function restRequestOf(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): RestRequest {
+  const body = request.body as JsonBody | undefined;
+  if (route.body !== undefined && body === undefined && request.headers["content-type"] === undefined) {
+    throw GatewayError.of("unsupported_media_type", "the request body must be application/json");
+  }
+  if (route.body === "*" && body !== undefined && (typeof body.json !== "object" || body.json === null || Array.isArray(body.json))) {
+    throw GatewayError.of("invalid_request", "the request body must be a JSON object");
+  }
+  const abort = new AbortController();
+  reply.raw.once("close", () => abort.abort());
+  return {
+    route,
+    params: request.params as Record<string, string>,
+    query: request.query as Record<string, string | string[] | undefined>,
+    rawBody: body?.raw,
+    body: body?.json,
+    headers: request.headers,
+    httpVersion: request.raw.httpVersion,
+    requestId: request.id,
+    signal: abort.signal,
+    contextValues: options.contextValues(request),
+  };
+}
+
+async function serve(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const result = await transcode(restRequestOf(route, options, request, reply));
+  result.headers.forEach((value, name) => reply.header(name, value));
+  if (!result.ok) return sendRestError(request, reply, result.error);
+  return reply.code(result.status).header("content-type", JSON_CONTENT_TYPE).send(result.body);
+}
+
+async function serveStream(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  const result = await transcodeServerStream(restRequestOf(route, options, request, reply));
+  result.headers.forEach((value, name) => reply.header(name, value));
+  if (!result.ok) return sendRestError(request, reply, result.error);
+  return reply
+    .code(200)
+    .header("content-type", EVENT_STREAM_CONTENT_TYPE)
+    .header("cache-control", "no-cache")
+    .header("x-accel-buffering", "no")
+    .send(Readable.from(serverSentEvents(result.items)));
+}
+
+/** Matches the concrete paths of a route, to tell a wrong method from an unknown path. */
+function pathPattern(route: RestRoute): RegExp {
+  const source = route.path.replace(/\{[^}]*\}|[^{]+/g, (part) => (part.startsWith("{") ? "[^/]+" : part.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")));
+  return new RegExp(`^${source}$`);
+}

@@ -1,0 +1,105 @@
+/**
+ * A bad setting stops start-up before anything is served, with one line on
+ * stderr that names the variable, and exit code 1. Each way start-up can
+ * fail (reading the configuration, the seed file, Redis, listening) is run
+ * as `node dist/main.js`; the other bad values are checked on `loadConfig`.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { execFileSync } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.js";
+import { run } from "./support/commands.js";
+
+let dir: string;
+let busy: net.Server;
+let busyPort: number;
+const files: Record<string, string> = {};
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "gw-config-"));
+  files.notJson = join(dir, "seed-not-json.json");
+  writeFileSync(files.notJson, "{ partners: ");
+  files.badSeed = join(dir, "seed-bad.json");
+  writeFileSync(files.badSeed, JSON.stringify({ partners: [{ id: "p", api_key: "plain-text-key" }] }));
+  files.notPem = join(dir, "not.pem");
+  writeFileSync(files.notPem, "hello");
+  files.cert = join(dir, "cert.pem");
+  files.key = join(dir, "key.pem");
+  files.otherKey = join(dir, "other-key.pem");
+  const openssl = (key: string, cert: string) =>
+    execFileSync(
+      "openssl",
+      ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=x"],
+      { stdio: "ignore" },
+    );
+  openssl(files.key, files.cert);
+  openssl(files.otherKey, join(dir, "other-cert.pem"));
+  busy = net.createServer();
+  await new Promise<void>((resolve) => busy.listen(0, "127.0.0.1", resolve));
+  busyPort = (busy.address() as net.AddressInfo).port;
+});
+afterAll(() => {
+  busy.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+type Case = readonly [string, () => Record<string, string>, string, RegExp];
+
+/** One case per way start-up can fail, run as the built gateway. */
+const STARTS: readonly Case[] = [
+  ["PORT not a number", () => ({ PORT: "abc" }), "PORT", /expected a whole number, got "abc"/],
+  ["PORT in use", () => ({ PORT: String(busyPort) }), "PORT", /already in use/],
+  ["HOST unknown", () => ({ PORT: "0", HOST: "no-such-host.invalid" }), "HOST", /cannot listen on no-such-host\.invalid/],
+  ["REDIS_URL unreachable", () => ({ PORT: "0", REDIS_URL: "redis://:secret@127.0.0.1:1" }), "REDIS_URL", /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/],
+  ["GATEWAY_SEED with a bad key", () => ({ PORT: "0", GATEWAY_SEED: files.badSeed! }), "GATEWAY_SEED", /api_key" must start with sk_ptnr_/],
+  ["TLS_KEY_FILE of another certificate", () => ({ TLS_CERT_FILE: files.cert!, TLS_KEY_FILE: files.otherKey! }), "TLS_KEY_FILE", /key values mismatch/],
+  ["DEMO_PLATFORM_PORT in use", () => ({ PORT: "0", DEMO_PLATFORM_PORT: String(busyPort) }), "DEMO_PLATFORM_PORT", /already in use/],
+];
+
+/** Values `loadConfig` refuses. */
+const VALUES: readonly Case[] = [
+  ["PORT out of range", () => ({ PORT: "70000" }), "PORT", /between 0 and 65535/],
+  ["REDIS_URL not a Redis URL", () => ({ REDIS_URL: "http://localhost:6379" }), "REDIS_URL", /expected redis:\/\//],
+  ["GATEWAY_SEED missing", () => ({ GATEWAY_SEED: join(dir, "nope.json") }), "GATEWAY_SEED", /ENOENT/],
+  ["TLS_CERT_FILE without a key", () => ({ TLS_CERT_FILE: files.cert! }), "TLS_KEY_FILE", /go together/],
+  ["TLS_CERT_FILE not PEM", () => ({ TLS_CERT_FILE: files.notPem!, TLS_KEY_FILE: files.key! }), "TLS_CERT_FILE", /not a PEM certificate/],
+  ["MAX_REQUEST_BYTES too small", () => ({ MAX_REQUEST_BYTES: "10" }), "MAX_REQUEST_BYTES", /between 1024 and/],
+  ["WEBHOOK_TIMEOUT_MS negative", () => ({ WEBHOOK_TIMEOUT_MS: "-5" }), "WEBHOOK_TIMEOUT_MS", /whole number/],
+  ["DIRECTORY_CACHE_TTL_MS in exponent form", () => ({ DIRECTORY_CACHE_TTL_MS: "5e3" }), "DIRECTORY_CACHE_TTL_MS", /whole number/],
+  ["LOG_LEVEL unknown", () => ({ LOG_LEVEL: "loud" }), "LOG_LEVEL", /expected one of/],
+];
+
+describe.concurrent("the built gateway refuses to start", () => {
+  it.each(STARTS)("%s", async (_name, env, variable, detail) => {
+    const r = await run(process.execPath, ["dist/main.js"], { env: env(), timeoutMs: 10_000 });
+    expect(r.code).toBe(1);
+    expect(r.stdout).not.toContain("Demo partner key");
+    const lines = r.stderr.trimEnd().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(new RegExp(`^configuration error: ${variable}: `));
+    expect(lines[0]).toMatch(detail);
+    expect(lines[0]).not.toContain("secret");
+  });
+});
+
+describe("loadConfig names the variable", () => {
+  it.each(VALUES)("%s", (_name, env, variable, detail) => {
+    let caught: unknown;
+    try {
+      loadConfig(env());
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    expect((caught as ConfigError).variable).toBe(variable);
+    expect((caught as ConfigError).message).toMatch(detail);
+    expect((caught as ConfigError).message).not.toContain("\n");
+  });
+
+  it("accepts an empty environment: the embedded default", () => {
+    expect(loadConfig({})).toMatchObject({ port: 8080, host: "127.0.0.1", redisUrl: undefined, maxRequestBytes: 65536, webhookTimeoutMs: 30_000 });
+  });
+});

@@ -1,0 +1,58 @@
+/**
+ * Directory change notices: a write through the Redis store reaches every
+ * watcher of its prefix (and no other), and a watcher that lost its
+ * connection forgets its cache when it is back and hears later writes again.
+ */
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { watchDirectoryChanges, type DirectoryWatch } from "../src/store/directory-changes.js";
+import { connectRedis } from "../src/store/redis-connection.js";
+import { RedisDirectoryStore } from "../src/store/redis-directory-store.js";
+import { RedisServer } from "./support/redis-server.js";
+
+let server: RedisServer;
+let redis: Redis;
+let watch: DirectoryWatch;
+let other: DirectoryWatch;
+let heard = 0;
+let reconnected = 0;
+let heardByOther = 0;
+
+beforeAll(async () => {
+  server = await RedisServer.start();
+  redis = await connectRedis(server.url);
+  watch = await watchDirectoryChanges(redis, "a:dir:", (why) => (why === "written" ? heard++ : reconnected++));
+  other = await watchDirectoryChanges(redis, "b:dir:", (why) => why === "written" && heardByOther++);
+});
+afterAll(async () => {
+  await watch.close();
+  await other.close();
+  redis.disconnect();
+  await server.stop();
+});
+
+it("a write is announced to the watchers of its prefix only", async () => {
+  const before = { heard, heardByOther };
+  await new RedisDirectoryStore(redis, "a:dir:").putBot({ id: "bot_1", partnerId: "p", accountId: "a" });
+  await expect.poll(() => heard).toBe(before.heard + 1);
+  expect(heardByOther).toBe(before.heardByOther);
+});
+
+it("after Redis comes back, the watcher forgets its cache and hears writes again", async () => {
+  await server.kill();
+  const before = { heard, reconnected };
+  await server.resume();
+  // The reconnection itself counts as a change: notices may have been missed.
+  await expect.poll(() => reconnected, { timeout: 5000 }).toBeGreaterThan(before.reconnected);
+  await expect.poll(() => redis.status, { timeout: 5000 }).toBe("ready");
+  // Written until heard: the subscription may be renewed a moment after the connection.
+  await expect
+    .poll(
+      async () => {
+        await new RedisDirectoryStore(redis, "a:dir:").putPartner({ id: "p", name: "P", keyHash: "00" });
+        return heard;
+      },
+      { timeout: 5000, interval: 100 },
+    )
+    .toBeGreaterThan(before.heard);
+});

@@ -1,0 +1,72 @@
+/**
+ * The embedded default as a new user meets it: the built gateway started with
+ * no configuration prints a demo key and ready-to-paste commands, and every
+ * printed `curl` and `buf curl` line works exactly as printed (run through a
+ * shell from the project folder). The key never reaches a log line, and
+ * SIGTERM shuts the gateway down cleanly.
+ */
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { run, startGatewayProcess, type GatewayProcess } from "./support/commands.js";
+import { freePort } from "./support/redis-server.js";
+
+let gw: GatewayProcess;
+let port: number;
+let key: string;
+let commands: string[];
+
+beforeAll(async () => {
+  port = await freePort();
+  gw = startGatewayProcess({ PORT: String(port) });
+  await gw.waitFor(/^Connect:\n {2}npx buf curl .*$/m);
+  key = /^Demo partner key \(shown once\):\n {2}(sk_ptnr_\S+)$/m.exec(gw.stdout())![1]!;
+  commands = gw
+    .stdout()
+    .split("\n")
+    .filter((line) => /^ {2}(curl|npx buf curl) /.test(line))
+    .map((line) => line.trim());
+});
+afterAll(async () => {
+  await gw.stop();
+});
+
+describe("npm start with no configuration", () => {
+  it("prints the demo key, the demo bot and commands for curl and each buf curl protocol", () => {
+    expect(key).toMatch(/^sk_ptnr_[A-Za-z0-9_-]{43}$/);
+    expect(gw.stdout()).toMatch(/^Demo bot: bot_demo /m);
+    expect(commands.filter((c) => c.startsWith("curl "))).toHaveLength(1);
+    for (const protocol of ["grpc", "grpcweb", "connect"]) {
+      expect(commands.some((c) => c.startsWith("npx buf curl ") && c.includes(`--protocol ${protocol} `))).toBe(true);
+    }
+    for (const c of commands) {
+      expect(c).toContain(`Bearer ${key}`);
+      expect(c).toContain(`http://127.0.0.1:${port}/`);
+    }
+  });
+
+  it("every printed command works as printed", async () => {
+    const results = await Promise.all(commands.map((c) => run("sh", ["-c", c], { timeoutMs: 20_000 }).then((r) => ({ c, r }))));
+    for (const { c, r } of results) {
+      expect(r.code, `${c}\n${r.stderr}`).toBe(0);
+      const answer = JSON.parse(r.stdout) as { availabilities?: Record<string, unknown>[] };
+      expect(answer.availabilities?.length, c).toBeGreaterThan(0);
+      expect(Object.keys(answer.availabilities![0]!).sort(), c).toEqual(
+        c.startsWith("curl ") ? ["duration_minutes", "start_at"] : ["durationMinutes", "startAt"],
+      );
+    }
+  });
+
+  it("logs each request without the key", () => {
+    const logs = gw
+      .stdout()
+      .split("\n")
+      .filter((line) => line.startsWith("{"));
+    expect(logs.some((line) => line.includes('"msg":"request"'))).toBe(true);
+    for (const line of logs) expect(line).not.toContain(key);
+    expect(gw.stderr()).toBe("");
+  });
+
+  it("shuts down cleanly on SIGTERM", async () => {
+    expect(await gw.stop()).toBe(0);
+    expect(gw.stdout()).toContain('"msg":"shutting down"');
+  });
+});

@@ -1,0 +1,304 @@
+/**
+ * REST on the documented partner paths, over plain HTTP/1.1: the partner
+ * documentation's request samples work verbatim, the platform's answer is
+ * passed through as sent (status and every field), every error a client can
+ * cause, the framework's own included, comes back in the REST envelope, and
+ * every response carries X-Request-Id.
+ */
+import { Writable } from "node:stream";
+import type { AddressInfo } from "node:net";
+import http2 from "node:http2";
+import { gzipSync } from "node:zlib";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
+import { BOOKING_SAMPLE, SEARCH_SAMPLE } from "../src/rest/openapi.js";
+import { buildServer } from "../src/server/app.js";
+import { send, type HttpAnswer } from "./support/http1.js";
+import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
+
+let h: Harness;
+let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
+
+beforeAll(async () => {
+  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1500" }, respond: (req) => script?.(req) });
+  // The bot of the documentation's samples, owned by partner A.
+  await h.gateway.directory.store.putBot({ id: SEARCH_SAMPLE.bot_id, partnerId: h.partners.a, accountId: h.accounts.a });
+});
+afterAll(() => h.close());
+afterEach(() => {
+  script = undefined;
+});
+
+const auth = (key: string, extra: Record<string, string> = {}) => ({ authorization: `Bearer ${key}`, ...extra });
+const search = (body: unknown, headers: Record<string, string> = auth(h.keys.a)) => send(`${h.url}/v1/availability/search`, { headers, body });
+const book = (body: unknown, headers: Record<string, string> = auth(h.keys.a, { "idempotency-key": idempotencyKey() })) =>
+  send(`${h.url}/v1/bookings`, { headers, body });
+
+/** Asserts the answer is exactly the REST error envelope with this status and code. */
+function expectEnvelope(res: HttpAnswer, status: number, code: string): void {
+  expect({ status: res.status, code: res.json?.error?.code }, res.text).toEqual({ status, code });
+  expect(Object.keys(res.json)).toEqual(["error"]);
+  expect(Object.keys(res.json.error).sort()).toEqual(["code", "message"]);
+  expect(typeof res.json.error.message).toBe("string");
+  expect(res.json.error.message.length).toBeGreaterThan(0);
+  expect(res.headers["content-type"]).toMatch(/^application\/json/);
+  expect(res.headers["x-request-id"]).toBeTruthy();
+  expect(res.text).not.toMatch(/FST_|statusCode|"stack"|\n\s+at /);
+}
+
+describe("the documentation's request samples, verbatim", () => {
+  it("searches availability", async () => {
+    const before = h.platform.received.length;
+    const res = await search(SEARCH_SAMPLE);
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toBe("application/json; charset=utf-8");
+    expect(res.json.availabilities.length).toBeGreaterThan(0);
+    for (const a of res.json.availabilities) {
+      expect(Object.keys(a).sort()).toEqual(["duration_minutes", "start_at"]);
+      expect(a.start_at).toMatch(/^2024-01-15T\d\d:\d\d:\d\dZ$/);
+    }
+    const webhook = h.platform.received.slice(before);
+    expect(webhook).toHaveLength(1);
+    expect(webhook[0]!.body).toEqual({ account_id: h.accounts.a, query: SEARCH_SAMPLE.query });
+  });
+
+  it("creates a booking: 201 with the platform's booking", async () => {
+    const key = idempotencyKey();
+    const before = h.platform.received.length;
+    const res = await book(BOOKING_SAMPLE, auth(h.keys.a, { "Idempotency-Key": key }));
+    expect(res.status, res.text).toBe(201);
+    expect(res.json.booking).toMatchObject({ status: "accepted", start_at: "2024-01-15T10:00:00Z", end_at: "2024-01-15T10:30:00Z" });
+    expect(res.json.booking.customer).toEqual(BOOKING_SAMPLE.booking.customer);
+    const webhook = h.platform.received.slice(before)[0]!;
+    expect(webhook.body).toEqual({ account_id: h.accounts.a, idempotency_key: expect.stringMatching(/^idk_/), booking: BOOKING_SAMPLE.booking });
+
+    // The same key again books nothing new and returns the same answer, marked as a replay.
+    const again = await book(BOOKING_SAMPLE, auth(h.keys.a, { "Idempotency-Key": key }));
+    expect({ status: again.status, replayed: again.headers["idempotent-replayed"], text: again.text }).toEqual({ status: 201, replayed: "true", text: res.text });
+    expect(res.headers["idempotent-replayed"]).toBeUndefined();
+  });
+});
+
+describe("pass-through of the platform's answer", () => {
+  it("keeps fields beyond the schema, byte for byte", async () => {
+    const answer = {
+      availabilities: [{ start_at: "2030-01-07T09:00:00Z", duration_minutes: 30, provider: { id: "prv_1", name: "Dr. Rivera" }, room: 4 }],
+      next_page: "p2",
+      meta: { took_ms: 12, flags: [true, null, 1.5] },
+    };
+    script = (req) => (req.path === "/availability/search" ? { status: 200, body: answer } : undefined);
+    const res = await search(searchBody(h.bots.a));
+    expect(res.status).toBe(200);
+    expect(res.text).toBe(JSON.stringify(answer));
+  });
+
+  it("answers the platform's 201 with 201 and its 200 with 200", async () => {
+    const booking = { id: "bkg_x", status: "pending", start_at: "2031-01-01T09:00:00Z", extra: "kept" };
+    script = () => ({ status: 201, body: { booking } });
+    const created = await book(bookingBody(h.bots.a));
+    expect(created.status).toBe(201);
+    expect(created.json).toEqual({ booking });
+    script = () => ({ status: 200, body: { booking } });
+    const ok = await book(bookingBody(h.bots.a));
+    expect(ok.status).toBe(200);
+    script = () => ({ status: 203, body: { availabilities: [] } });
+    expect((await search(searchBody(h.bots.a))).status).toBe(203);
+  });
+
+  it("keeps the platform's error status and code", async () => {
+    script = () => ({ status: 409, body: { error: { code: "slot_unavailable", message: "taken" } } });
+    const res = await book(bookingBody(h.bots.a));
+    expectEnvelope(res, 409, "slot_unavailable");
+    expect(res.json.error.message).toBe("taken");
+  });
+
+  it("still validates: non-JSON and schema-breaking answers are platform_invalid_response", async () => {
+    script = () => ({ status: 200, body: "<html>oops</html>" });
+    expectEnvelope(await search(searchBody(h.bots.a)), 502, "platform_invalid_response");
+    script = () => ({ status: 200, body: { availabilities: [{ start_at: 5, duration_minutes: 30 }] } });
+    expectEnvelope(await search(searchBody(h.bots.a)), 502, "platform_invalid_response");
+    script = () => ({ status: 201, body: { booking: "no" } });
+    expectEnvelope(await book(bookingBody(h.bots.a)), 502, "platform_invalid_response");
+  });
+});
+
+describe("errors the framework would answer by itself come in the envelope", () => {
+  const paths = ["/v1/availability/search", "/v1/bookings"];
+
+  it.each([["GET"], ["POST"], ["DELETE"]])("404 not_found: unknown path (%s)", async (method) => {
+    for (const path of ["/nope", "/v1", "/v1/bookings/", "/v1/availability/search/extra", "/dialstack.partner.v1.AvailabilityService/Nope"]) {
+      const res = await send(h.url + path, { method, headers: { "content-type": "application/json" }, body: method === "POST" ? "{bad" : undefined });
+      expectEnvelope(res, 404, "not_found");
+    }
+  });
+
+  it.each(paths)("405 method_not_allowed with Allow: %s", async (path) => {
+    for (const method of ["GET", "PUT", "PATCH", "DELETE", "HEAD"]) {
+      const res = await send(h.url + path, { method, headers: auth(h.keys.a) });
+      expect(res.status).toBe(405);
+      expect(res.headers.allow).toBe("POST");
+      if (method !== "HEAD") expectEnvelope(res, 405, "method_not_allowed");
+    }
+  });
+
+  it.each(paths)("415 unsupported_media_type: wrong or missing content type (%s)", async (path) => {
+    const body = JSON.stringify(path.includes("search") ? searchBody(h.bots.a) : bookingBody(h.bots.a));
+    for (const contentType of ["text/plain", "application/xml", "application/x-www-form-urlencoded", "application/jsonx", "application/grpc"]) {
+      expectEnvelope(await send(h.url + path, { headers: auth(h.keys.a, { "content-type": contentType }), body }), 415, "unsupported_media_type");
+    }
+    // No content type, with a body and without one.
+    expectEnvelope(await send(h.url + path, { method: "POST", headers: auth(h.keys.a), body }), 415, "unsupported_media_type");
+    expectEnvelope(await send(h.url + path, { method: "POST", headers: auth(h.keys.a) }), 415, "unsupported_media_type");
+  });
+
+  it.each(paths)("400 invalid_request: malformed JSON (%s)", async (path) => {
+    const before = h.platform.received.length;
+    for (const body of ["{bad", "", "{\"bot_id\": ", "[1,2]", "42", "null", "\"text\""]) {
+      expectEnvelope(await send(h.url + path, { headers: auth(h.keys.a, { "content-type": "application/json" }), body }), 400, "invalid_request");
+    }
+    expect(h.platform.received.length).toBe(before);
+  });
+
+  it.each(paths)("413 request_too_large (%s)", async (path) => {
+    const big = JSON.stringify({ bot_id: h.bots.a, padding: "x".repeat(h.config.maxRequestBytes) });
+    expectEnvelope(await send(h.url + path, { headers: auth(h.keys.a, { "content-type": "application/json" }), body: big }), 413, "request_too_large");
+  });
+
+  it("accepts a gzip body; refuses other encodings, bad gzip and gzip that expands past the limit", async () => {
+    const json = (headers: Record<string, string>) => auth(h.keys.a, { "content-type": "application/json", ...headers });
+    const ok = await send(`${h.url}/v1/availability/search`, { headers: json({ "content-encoding": "gzip" }), body: gzipSync(JSON.stringify(searchBody(h.bots.a))) });
+    expect(ok.status, ok.text).toBe(200);
+    expect(ok.json.availabilities.length).toBeGreaterThan(0);
+    const body = JSON.stringify(searchBody(h.bots.a));
+    expectEnvelope(await send(`${h.url}/v1/availability/search`, { headers: json({ "content-encoding": "br" }), body }), 415, "unsupported_encoding");
+    expectEnvelope(await send(`${h.url}/v1/availability/search`, { headers: json({ "content-encoding": "gzip" }), body }), 400, "invalid_request");
+    const bomb = gzipSync(JSON.stringify({ bot_id: h.bots.a, padding: "x".repeat(h.config.maxRequestBytes * 4) }));
+    expect(bomb.length).toBeLessThan(h.config.maxRequestBytes);
+    expectEnvelope(await send(`${h.url}/v1/availability/search`, { headers: json({ "content-encoding": "gzip" }), body: bomb }), 413, "request_too_large");
+  });
+
+  it("400 invalid_request: a path that is not a valid URL", async () => {
+    expectEnvelope(await send(`${h.url}/v1/%zz`), 400, "invalid_request");
+  });
+
+  it("Connect paths keep the Connect protocol's errors", async () => {
+    const res = await send(`${h.url}/dialstack.partner.v1.AvailabilityService/SearchAvailability`, {
+      headers: { "content-type": "application/json" },
+      body: "{bad",
+    });
+    expect(res.status).toBe(400);
+    expect(res.json.code).toBe("invalid_argument");
+    expect(res.json.details[0].debug.reason).toBe("invalid_request");
+  });
+});
+
+describe("the gateway's own errors", () => {
+  it("401 unauthorized", async () => {
+    expectEnvelope(await search(searchBody(h.bots.a), {}), 401, "unauthorized");
+    expectEnvelope(await search(searchBody(h.bots.a), { authorization: "Basic abc" }), 401, "unauthorized");
+    expectEnvelope(await search(searchBody(h.bots.a), auth("sk_ptnr_unknown")), 401, "unauthorized");
+  });
+
+  it("404 bot_not_found", async () => {
+    expectEnvelope(await search(searchBody("bot_nope")), 404, "bot_not_found");
+    expectEnvelope(await search(searchBody(h.bots.b)), 404, "bot_not_found");
+  });
+
+  it("400 invalid_request names the field", async () => {
+    const res = await search({ bot_id: h.bots.a, query: { filter: {} } });
+    expectEnvelope(res, 400, "invalid_request");
+    expect(res.json.error.message).toContain("start_at_range");
+  });
+
+  it("400 idempotency_key_invalid: missing or too long", async () => {
+    expectEnvelope(await book(bookingBody(h.bots.a), auth(h.keys.a)), 400, "idempotency_key_invalid");
+    expectEnvelope(await book(bookingBody(h.bots.a), auth(h.keys.a, { "idempotency-key": "k".repeat(256) })), 400, "idempotency_key_invalid");
+  });
+
+  it("422 webhook_not_configured", async () => {
+    expectEnvelope(await search(searchBody(h.bots.noWebhook)), 422, "webhook_not_configured");
+  });
+
+  it("504 platform_timeout, sooner with X-Server-Timeout", async () => {
+    script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 4000 });
+    const started = Date.now();
+    expectEnvelope(await search(searchBody(h.bots.a), auth(h.keys.a, { "x-server-timeout": "0.3" })), 504, "platform_timeout");
+    expect(Date.now() - started).toBeLessThan(1200);
+    expectEnvelope(await search(searchBody(h.bots.a), auth(h.keys.a, { "x-server-timeout": "soon" })), 400, "invalid_request");
+  });
+});
+
+describe("X-Request-Id", () => {
+  it("is echoed when sent and generated otherwise, on successes and errors", async () => {
+    const ok = await search(searchBody(h.bots.a), auth(h.keys.a, { "x-request-id": "req-ok-1" }));
+    expect(ok.headers["x-request-id"]).toBe("req-ok-1");
+    const err = await search(searchBody("bot_nope"), auth(h.keys.a, { "x-request-id": "req-err-1" }));
+    expect(err.headers["x-request-id"]).toBe("req-err-1");
+    const missing = await send(`${h.url}/nope`, { headers: { "x-request-id": "req-404" } });
+    expect(missing.headers["x-request-id"]).toBe("req-404");
+    const generated = await search(searchBody(h.bots.a));
+    expect(generated.headers["x-request-id"]).toMatch(/^[0-9a-f-]{36}$/);
+    const badUrl = await send(`${h.url}/v1/%zz`, { headers: { "x-request-id": "req-bad-url" } });
+    expect(badUrl.headers["x-request-id"]).toBe("req-bad-url");
+  });
+
+  it("is logged with the request", async () => {
+    const lines: string[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        lines.push(String(chunk));
+        done();
+      },
+    });
+    const app = await buildServer(h.gateway, { logger: { level: "info", stream } });
+    await app.listen({ port: 0, host: "127.0.0.1" });
+    try {
+      const url = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+      await send(`${url}/v1/availability/search`, { headers: { ...auth(h.keys.a), "x-request-id": "req-logged-1" }, body: searchBody("bot_nope") });
+      await expect.poll(() => lines.map((l) => JSON.parse(l)).find((l) => l.reqId === "req-logged-1" && l.status === 404)).toBeTruthy();
+      expect(lines.join("")).not.toContain(h.keys.a);
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe("CORS", () => {
+  it("answers a browser preflight for the REST headers", async () => {
+    const res = await send(`${h.url}/v1/bookings`, {
+      method: "OPTIONS",
+      headers: { origin: "https://tool.example", "access-control-request-method": "POST", "access-control-request-headers": "authorization,idempotency-key,x-request-id,content-type" },
+    });
+    expect(res.status).toBe(204);
+    const allowed = String(res.headers["access-control-allow-headers"]).toLowerCase().split(/,\s*/);
+    expect(allowed).toEqual(expect.arrayContaining(["authorization", "idempotency-key", "x-request-id", "content-type", "connect-protocol-version"]));
+    expect(res.headers["access-control-allow-methods"]).toContain("POST");
+  });
+
+  it("exposes the gateway's response headers", async () => {
+    const res = await search(searchBody(h.bots.a), auth(h.keys.a, { origin: "https://tool.example" }));
+    expect(res.headers["access-control-allow-origin"]).toBe("*");
+    const exposed = String(res.headers["access-control-expose-headers"]).toLowerCase().split(/,\s*/);
+    expect(exposed).toEqual(expect.arrayContaining(["idempotent-replayed", "retry-after", "x-request-id", "grpc-status"]));
+  });
+});
+
+it("serves REST over HTTP/2 on the same port", async () => {
+  const session = http2.connect(h.url);
+  try {
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = session.request({ ":method": "POST", ":path": "/v1/availability/search", "content-type": "application/json", authorization: `Bearer ${h.keys.a}` });
+      let status = 0;
+      let body = "";
+      req.on("response", (headers) => (status = Number(headers[":status"])));
+      req.on("data", (c: Buffer) => (body += c.toString()));
+      req.on("end", () => resolve({ status, body }));
+      req.on("error", reject);
+      req.end(JSON.stringify(searchBody(h.bots.a)));
+    });
+    expect(answer.status).toBe(200);
+    expect(JSON.parse(answer.body).availabilities.length).toBeGreaterThan(0);
+  } finally {
+    session.close();
+  }
+});

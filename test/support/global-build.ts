@@ -1,0 +1,12 @@
+/**
+ * Builds `dist/` once per test run, for the tests that run the gateway and
+ * the admin command as a user would: `node dist/main.js`,
+ * `node dist/admin/cli.js`.
+ */
+import { execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+
+export function setup(): void {
+  const root = fileURLToPath(new URL("../..", import.meta.url));
+  execFileSync(process.execPath, ["node_modules/typescript/bin/tsc", "-p", "tsconfig.build.json"], { cwd: root, stdio: "inherit" });
+}

@@ -1,0 +1,165 @@
+/**
+ * TLS on the one port: with TLS_CERT_FILE and TLS_KEY_FILE set, ALPN lets
+ * HTTP/2 and HTTP/1.1 clients share the port, and every protocol works over
+ * it: Connect on both HTTP versions, gRPC-Web on HTTP/1.1, gRPC through
+ * connect-es, @grpc/grpc-js and buf curl. The certificate is made at test time
+ * with openssl.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import http2 from "node:http2";
+import https from "node:https";
+import net from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as grpc from "@grpc/grpc-js";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AvailabilityService } from "../src/gen/dialstack/partner/v1/availability_pb.js";
+import { BookingService } from "../src/gen/dialstack/partner/v1/booking_pb.js";
+import { bearer, bookingRequest, searchRequest } from "./support/clients.js";
+import { run } from "./support/commands.js";
+import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
+
+let dir: string;
+let ca: Buffer;
+let h: Harness;
+let url: string;
+
+function makeCertificate(): { cert: string; key: string } {
+  try {
+    execFileSync("openssl", ["version"], { stdio: "ignore" });
+  } catch {
+    throw new Error("openssl is needed to make the test certificate (apt-get install openssl)");
+  }
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  execFileSync(
+    "openssl",
+    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
+      .concat(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]),
+    { stdio: "ignore" },
+  );
+  return { cert, key };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), "gw-tls-"));
+  const { cert, key } = makeCertificate();
+  ca = readFileSync(cert);
+  h = await startHarness({ env: { TLS_CERT_FILE: cert, TLS_KEY_FILE: key } });
+  url = `https://127.0.0.1:${h.port}`;
+});
+afterAll(async () => {
+  await h.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe("ALPN on one port", () => {
+  it("negotiates h2 for an HTTP/2 client", async () => {
+    const session = http2.connect(url, { ca });
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ":path": "/healthz" });
+        req.on("response", (headers) => resolve(Number(headers[":status"])));
+        req.resume();
+        req.on("error", reject);
+        req.end();
+      });
+      expect(session.alpnProtocol).toBe("h2");
+      expect(status).toBe(200);
+    } finally {
+      session.close();
+    }
+  });
+
+  it.each([["http/1.1"], [undefined]] as const)("serves HTTP/1.1 to a client offering ALPN %s", async (alpn) => {
+    const res = await new Promise<{ version: string; alpn: string | false; status: number }>((resolve, reject) => {
+      const req = https.request(`${url}/healthz`, { ca, agent: false, ...(alpn ? { ALPNProtocols: [alpn] } : {}) }, (r) => {
+        r.resume();
+        resolve({ version: r.httpVersion, alpn: (r.socket as import("node:tls").TLSSocket).alpnProtocol ?? false, status: r.statusCode ?? 0 });
+      });
+      req.on("error", reject);
+      req.end();
+    });
+    expect(res).toEqual({ version: "1.1", alpn: alpn ?? false, status: 200 });
+  });
+
+  it("survives plaintext HTTP sent to the TLS port", async () => {
+    await new Promise<void>((resolve) => {
+      const socket = net.connect(h.port, "127.0.0.1", () => socket.write("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+      socket.setTimeout(2000, () => socket.destroy());
+      socket.on("data", () => {});
+      socket.on("error", () => resolve());
+      socket.on("close", () => resolve());
+    });
+    const transport = createConnectTransport({ baseUrl: url, httpVersion: "2", nodeOptions: { ca } });
+    const res = await createClient(AvailabilityService, transport).searchAvailability(searchRequest(searchBody(h.bots.a)), bearer(h.keys.a));
+    expect(res.availabilities.length).toBeGreaterThan(0);
+  });
+});
+
+describe.each([
+  ["connect over h2", () => createConnectTransport({ baseUrl: url, httpVersion: "2", nodeOptions: { ca } })],
+  ["connect over HTTP/1.1", () => createConnectTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions: { ca } })],
+  ["grpc-web over HTTP/1.1", () => createGrpcWebTransport({ baseUrl: url, httpVersion: "1.1", nodeOptions: { ca } })],
+  ["grpc (connect-es)", () => createGrpcTransport({ baseUrl: url, nodeOptions: { ca } })],
+] as const)("%s over TLS", (_name, transport) => {
+  it("searches and books", async () => {
+    const t = transport();
+    const search = await createClient(AvailabilityService, t).searchAvailability(searchRequest(searchBody(h.bots.a)), bearer(h.keys.a));
+    expect(search.availabilities.length).toBeGreaterThan(0);
+    const booking = await createClient(BookingService, t).createBooking(
+      bookingRequest(bookingBody(h.bots.a)),
+      bearer(h.keys.a, { "idempotency-key": idempotencyKey() }),
+    );
+    expect(booking.booking?.status).toBe("accepted");
+  });
+});
+
+describe("independent gRPC clients over TLS", () => {
+  it("@grpc/grpc-js with the test CA", async () => {
+    const client = new grpc.Client(`127.0.0.1:${h.port}`, grpc.credentials.createSsl(ca));
+    const serialize = (v: Uint8Array) => Buffer.from(v);
+    const deserialize = (b: Buffer) => b;
+    const { toBinary, fromBinary } = await import("@bufbuild/protobuf");
+    const { SearchAvailabilityRequestSchema, SearchAvailabilityResponseSchema } = await import("../src/gen/dialstack/partner/v1/availability_pb.js");
+    const md = new grpc.Metadata();
+    md.set("authorization", `Bearer ${h.keys.a}`);
+    try {
+      const bytes = await new Promise<Buffer>((resolve, reject) =>
+        client.makeUnaryRequest(
+          "/dialstack.partner.v1.AvailabilityService/SearchAvailability",
+          serialize,
+          deserialize,
+          toBinary(SearchAvailabilityRequestSchema, searchRequest(searchBody(h.bots.a))),
+          md,
+          (err, res) => (err ? reject(err) : resolve(res!)),
+        ),
+      );
+      expect(fromBinary(SearchAvailabilityResponseSchema, bytes).availabilities.length).toBeGreaterThan(0);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("buf curl --protocol grpc with --cacert", async () => {
+    const r = await run("node_modules/.bin/buf", [
+      "curl",
+      "--schema",
+      "proto",
+      "--protocol",
+      "grpc",
+      "--cacert",
+      join(dir, "cert.pem"),
+      "-H",
+      `Authorization: Bearer ${h.keys.a}`,
+      "-d",
+      JSON.stringify(searchBody(h.bots.a)),
+      `${url}/dialstack.partner.v1.AvailabilityService/SearchAvailability`,
+    ]);
+    expect(r.stderr).toBe("");
+    expect(JSON.parse(r.stdout).availabilities.length).toBeGreaterThan(0);
+  });
+});
