@@ -27,8 +27,13 @@ export function callerOf(ctx: HandlerContext): Caller {
   return { partner, signal: ctx.signal, deadline: remaining === undefined ? undefined : Date.now() + remaining };
 }
 
-/** Hands the platform's answer to the REST layer, when the call came through it. */
-export function passThrough(ctx: HandlerContext, answer: PlatformAnswer): void {
+/**
+ * Hands the platform's answer to the REST layer, when the call came through
+ * it; true then, and the response message will not be sent to anyone.
+ */
+export function passThrough(ctx: HandlerContext, answer: PlatformAnswer): boolean {
   const slot = ctx.values.get(passThroughKey);
-  if (slot !== undefined) slot.answer = answer;
+  if (slot === undefined) return false;
+  slot.answer = answer;
+  return true;
 }

@@ -5,8 +5,8 @@
 import type { ConnectRouter, HandlerContext } from "@connectrpc/connect";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
-import { AvailabilityService, StreamAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
-import { BookingService } from "../gen/dialstack/partner/v1/booking_pb.js";
+import { AvailabilityService, SearchAvailabilityResponseSchema, StreamAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
+import { BookingService, CreateBookingResponseSchema } from "../gen/dialstack/partner/v1/booking_pb.js";
 import { BotSessionService } from "../gen/dialstack/partner/v1/session_pb.js";
 import type { Appointments } from "../gateway/appointments.js";
 import { BotSession, type BotSessionOptions } from "../gateway/bot-session.js";
@@ -14,6 +14,17 @@ import { GatewayError } from "../errors.js";
 import { callerOf, passThrough } from "./call-context.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
+
+/**
+ * What a call that came through REST returns: REST answers with the
+ * platform's answer as sent, so the typed message (already built, which
+ * validated the answer) would only be serialized by connect-es to be thrown
+ * away.
+ */
+const NOT_SENT = {
+  search: () => create(SearchAvailabilityResponseSchema),
+  booking: () => create(CreateBookingResponseSchema),
+};
 export const REPLAYED_HEADER = "idempotent-replayed";
 
 export interface Services {
@@ -26,8 +37,7 @@ export function registerServices(router: ConnectRouter, { appointments, sessions
   router.service(AvailabilityService, {
     async searchAvailability(req, ctx) {
       const result = await appointments.searchAvailability(callerOf(ctx), req);
-      passThrough(ctx, result.answer);
-      return result.message;
+      return passThrough(ctx, result.answer) ? NOT_SENT.search() : result.message;
     },
     async *streamAvailability(req, ctx) {
       for await (const w of appointments.streamAvailability(callerOf(ctx), req)) {
@@ -46,8 +56,7 @@ export function registerServices(router: ConnectRouter, { appointments, sessions
         throw e;
       });
       if (result.replayed) ctx.responseHeader.set(REPLAYED_HEADER, "true");
-      passThrough(ctx, result.answer);
-      return result.message;
+      return passThrough(ctx, result.answer) ? NOT_SENT.booking() : result.message;
     },
   });
   router.service(BotSessionService, {
