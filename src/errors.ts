@@ -75,6 +75,11 @@ export const ERROR_DOMAIN = "dialstack.ai";
 /** ErrorInfo metadata key carrying the REST status, so REST can be rebuilt from any RPC error. */
 export const HTTP_STATUS_METADATA = "http_status";
 
+/** True for the codes the gateway itself produces (as opposed to a platform's codes). */
+export function isGatewayErrorCode(code: string): code is GatewayErrorCode {
+  return Object.hasOwn(SPECS, code);
+}
+
 /**
  * Connect code for an error answered by a scheduling platform, from its HTTP status.
  */

@@ -11,6 +11,7 @@ import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platf
 import { downstreamIdempotencyKey } from "../src/gateway/idempotency.js";
 import { bearer, bookingRequest, clientsFor, expectRpcError, RPC_PROTOCOLS, type RpcClients, type RpcProtocol } from "./support/clients.js";
 import { startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
+import { restBookingClient } from "./support/rest-booking-client.js";
 import { bookingBody, idempotencyKey, startHarness, type Harness } from "./support/harness.js";
 import { RedisServer } from "./support/redis-server.js";
 
@@ -56,7 +57,7 @@ interface BookOptions {
 }
 
 /** Books through `c` with `key` in the `Idempotency-Key` header; tells whether the answer was a replay. */
-async function book(c: RpcClients, body: object, key: string, options: BookOptions = {}): Promise<Booked> {
+async function book(c: Pick<RpcClients, "booking">, body: object, key: string, options: BookOptions = {}): Promise<Booked> {
   let replayed = false;
   const res = await c.booking.createBooking(bookingRequest(body), {
     ...bearer(options.partnerKey ?? h.keys.a, { "idempotency-key": key }),
@@ -85,12 +86,14 @@ function onBooking(key: string, reply: Script, partnerId = h.partners.a): void {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 describe("two gateway processes sharing Redis", () => {
-  it("50 concurrent requests, one key and one body, over gRPC and Connect on both processes: one booking, every caller gets it", async () => {
-    const clients: RpcClients[] = [
+  it("50 concurrent requests, one key and one body, over REST, gRPC and Connect on both processes: one booking, every caller gets it", async () => {
+    const clients: Pick<RpcClients, "booking">[] = [
       clientsFor("grpc", h.url),
       clientsFor("connect-json-h1", h.url),
+      restBookingClient(h.url),
       clientsFor("grpc", other.url),
       clientsFor("connect-json-h1", other.url),
+      restBookingClient(other.url),
     ];
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
@@ -117,16 +120,17 @@ describe("two gateway processes sharing Redis", () => {
     await sleep(100);
     const changed = { ...first, booking: { ...first.booking, notes: "second thoughts" } };
     await expectRpcError(book(clientsFor("connect-json-h1", h.url), changed, key), Code.FailedPrecondition, "idempotency_key_mismatch");
+    await expectRpcError(book(restBookingClient(h.url), changed, key), Code.FailedPrecondition, "idempotency_key_mismatch");
     await inFlight;
     await expectRpcError(book(clientsFor("grpc", h.url), changed, key), Code.FailedPrecondition, "idempotency_key_mismatch");
     expect(platformSide(key).webhooks).toBe(1);
   });
 });
 
-describe.each(["grpc", "connect-json-h1"] as const)("%s", (protocol: RpcProtocol) => {
-  let c: RpcClients;
+describe.each(["rest", "grpc", "connect-json-h1"] as const)("%s", (protocol: RpcProtocol | "rest") => {
+  let c: Pick<RpcClients, "booking">;
   beforeAll(() => {
-    c = clientsFor(protocol, h.url);
+    c = protocol === "rest" ? restBookingClient(h.url) : clientsFor(protocol, h.url);
   });
 
   it("another body with the same key: idempotency_key_mismatch while in flight and after; the platform never sees it", async () => {
@@ -236,10 +240,10 @@ describe.each(["grpc", "connect-json-h1"] as const)("%s", (protocol: RpcProtocol
   });
 });
 
-describe("timing-bound cases (connect-json-h1)", () => {
-  let c: RpcClients;
+describe.each(["rest", "connect-json-h1"] as const)("timing-bound cases (%s)", (protocol) => {
+  let c: Pick<RpcClients, "booking">;
   beforeAll(() => {
-    c = clientsFor("connect-json-h1", h.url);
+    c = protocol === "rest" ? restBookingClient(h.url) : clientsFor(protocol, h.url);
   });
 
   it("still in flight past the wait bound: idempotency_key_in_use with Retry-After, then the replay", async () => {
@@ -293,7 +297,7 @@ describe.each(RPC_PROTOCOLS)("replay over %s", (protocol) => {
 describe("a gateway process killed mid-booking", () => {
   /** Retries on the surviving gateway until it books; every refusal on the way must be `idempotency_key_in_use`. */
   async function retryUntilBooked(body: object, key: string): Promise<{ booked: Booked; refusals: number; ms: number }> {
-    const c = clientsFor("connect-json-h1", h.url);
+    const c = restBookingClient(h.url);
     const started = Date.now();
     let refusals = 0;
     for (;;) {
@@ -395,8 +399,8 @@ describe("Redis outage", () => {
 
   it("a stopped Redis: service_unavailable at once on every protocol, no webhook; a restarted Redis serves again, same gateway", async () => {
     await redis.kill();
-    for (const protocol of ["connect-json-h2", "grpc", "grpc-web-h2"] as const) {
-      const rpc = clientsFor(protocol, g.url);
+    for (const protocol of ["rest", "connect-json-h2", "grpc", "grpc-web-h2"] as const) {
+      const rpc = protocol === "rest" ? restBookingClient(g.url) : clientsFor(protocol, g.url);
       await unavailableWithin(1000, () => rpc.booking.createBooking(bookingRequest(bookingBody(g.bots.a)), bearer(g.keys.a, { "idempotency-key": idempotencyKey() })));
     }
     await redis.resume();
