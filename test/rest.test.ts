@@ -190,6 +190,14 @@ describe("errors the framework would answer by itself come in the envelope", () 
     expect(res.json.code).toBe("invalid_argument");
     expect(res.json.details[0].debug.reason).toBe("invalid_request");
   });
+
+  it("a content type no protocol accepts, on an RPC path, is 415 in the envelope, not the framework's shape", async () => {
+    const res = await send(`${h.url}/dialstack.partner.v1.AvailabilityService/SearchAvailability`, {
+      headers: { "content-type": "application/xml" },
+      body: "<search/>",
+    });
+    expectEnvelope(res, 415, "unsupported_media_type");
+  });
 });
 
 describe("the gateway's own errors", () => {

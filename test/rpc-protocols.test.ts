@@ -193,3 +193,22 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
     });
   });
 });
+
+it("a client deadline longer than a timer can hold is refused, not cut to 1 ms", async () => {
+  for (const [header, value] of [
+    ["connect-timeout-ms", "9999999999"],
+    ["grpc-timeout", "99999999H"],
+  ] as const) {
+    const grpc = header === "grpc-timeout";
+    const c = clientsFor(grpc ? "grpc" : "connect-json-h1", h.url);
+    await expectRpcError(
+      c.availability.searchAvailability(searchRequest(searchBody(h.bots.a)), bearer(h.keys.a, { [header]: value })),
+      Code.InvalidArgument,
+      "invalid_request",
+    );
+  }
+  // The longest deadline that fits is honoured.
+  const c = clientsFor("connect-json-h1", h.url);
+  const res = await c.availability.searchAvailability(searchRequest(searchBody(h.bots.a)), bearer(h.keys.a, { "connect-timeout-ms": "2147483647" }));
+  expect(res.availabilities.length).toBeGreaterThan(0);
+});

@@ -80,27 +80,35 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
 
   const handlers: UniversalHandler[] = [];
   const contextValues = () => createContextValues();
-  await app.register(fastifyConnectPlugin, {
-    routes(router: ConnectRouter) {
-      registerServices(router, {
-        appointments: gateway.appointments,
-        sessions: {
-          maxInFlight: config.sessionMaxInFlight,
-          idleMs: config.sessionIdleMs,
-          shutdownSignal: closing.signal,
-          rateLimiter: gateway.rateLimiter,
-          reportError: (e) => app.log.error({ err: e, procedure: "dialstack.partner.v1.BotSessionService/Converse" }, "unexpected error"),
-        },
-      });
-      // Errors that connect-es raises before any interceptor runs get the
-      // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
-      router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withErrorDetails));
-      handlers.push(...router.handlers);
-    },
-    readMaxBytes: config.maxRequestBytes,
-    jsonOptions: { useProtoFieldName: true },
-    interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
-    contextValues,
+  await app.register(async (rpc) => {
+    // Errors fastify raises itself on the RPC routes (a content type no
+    // protocol accepts, say) come in the REST envelope too, not fastify's shape.
+    rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
+    await rpc.register(fastifyConnectPlugin, {
+      routes(router: ConnectRouter) {
+        registerServices(router, {
+          appointments: gateway.appointments,
+          sessions: {
+            maxInFlight: config.sessionMaxInFlight,
+            idleMs: config.sessionIdleMs,
+            shutdownSignal: closing.signal,
+            rateLimiter: gateway.rateLimiter,
+            reportError: (e) => app.log.error({ err: e, procedure: "dialstack.partner.v1.BotSessionService/Converse" }, "unexpected error"),
+          },
+        });
+        // Errors that connect-es raises before any interceptor runs get the
+        // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
+        router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withErrorDetails));
+        handlers.push(...router.handlers);
+      },
+      readMaxBytes: config.maxRequestBytes,
+      // Node's timers hold at most 2^31-1 ms; a longer client deadline would
+      // silently become 1 ms, so it is refused as invalid instead.
+      maxTimeoutMs: 2_147_483_647,
+      jsonOptions: { useProtoFieldName: true },
+      interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
+      contextValues,
+    });
   });
   await registerRest(app, { handlers, contextValues });
 
