@@ -5,22 +5,18 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ReceivedWebhook } from "../src/demo/reference-platform.js";
 import { cutWindows } from "../src/gateway/appointments.js";
 import { bearer, clientsFor, reasonOf, RPC_PROTOCOLS, searchRequest } from "./support/clients.js";
 import { startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness;
-let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { STREAM_CONCURRENCY: "7" }, respond: (req) => script?.(req) });
+  h = await startHarness({ store: "memory", env: { STREAM_CONCURRENCY: "7" } });
 });
 afterAll(() => h.close());
-afterEach(() => {
-  script = undefined;
-});
 
 const DAY = 86_400_000;
 const week = (botId: string) =>
@@ -60,7 +56,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
 
   it("sends the first window before the slowest day completes", async () => {
     const c = clientsFor(protocol, h.url);
-    script = (req) => (dayOf(req) === 5 ? { status: 200, body: { availabilities: [] }, delayMs: 1500 } : undefined);
+    h.script = (req) => (dayOf(req) === 5 ? { status: 200, body: { availabilities: [] }, delayMs: 1500 } : undefined);
     const started = Date.now();
     const arrivals: number[] = [];
     for await (const _ of c.availability.streamAvailability(week(h.bots.a), bearer(h.keys.a))) arrivals.push(Date.now() - started);
@@ -71,7 +67,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
 
   it("ends with the platform's error after the windows before it", async () => {
     const c = clientsFor(protocol, h.url);
-    script = (req) => (dayOf(req) === 2 ? { status: 409, body: { error: { code: "calendar_locked", message: "locked" } } } : undefined);
+    h.script = (req) => (dayOf(req) === 2 ? { status: 409, body: { error: { code: "calendar_locked", message: "locked" } } } : undefined);
     const got: number[] = [];
     let error: unknown;
     try {
@@ -101,7 +97,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
 
 it("cancelling the stream aborts the outstanding webhook requests", async () => {
   const c = clientsFor("grpc", h.url);
-  script = (req) => (dayOf(req) >= 1 ? { status: 200, body: { availabilities: [] }, delayMs: 5000 } : undefined);
+  h.script = (req) => (dayOf(req) >= 1 ? { status: 200, body: { availabilities: [] }, delayMs: 5000 } : undefined);
   const abortedBefore = h.platform.aborted;
   const controller = new AbortController();
   const it = c.availability.streamAvailability(week(h.bots.a), { ...bearer(h.keys.a), signal: controller.signal });

@@ -11,7 +11,7 @@ import http2 from "node:http2";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
 import { BotSessionService, ConverseRequestSchema, type ConverseResponse } from "../src/gen/dialstack/partner/v1/session_pb.js";
 import { bearer, bookingRequest, clientsFor, expectRpcError, HTTP2_PROTOCOLS, reasonOf, type RpcProtocol } from "./support/clients.js";
@@ -19,15 +19,11 @@ import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } f
 import { book, openSession, search, start } from "./support/session-client.js";
 
 let h: Harness;
-let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { SESSION_MAX_IN_FLIGHT: "4" }, respond: (req) => script?.(req) });
+  h = await startHarness({ store: "memory", env: { SESSION_MAX_IN_FLIGHT: "4" } });
 });
 afterAll(() => h.close());
-afterEach(() => {
-  script = undefined;
-});
 
 /** The day a search webhook asks for, e.g. "2030-01-08". */
 function searchedDay(req: ReceivedWebhook): string | undefined {
@@ -58,7 +54,7 @@ function summary(answers: ConverseResponse[]): [string, string | undefined][] {
 
 describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
   it("answers as operations finish, out of order, each with its request_id", async () => {
-    script = slow(500);
+    h.script = slow(500);
     const s = openSession(clientsFor(protocol, h.url).session, h.keys.a);
     s.send(start("hello", h.bots.a));
     const started = await s.next();
@@ -88,7 +84,7 @@ describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
   });
 
   it("answers a failed or invalid operation with an error and goes on", async () => {
-    script = (req) => ((req.body as any)?.booking?.notes === "taken" ? { status: 409, body: { error: { code: "slot_unavailable", message: "gone" } } } : undefined);
+    h.script = (req) => ((req.body as any)?.booking?.notes === "taken" ? { status: 409, body: { error: { code: "slot_unavailable", message: "gone" } } } : undefined);
     const before = h.platform.received.length;
     const s = openSession(clientsFor(protocol, h.url).session, h.keys.a);
     s.send(start("s", h.bots.a));
@@ -129,7 +125,7 @@ describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
   });
 
   it("finishes the operations in flight after the client half-closes, then ends OK", async () => {
-    script = slow(500);
+    h.script = slow(500);
     const s = openSession(clientsFor(protocol, h.url).session, h.keys.a);
     s.send(start("s", h.bots.a));
     s.send(search("slow-search", searchOf("2030-01-08")));
@@ -166,7 +162,7 @@ describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
   });
 
   it("answers too_many_operations beyond the in-flight bound, and duplicate_request_id", async () => {
-    script = slow(400);
+    h.script = slow(400);
     const before = h.platform.received.length;
     const s = openSession(clientsFor(protocol, h.url).session, h.keys.a);
     s.send(start("s", h.bots.a));
@@ -218,7 +214,7 @@ describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
 describe("limits and lifecycle", () => {
   let g: Harness;
   beforeAll(async () => {
-    g = await startHarness({ store: "memory", env: { SESSION_IDLE_SECONDS: "1" }, respond: (req) => script?.(req) });
+    g = await startHarness({ store: "memory", env: { SESSION_IDLE_SECONDS: "1" } });
   });
   afterAll(() => g.close());
 
@@ -236,7 +232,7 @@ describe("limits and lifecycle", () => {
   });
 
   it("is not idle while an operation is in flight", async () => {
-    script = (req) => (req.path === "/availability/search" ? { status: 200, body: { availabilities: [] }, delayMs: 1600 } : undefined);
+    g.script = (req) => (req.path === "/availability/search" ? { status: 200, body: { availabilities: [] }, delayMs: 1600 } : undefined);
     const s = openSession(clientsFor("grpc", g.url).session, g.keys.a);
     s.send(start("s", g.bots.a));
     s.send(search("long", { query: searchBody(g.bots.a).query }));
@@ -247,7 +243,7 @@ describe("limits and lifecycle", () => {
   });
 
   it("cancelling the stream aborts the webhooks in flight", async () => {
-    script = (req) => (req.path === "/availability/search" ? { status: 200, body: { availabilities: [] }, delayMs: 5000 } : undefined);
+    g.script = (req) => (req.path === "/availability/search" ? { status: 200, body: { availabilities: [] }, delayMs: 5000 } : undefined);
     const controller = new AbortController();
     const s = openSession(clientsFor("grpc", g.url).session, g.keys.a, { signal: controller.signal });
     s.send(start("s", g.bots.a));
@@ -264,7 +260,7 @@ describe("limits and lifecycle", () => {
 });
 
 it("a message that does not decode ends the session with invalid_request, after the answers in flight", async () => {
-  script = slow(300);
+  h.script = slow(300);
   const session = http2.connect(h.url);
   try {
     const stream = session.request({

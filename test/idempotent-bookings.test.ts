@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
 import { downstreamIdempotencyKey } from "../src/gateway/idempotency.js";
 import { bearer, bookingRequest, clientsFor, expectRpcError, RPC_PROTOCOLS, type RpcClients, type RpcProtocol } from "./support/clients.js";
@@ -23,14 +23,13 @@ const GATEWAY_ENV = { WEBHOOK_TIMEOUT_MS: "1500", IDEMPOTENCY_WAIT_MS: "800", ID
 const VICTIM_ENV = { WEBHOOK_TIMEOUT_MS: "1000", IDEMPOTENCY_CLAIM_TTL_MS: "1500" };
 
 let h: Harness;
-let script: Script | undefined;
 /** A second gateway process beside the harness's, sharing its Redis and prefix. */
 let other: GatewayProcess;
 /** Gateway processes for the SIGKILL cases, one per case. */
 let victims: GatewayProcess[] = [];
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: GATEWAY_ENV, respond: (req, reference) => script?.(req, reference) });
+  h = await startHarness({ store: "redis", env: GATEWAY_ENV });
   const shared = { REDIS_URL: h.config.redisUrl!, REDIS_KEY_PREFIX: h.config.redisKeyPrefix };
   [other, ...victims] = await Promise.all([
     startGatewayProcess({ ...GATEWAY_ENV, ...shared }),
@@ -41,9 +40,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await Promise.all([other, ...victims].map((p) => p?.stop()));
   await h?.close();
-});
-afterEach(() => {
-  script = undefined;
 });
 
 interface Booked {
@@ -80,7 +76,7 @@ function platformSide(key: string, partnerId = h.partners.a): { webhooks: number
 /** Scripts the booking webhook of one partner key; other requests get the reference behaviour. */
 function onBooking(key: string, reply: Script, partnerId = h.partners.a): void {
   const downstream = downstreamIdempotencyKey(partnerId, key);
-  script = (req, reference) => (req.path === "/bookings" && req.body?.idempotency_key === downstream ? reply(req, reference) : undefined);
+  h.script = (req, reference) => (req.path === "/bookings" && req.body?.idempotency_key === downstream ? reply(req, reference) : undefined);
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -192,7 +188,7 @@ describe.each(["rest", "grpc", "connect-json-h1"] as const)("%s", (protocol: Rpc
     const key = idempotencyKey();
     onBooking(key, () => ({ status: 503, body: { error: { code: "maintenance", message: "back in a minute" } } }));
     await expectRpcError(book(c, body, key), Code.Unavailable, "maintenance");
-    script = undefined;
+    h.script = undefined;
     const retry = await book(c, body, key);
     expect(retry.replayed).toBe(false);
     expect(platformSide(key)).toEqual({ webhooks: 2, bookingId: retry.id });
@@ -264,7 +260,7 @@ describe.each(["rest", "connect-json-h1"] as const)("timing-bound cases (%s)", (
     const key = idempotencyKey();
     onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 2500 }));
     await expectRpcError(book(c, body, key), Code.DeadlineExceeded, "platform_timeout");
-    script = undefined;
+    h.script = undefined;
     const retry = await book(c, body, key);
     expect(platformSide(key)).toEqual({ webhooks: 2, bookingId: retry.id });
   });
@@ -320,7 +316,7 @@ describe("a gateway process killed mid-booking", () => {
       return { status: 0, reset: true };
     });
     await expect(book(clientsFor("grpc", victim.url), body, key)).rejects.toBeInstanceOf(ConnectError);
-    script = undefined;
+    h.script = undefined;
     const ttl = await h.gateway.redis!.pttl(`${h.config.redisKeyPrefix}idem:${h.partners.a}:${sha256(key)}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(1500);
@@ -344,7 +340,7 @@ describe("a gateway process killed mid-booking", () => {
     });
     await expect(book(clientsFor("connect-json-h1", victim.url), body, key)).rejects.toBeInstanceOf(ConnectError);
     await platformBooked;
-    script = undefined;
+    h.script = undefined;
     const madeBefore = platformSide(key).bookingId;
     expect(madeBefore).toMatch(/^bkg_/);
     const { booked } = await retryUntilBooked(body, key);

@@ -12,8 +12,7 @@ import { join } from "node:path";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayError, type GatewayErrorCode } from "../src/errors.js";
 import { AvailabilityService } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { BookingService } from "../src/gen/dialstack/partner/v1/booking_pb.js";
@@ -27,22 +26,18 @@ import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } f
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
 
 let h: Harness;
-let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
 let doc: any;
 const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { WEBHOOK_TIMEOUT_MS: "500" }, respond: (req) => script?.(req) });
+  h = await startHarness({ store: "memory", env: { WEBHOOK_TIMEOUT_MS: "500" } });
   const res = await send(`${h.url}/openapi.json`);
   expect(res.status).toBe(200);
   doc = res.json;
   ajv.addSchema(doc, "openapi.json");
 });
 afterAll(() => h.close());
-afterEach(() => {
-  script = undefined;
-});
 
 function resolve(node: any): any {
   while (node?.$ref) node = node.$ref.slice(2).split("/").reduce((at: any, k: string) => at[k], doc);
@@ -177,7 +172,7 @@ describe("matches the live answers", () => {
     const again = await book(body, auth({ "idempotency-key": key }));
     expect(again.status).toBeLessThan(300);
     expectDocumented(BOOK, again);
-    script = () => ({ status: 200, body: { availabilities: [{ start_at: "2030-01-07T09:00:00Z", duration_minutes: 30, room: 4 }], cursor: "c" } });
+    h.script = () => ({ status: 200, body: { availabilities: [{ start_at: "2030-01-07T09:00:00Z", duration_minutes: 30, room: 4 }], cursor: "c" } });
     expectDocumented(SEARCH, await search(searchBody(h.bots.a)));
   });
 
@@ -198,13 +193,13 @@ describe("matches the live answers", () => {
         await send(h.url + path, { headers: { ...keyed, "content-type": "application/json" }, body: JSON.stringify({ pad: "x".repeat(h.config.maxRequestBytes) }) }),
       ];
       if (path === BOOK) answers.push(await send_(body, auth()));
-      script = () => ({ status: 200, body: "<html>" });
+      h.script = () => ({ status: 200, body: "<html>" });
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
-      script = () => ({ status: 0, reset: true });
+      h.script = () => ({ status: 0, reset: true });
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
-      script = () => ({ status: 200, body: {}, delayMs: 1500 });
+      h.script = () => ({ status: 200, body: {}, delayMs: 1500 });
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
-      script = undefined;
+      h.script = undefined;
       const codes = answers.map((a) => a.json.error.code);
       expect(codes).toEqual([
         "unauthorized",
@@ -224,11 +219,11 @@ describe("matches the live answers", () => {
   });
 
   it("a platform's own error, passed through", async () => {
-    script = () => ({ status: 409, body: { error: { code: "slot_unavailable", message: "taken" } } });
+    h.script = () => ({ status: 409, body: { error: { code: "slot_unavailable", message: "taken" } } });
     const taken = await book(bookingBody(h.bots.a));
     expect(taken.status).toBe(409);
     expectDocumented(BOOK, taken);
-    script = () => ({ status: 418, body: { error: { code: "teapot", message: "short and stout" } } });
+    h.script = () => ({ status: 418, body: { error: { code: "teapot", message: "short and stout" } } });
     const odd = await search(searchBody(h.bots.a));
     expect(odd.status).toBe(418);
     expectDocumented(SEARCH, odd, { platformCode: true });
@@ -244,11 +239,11 @@ describe("matches the live answers", () => {
     const got = parseEvents(ok.text);
     expect(got.map((e) => e.event)).toEqual(["message", "message", "message", "end"]);
     for (const e of got) validate(`${events}/${e.event}`, JSON.parse(e.data));
-    script = (req) => ((req.body as any).query.filter.start_at_range.start_at.startsWith("2030-01-08") ? { status: 409, body: { error: { code: "calendar_locked", message: "locked" } }, delayMs: 100 } : undefined);
+    h.script = (req) => ((req.body as any).query.filter.start_at_range.start_at.startsWith("2030-01-08") ? { status: 409, body: { error: { code: "calendar_locked", message: "locked" } }, delayMs: 100 } : undefined);
     const failed = parseEvents((await send(h.url + STREAM, { headers: auth(), body: week })).text);
     expect(failed.map((e) => e.event)).toEqual(["message", "error"]);
     validate(`${events}/error`, JSON.parse(failed[1]!.data));
-    script = undefined;
+    h.script = undefined;
     for (const res of [await send(h.url + STREAM, { headers: {}, body: week }), await send(h.url + STREAM, { headers: auth(), body: { bot_id: h.bots.a } })]) {
       expectDocumented(STREAM, res);
     }

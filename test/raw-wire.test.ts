@@ -7,8 +7,7 @@
  */
 import { gzipSync } from "node:zlib";
 import { toBinary } from "@bufbuild/protobuf";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { PlatformReply } from "../src/demo/reference-platform.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SearchAvailabilityRequestSchema } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { CreateBookingRequestSchema } from "../src/gen/dialstack/partner/v1/booking_pb.js";
 import { bookingRequest, searchRequest } from "./support/clients.js";
@@ -21,18 +20,14 @@ const LIMIT = 4096;
 
 let h: Harness;
 let h2: H2;
-let script: PlatformReply | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ env: { MAX_REQUEST_BYTES: String(LIMIT) }, respond: () => script });
+  h = await startHarness({ env: { MAX_REQUEST_BYTES: String(LIMIT) } });
   h2 = new H2(h.url);
 });
 afterAll(async () => {
   h2.close();
   await h.close();
-});
-afterEach(() => {
-  script = undefined;
 });
 
 function encode(p: WireProtocol, json: unknown): Buffer {
@@ -110,7 +105,7 @@ describe.each(WIRE_PROTOCOLS)("$name", (p) => {
   });
 
   it("honours the client's deadline header", async () => {
-    script = { status: 200, body: { availabilities: [] }, delayMs: 3000 };
+    h.script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
     const header: Record<string, string> = p.framing === "connect" ? { "connect-timeout-ms": "300" } : { "grpc-timeout": "300m" };
     const started = Date.now();
     const outcome = await search(frame(p, encode(p, searchBody(h.bots.a))), header);

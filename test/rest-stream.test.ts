@@ -7,8 +7,8 @@
  */
 import http from "node:http";
 import { toJson } from "@bufbuild/protobuf";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ReceivedWebhook } from "../src/demo/reference-platform.js";
 import { StreamAvailabilityResponseSchema } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { bearer, clientsFor, searchRequest } from "./support/clients.js";
 import { send } from "./support/http1.js";
@@ -16,15 +16,11 @@ import { startHarness, type Harness } from "./support/harness.js";
 import { parseEvents } from "./support/server-sent-events.js";
 
 let h: Harness;
-let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { STREAM_CONCURRENCY: "7" }, respond: (req) => script?.(req) });
+  h = await startHarness({ store: "memory", env: { STREAM_CONCURRENCY: "7" } });
 });
 afterAll(() => h.close());
-afterEach(() => {
-  script = undefined;
-});
 
 const DAY = 86_400_000;
 const WEEK = { bot_id: "bot_a", query: { filter: { start_at_range: { start_at: "2030-01-07T00:00:00Z", end_at: "2030-01-14T00:00:00Z" } } } };
@@ -77,7 +73,7 @@ describe("errors", () => {
   });
 
   it("after windows were sent: an error event with the envelope, and no end", async () => {
-    script = (req) => (dayOf(req) === 2 ? { status: 409, body: { error: { code: "calendar_locked", message: "locked" } }, delayMs: 200 } : undefined);
+    h.script = (req) => (dayOf(req) === 2 ? { status: 409, body: { error: { code: "calendar_locked", message: "locked" } }, delayMs: 200 } : undefined);
     const res = await stream(WEEK);
     expect(res.status).toBe(200);
     const events = parseEvents(res.text);
@@ -86,14 +82,14 @@ describe("errors", () => {
   });
 
   it("a platform failure on the first window: the REST error", async () => {
-    script = () => ({ status: 200, body: "<html>" });
+    h.script = () => ({ status: 200, body: "<html>" });
     const res = await stream(WEEK);
     expect({ status: res.status, code: res.json?.error?.code }).toEqual({ status: 502, code: "platform_invalid_response" });
   });
 });
 
 it("a client that goes away cancels the outstanding webhooks", async () => {
-  script = (req) => (dayOf(req) >= 1 ? { status: 200, body: { availabilities: [] }, delayMs: 5000 } : undefined);
+  h.script = (req) => (dayOf(req) >= 1 ? { status: 200, body: { availabilities: [] }, delayMs: 5000 } : undefined);
   const abortedBefore = h.platform.aborted;
   await new Promise<void>((resolve, reject) => {
     const req = http.request(`${h.url}/v1/availability/search:stream`, {

@@ -7,22 +7,18 @@
  */
 import { ConnectError } from "@connectrpc/connect";
 import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { PlatformReply } from "../src/demo/reference-platform.js";
 import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { send, type HttpAnswer } from "./support/http1.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness;
-let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "600", IDEMPOTENCY_WAIT_MS: "100" }, respond: (req) => script?.(req) });
+  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "600", IDEMPOTENCY_WAIT_MS: "100" } });
 });
 afterAll(() => h.close());
-afterEach(() => {
-  script = undefined;
-});
 
 type Rpc = "search" | "book";
 const REST_PATH: Record<Rpc, string> = { search: "/v1/availability/search", book: "/v1/bookings" };
@@ -162,7 +158,7 @@ const ERROR_ROWS: readonly ErrorRow[] = [
 
 describe("errors: same status, code and message on REST and Connect JSON", () => {
   it.each(ERROR_ROWS.map((r) => [r.name, r] as const))("%s", async (_name, row) => {
-    script = row.platform === undefined ? undefined : () => row.platform;
+    h.script = row.platform === undefined ? undefined : () => row.platform;
     const exchange = row.exchange();
     const rest = restOutcome(await viaRest(exchange));
     const connect = connectOutcome(await viaConnect({ ...exchange, headers: { ...exchange.headers } }));
@@ -186,7 +182,7 @@ describe("idempotency errors: the same on REST and Connect JSON", () => {
   });
 
   it("idempotency_key_in_use: the same key while the first booking is in flight, with Retry-After", async () => {
-    script = () => ({ status: 201, body: { booking: { id: "bkg_slow", status: "pending" } }, delayMs: 400 });
+    h.script = () => ({ status: 201, body: { booking: { id: "bkg_slow", status: "pending" } }, delayMs: 400 });
     const exchange = { rpc: "book", body: json(bookingBody(h.bots.a)), headers: keyed() } as const;
     const before = h.platform.received.length;
     const inFlight = viaRest(exchange);
@@ -242,7 +238,7 @@ describe("successes: the same business result", () => {
 
   it("search: platform fields beyond the schema, inline on REST and in platform_fields on Connect", async () => {
     const answer = { availabilities: [{ start_at: "2030-01-07T09:00:00Z", duration_minutes: 30, provider: "Dr. Rivera" }], next_page: "p2" };
-    script = () => ({ status: 200, body: answer });
+    h.script = () => ({ status: 200, body: answer });
     const body = json(searchBody(h.bots.a));
     const rest = await viaRest({ rpc: "search", body, headers: auth() });
     const connect = await viaConnect({ rpc: "search", body, headers: auth() });

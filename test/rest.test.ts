@@ -9,25 +9,20 @@ import { Writable } from "node:stream";
 import type { AddressInfo } from "node:net";
 import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BOOKING_SAMPLE, SEARCH_SAMPLE } from "../src/rest/openapi.js";
 import { buildServer } from "../src/server/app.js";
 import { send, type HttpAnswer } from "./support/http1.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness;
-let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1500" }, respond: (req) => script?.(req) });
+  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1500" } });
   // The bot of the documentation's samples, owned by partner A.
   await h.gateway.directory.store.putBot({ id: SEARCH_SAMPLE.bot_id, partnerId: h.partners.a, accountId: h.accounts.a });
 });
 afterAll(() => h.close());
-afterEach(() => {
-  script = undefined;
-});
 
 const auth = (key: string, extra: Record<string, string> = {}) => ({ authorization: `Bearer ${key}`, ...extra });
 const search = (body: unknown, headers: Record<string, string> = auth(h.keys.a)) => send(`${h.url}/v1/availability/search`, { headers, body });
@@ -86,7 +81,7 @@ describe("pass-through of the platform's answer", () => {
       next_page: "p2",
       meta: { took_ms: 12, flags: [true, null, 1.5] },
     };
-    script = (req) => (req.path === "/availability/search" ? { status: 200, body: answer } : undefined);
+    h.script = (req) => (req.path === "/availability/search" ? { status: 200, body: answer } : undefined);
     const res = await search(searchBody(h.bots.a));
     expect(res.status).toBe(200);
     expect(res.text).toBe(JSON.stringify(answer));
@@ -94,30 +89,30 @@ describe("pass-through of the platform's answer", () => {
 
   it("answers the platform's 201 with 201 and its 200 with 200", async () => {
     const booking = { id: "bkg_x", status: "pending", start_at: "2031-01-01T09:00:00Z", extra: "kept" };
-    script = () => ({ status: 201, body: { booking } });
+    h.script = () => ({ status: 201, body: { booking } });
     const created = await book(bookingBody(h.bots.a));
     expect(created.status).toBe(201);
     expect(created.json).toEqual({ booking });
-    script = () => ({ status: 200, body: { booking } });
+    h.script = () => ({ status: 200, body: { booking } });
     const ok = await book(bookingBody(h.bots.a));
     expect(ok.status).toBe(200);
-    script = () => ({ status: 203, body: { availabilities: [] } });
+    h.script = () => ({ status: 203, body: { availabilities: [] } });
     expect((await search(searchBody(h.bots.a))).status).toBe(203);
   });
 
   it("keeps the platform's error status and code", async () => {
-    script = () => ({ status: 409, body: { error: { code: "slot_unavailable", message: "taken" } } });
+    h.script = () => ({ status: 409, body: { error: { code: "slot_unavailable", message: "taken" } } });
     const res = await book(bookingBody(h.bots.a));
     expectEnvelope(res, 409, "slot_unavailable");
     expect(res.json.error.message).toBe("taken");
   });
 
   it("still validates: non-JSON and schema-breaking answers are platform_invalid_response", async () => {
-    script = () => ({ status: 200, body: "<html>oops</html>" });
+    h.script = () => ({ status: 200, body: "<html>oops</html>" });
     expectEnvelope(await search(searchBody(h.bots.a)), 502, "platform_invalid_response");
-    script = () => ({ status: 200, body: { availabilities: [{ start_at: 5, duration_minutes: 30 }] } });
+    h.script = () => ({ status: 200, body: { availabilities: [{ start_at: 5, duration_minutes: 30 }] } });
     expectEnvelope(await search(searchBody(h.bots.a)), 502, "platform_invalid_response");
-    script = () => ({ status: 201, body: { booking: "no" } });
+    h.script = () => ({ status: 201, body: { booking: "no" } });
     expectEnvelope(await book(bookingBody(h.bots.a)), 502, "platform_invalid_response");
   });
 });
@@ -228,7 +223,7 @@ describe("the gateway's own errors", () => {
   });
 
   it("504 platform_timeout, sooner with X-Server-Timeout", async () => {
-    script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 4000 });
+    h.script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 4000 });
     const started = Date.now();
     expectEnvelope(await search(searchBody(h.bots.a), auth(h.keys.a, { "x-server-timeout": "0.3" })), 504, "platform_timeout");
     expect(Date.now() - started).toBeLessThan(1200);

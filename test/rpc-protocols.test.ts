@@ -4,22 +4,17 @@
  * error model reaches the client with its Connect code and ErrorInfo reason.
  */
 import { Code } from "@connectrpc/connect";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verifySignature } from "../src/platform/signature.js";
 import { bearer, bookingRequest, clientsFor, expectRpcError, RPC_PROTOCOLS, searchRequest, type RpcClients } from "./support/clients.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness;
-let script: ((req: ReceivedWebhook) => PlatformReply | undefined) | undefined;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1000" }, respond: (req) => script?.(req) });
+  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1000" } });
 });
 afterAll(() => h.close());
-afterEach(() => {
-  script = undefined;
-});
 
 describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
   let c: RpcClients;
@@ -72,7 +67,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
   });
 
   it("keeps platform fields beyond the documented ones", async () => {
-    script = (req) =>
+    h.script = (req) =>
       req.path === "/availability/search"
         ? { status: 200, body: { availabilities: [{ start_at: "2030-01-07T09:00:00Z", duration_minutes: 30, provider: "Dr. Rivera" }], next_page: "p2" } }
         : undefined;
@@ -155,34 +150,34 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
       [429, "too_many", Code.ResourceExhausted],
       [500, "configuration_error", Code.Unavailable],
     ] as const)("platform error envelope %i %s", async (status, code, connectCode) => {
-      script = () => ({ status, body: { error: { code, message: `platform says ${code}` } } });
+      h.script = () => ({ status, body: { error: { code, message: `platform says ${code}` } } });
       const e = await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), connectCode, code);
       expect(e.rawMessage).toBe(`platform says ${code}`);
     });
 
     it("platform_invalid_response: non-JSON and schema-violating answers", async () => {
-      script = () => ({ status: 200, body: "<html>oops</html>" });
+      h.script = () => ({ status: 200, body: "<html>oops</html>" });
       await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.Unavailable, "platform_invalid_response");
-      script = () => ({ status: 200, body: { availabilities: [{ start_at: "not a time", duration_minutes: 30 }] } });
+      h.script = () => ({ status: 200, body: { availabilities: [{ start_at: "not a time", duration_minutes: 30 }] } });
       await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.Unavailable, "platform_invalid_response");
-      script = () => ({ status: 200, body: { slots: [] } });
+      h.script = () => ({ status: 200, body: { slots: [] } });
       await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.Unavailable, "platform_invalid_response");
     });
 
     it("platform_unavailable: connection reset", async () => {
-      script = () => ({ status: 0, reset: true });
+      h.script = () => ({ status: 0, reset: true });
       await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.Unavailable, "platform_unavailable");
     });
 
     it("platform_timeout: the configured webhook timeout", async () => {
-      script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
+      h.script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
       const started = Date.now();
       await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.DeadlineExceeded, "platform_timeout");
       expect(Date.now() - started).toBeLessThan(2500);
     });
 
     it("platform_timeout: the caller's own, shorter deadline", async () => {
-      script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
+      h.script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
       const started = Date.now();
       const abortedBefore = h.platform.aborted;
       await expect(c.availability.searchAvailability(searchRequest(search()), { ...bearer(h.keys.a), timeoutMs: 300 })).rejects.toMatchObject({

@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
 import type { Redis } from "ioredis";
-import { inject } from "vitest";
+import { inject, onTestFinished } from "vitest";
 import { loadConfig, type Config } from "../../src/config.js";
 import { ReferencePlatform, type ReferencePlatformOptions } from "../../src/demo/reference-platform.js";
 import { createGateway } from "../../src/gateway/create-gateway.js";
@@ -24,13 +24,16 @@ export interface HarnessOptions {
   readonly store?: "memory" | "redis";
   /** Configuration variables, as the environment would give them. */
   readonly env?: Record<string, string>;
-  /** Scripted platform answers; the reference behaviour otherwise. */
-  readonly respond?: ReferencePlatformOptions["respond"];
+  /** Platform answers for the harness's whole life; the reference behaviour otherwise. */
+  readonly respond?: PlatformScript;
   /** Redis URL to use instead of the test run's. */
   readonly redisUrl?: string;
   /** Key prefix to share with another harness (two gateways, one Redis). */
   readonly redisKeyPrefix?: string;
 }
+
+/** Answers a webhook instead of the reference platform, when it returns a reply. */
+export type PlatformScript = NonNullable<ReferencePlatformOptions["respond"]>;
 
 export interface Harness {
   readonly url: string;
@@ -44,6 +47,12 @@ export interface Harness {
   readonly partners: { readonly a: string; readonly b: string };
   readonly bots: { readonly a: string; readonly b: string; readonly noWebhook: string };
   readonly accounts: { readonly a: string; readonly b: string };
+  /**
+   * Platform answers for the test that sets it: cleared when that test
+   * finishes, so tests in a file never see each other's scripts. Takes
+   * precedence over the `respond` option.
+   */
+  script: PlatformScript | undefined;
   /** Writes the directory again (after a Redis without persistence restarted). */
   reseed(): Promise<void>;
   close(): Promise<void>;
@@ -59,7 +68,12 @@ export function newPartnerKey(): string {
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const secret = "whsec_test_" + randomBytes(8).toString("hex");
-  const platform = await new ReferencePlatform({ secret, record: true, respond: options.respond }).start();
+  let script: PlatformScript | undefined;
+  const platform = await new ReferencePlatform({
+    secret,
+    record: true,
+    respond: async (req, reference) => (await script?.(req, reference)) ?? options.respond?.(req, reference),
+  }).start();
   const keys = { a: newPartnerKey(), b: newPartnerKey() };
   const useRedis = options.store === "redis" || options.redisUrl !== undefined;
   const config = loadConfig({
@@ -112,6 +126,17 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     partners: { a: "ptnr_a", b: "ptnr_b" },
     bots: { a: "bot_a", b: "bot_b", noWebhook: "bot_nohook" },
     accounts: { a: "acct_a", b: "acct_b" },
+    get script() {
+      return script;
+    },
+    set script(next) {
+      script = next;
+      if (next !== undefined) {
+        onTestFinished(() => {
+          if (script === next) script = undefined;
+        });
+      }
+    },
     reseed: () => importSeed(gateway.directory.store, seed),
     async close() {
       await app.close();
