@@ -3,34 +3,21 @@
  * shutdown for the grace period (HTTP/1.1 in clear and over TLS, HTTP/2),
  * and a request in flight still gets its answer.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import https from "node:https";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTestCertificate, type TestCertificate } from "./support/certificate.js";
 import { searchBody, startHarness, type Harness } from "./support/harness.js";
 import { H2 } from "./support/wire.js";
 
 const SEARCH = "/dialstack.partner.v1.AvailabilityService/SearchAvailability";
 
-let dir: string;
-let tls: { cert: string; key: string; ca: Buffer };
+let tls: TestCertificate;
 
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "gw-close-"));
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
-      .concat(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"]),
-    { stdio: "ignore" },
-  );
-  tls = { cert, key, ca: readFileSync(cert) };
+  tls = makeTestCertificate();
 });
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterAll(() => tls.remove());
 
 /** A search over HTTP/1.1 on a keep-alive agent that never drops idle sockets by itself. */
 function searchH1(h: Harness, agent: http.Agent, secure: boolean): Promise<number> {

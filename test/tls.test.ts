@@ -5,13 +5,9 @@
  * connect-es, @grpc/grpc-js and buf curl. The certificate is made at test time
  * with openssl.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import http2 from "node:http2";
 import https from "node:https";
 import net from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
@@ -19,41 +15,24 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AvailabilityService } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { BookingService } from "../src/gen/dialstack/partner/v1/booking_pb.js";
 import { bearer, bookingRequest, searchRequest } from "./support/clients.js";
+import { makeTestCertificate, type TestCertificate } from "./support/certificate.js";
 import { run } from "./support/commands.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
 
-let dir: string;
+let certificate: TestCertificate;
 let ca: Buffer;
 let h: Harness;
 let url: string;
 
-function makeCertificate(): { cert: string; key: string } {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" });
-  } catch {
-    throw new Error("openssl is needed to make the test certificate (apt-get install openssl)");
-  }
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  execFileSync(
-    "openssl",
-    ["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert, "-days", "1"]
-      .concat(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"]),
-    { stdio: "ignore" },
-  );
-  return { cert, key };
-}
-
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "gw-tls-"));
-  const { cert, key } = makeCertificate();
-  ca = readFileSync(cert);
-  h = await startHarness({ env: { TLS_CERT_FILE: cert, TLS_KEY_FILE: key } });
+  certificate = makeTestCertificate();
+  ca = certificate.ca;
+  h = await startHarness({ env: { TLS_CERT_FILE: certificate.cert, TLS_KEY_FILE: certificate.key } });
   url = `https://127.0.0.1:${h.port}`;
 });
 afterAll(async () => {
   await h.close();
-  rmSync(dir, { recursive: true, force: true });
+  certificate.remove();
 });
 
 describe("ALPN on one port", () => {
@@ -152,7 +131,7 @@ describe("independent gRPC clients over TLS", () => {
       "--protocol",
       "grpc",
       "--cacert",
-      join(dir, "cert.pem"),
+      certificate.cert,
       "-H",
       `Authorization: Bearer ${h.keys.a}`,
       "-d",
