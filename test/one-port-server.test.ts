@@ -14,7 +14,7 @@ afterEach(() => {
 
 async function start(): Promise<number> {
   const server = createOnePortServer((req, res) => {
-    res.writeHead(200, { "content-type": "text/plain" });
+    res.setHeader("content-type", "text/plain");
     res.end(`http ${req.httpVersion}`);
   });
   servers.push(server);
