@@ -4,7 +4,7 @@
  * plain `node:http` and once with `curl` itself, and must answer with the
  * status, headers and JSON shape the guide shows beneath it.
  */
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { promisify } from "node:util";
 import { readFileSync } from "node:fs";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
@@ -12,6 +12,7 @@ import { SEARCH_SAMPLE } from "../src/rest/openapi.js";
 import { send } from "./support/http1.js";
 import { parseEvents } from "./support/server-sent-events.js";
 import { startHarness, type Harness } from "./support/harness.js";
+import { curl } from "./support/system-programs.js";
 
 const DOCUMENTED_BASE_URL = "https://appointments.dialstack.ai";
 const DOCUMENTED_KEY = "sk_ptnr_YOUR_PARTNER_KEY";
@@ -94,7 +95,7 @@ function expectLikeDocumented(example: Example, status: number, headers: Record<
 }
 
 const guide = examples(readFileSync(new URL("../README.md", import.meta.url), "utf8"));
-const hasCurl = spawnSync("curl", ["--version"]).status === 0;
+const curlProgram = curl("the README examples run with curl");
 
 let h: Harness;
 beforeEach(async () => {
@@ -124,7 +125,7 @@ describe("README REST examples", () => {
     }
   });
 
-  it.skipIf(!hasCurl)("answer as documented when run with curl", async () => {
+  it.skipIf(curlProgram.skip)("answer as documented when run with curl", async () => {
     for (const example of guide) {
       // Asynchronously: the gateway answering curl runs in this process.
       const { stdout: output } = await promisify(execFile)("bash", ["-c", localize(example.command)], { encoding: "utf8", timeout: 15_000 });

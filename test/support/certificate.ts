@@ -6,6 +6,10 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { openssl } from "./system-programs.js";
+
+/** openssl, which makes the certificate; the tests that serve TLS skip without it (outside CI). */
+export const opensslProgram = openssl("TLS tests");
 
 export interface TestCertificate {
   /** Paths of the PEM files, as TLS_CERT_FILE and TLS_KEY_FILE take them. */
@@ -18,11 +22,7 @@ export interface TestCertificate {
 }
 
 export function makeTestCertificate(): TestCertificate {
-  try {
-    execFileSync("openssl", ["version"], { stdio: "ignore" });
-  } catch {
-    throw new Error("openssl is needed to make the test certificate (apt-get install openssl)");
-  }
+  opensslProgram.require();
   const dir = mkdtempSync(join(tmpdir(), "gw-cert-"));
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
