@@ -21,6 +21,10 @@
  * the protocol's own error, `unimplemented` with reason `http2_required`:
  * a Connect end-stream message, or a gRPC / gRPC-Web trailers-only response.
  * The connection is still closed, so a client waiting to stream is released.
+ *
+ * A deadline longer than a Node timer holds (`maxTimeoutMs`) is refused here,
+ * before connect-es, which would refuse it too but arm a timer with it first
+ * (and have Node print a `TimeoutOverflowWarning` for a client's input).
  */
 import { ConnectError } from "@connectrpc/connect";
 import { encodeEnvelope, type UniversalHandler, type UniversalServerResponse } from "@connectrpc/connect/protocol";
@@ -48,13 +52,15 @@ function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "connect"
   return "connect";
 }
 
-export function withErrorDetails(handler: UniversalHandler): UniversalHandler {
+export function withErrorDetails(handler: UniversalHandler, maxTimeoutMs: number): UniversalHandler {
   const isStream = handler.method.methodKind !== "unary";
   const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
     if (req.method === "GET") {
       const undecodable = checkGetMessage(req.url);
       if (undecodable !== undefined) return connectUnaryError(undecodable);
     }
+    const tooLong = checkDeadline(req.header, maxTimeoutMs);
+    if (tooLong !== undefined) return errorResponse(req.header.get("content-type"), tooLong, new Headers());
     const res = await handler(req);
     if (res.status === 505) return http2Required(req.header.get("content-type"), res);
     switch (protocolOf(req.header.get("content-type"))) {
@@ -97,20 +103,46 @@ const HTTP2_REQUIRED = GatewayError.of(
 ).toConnectError();
 
 function http2Required(contentType: string | null, res: UniversalServerResponse): UniversalServerResponse {
-  const header = new Headers(res.header);
+  return errorResponse(contentType, HTTP2_REQUIRED, new Headers(res.header), 505);
+}
+
+/**
+ * The deadline a request asks for (`connect-timeout-ms`, `grpc-timeout`), as
+ * an error when it is longer than `maxTimeoutMs`. Malformed values are left
+ * to connect-es, which refuses them without a timer.
+ */
+function checkDeadline(header: Headers, maxTimeoutMs: number): ConnectError | undefined {
+  let ms: number | undefined;
+  const connect = header.get("connect-timeout-ms");
+  if (connect !== null && /^\d{1,10}$/.test(connect)) ms = Number(connect);
+  const grpc = /^(\d{1,8})([HMSmun])$/.exec(header.get("grpc-timeout") ?? "");
+  if (grpc !== null) ms = Number(grpc[1]) * GRPC_TIMEOUT_UNIT_MS[grpc[2]!]!;
+  if (ms === undefined || ms <= maxTimeoutMs) return undefined;
+  return GatewayError.of("invalid_request", `the deadline of ${ms} ms is longer than the ${maxTimeoutMs} ms allowed`).toConnectError();
+}
+
+const GRPC_TIMEOUT_UNIT_MS: Readonly<Record<string, number>> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+
+/**
+ * `error` as the protocol of `contentType` sends an error that ends a call
+ * before any message: a Connect end-stream message, a gRPC / gRPC-Web
+ * trailers-only response, or a Connect unary error body (with `unaryStatus`,
+ * or the status of its code).
+ */
+function errorResponse(contentType: string | null, error: ConnectError, header: Headers, unaryStatus?: number): UniversalServerResponse {
   const type = contentType ?? "";
   if (/^application\/connect\+/.test(type)) {
     header.set("content-type", type);
-    const body = encodeEnvelope(endStreamFlag, endStream.serialize({ metadata: new Headers(), error: HTTP2_REQUIRED }));
+    const body = encodeEnvelope(endStreamFlag, endStream.serialize({ metadata: new Headers(), error }));
     return { status: 200, header, body: single(body) };
   }
   if (/^application\/grpc/.test(type)) {
     header.set("content-type", type);
-    setTrailerStatus(header, HTTP2_REQUIRED);
+    setTrailerStatus(header, error);
     return { status: 200, header };
   }
   header.set("content-type", "application/json");
-  return { status: 505, header, body: single(errorToJsonBytes(HTTP2_REQUIRED, {})) };
+  return { status: unaryStatus ?? codeToHttpStatus(error.code), header, body: single(errorToJsonBytes(error, {})) };
 }
 
 async function* single(chunk: Uint8Array): AsyncIterable<Uint8Array> {

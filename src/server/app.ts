@@ -33,6 +33,12 @@ export interface Gateway {
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 
+/**
+ * Node's timers hold at most 2^31-1 ms; a longer client deadline would
+ * silently become 1 ms, so it is refused as invalid instead.
+ */
+const MAX_TIMEOUT_MS = 2_147_483_647;
+
 export interface BuildOptions {
   /** Log output; defaults to stdout at the configured level. */
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
@@ -98,13 +104,11 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
         });
         // Errors that connect-es raises before any interceptor runs get the
         // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
-        router.handlers.splice(0, router.handlers.length, ...router.handlers.map(withErrorDetails));
+        router.handlers.splice(0, router.handlers.length, ...router.handlers.map((handler) => withErrorDetails(handler, MAX_TIMEOUT_MS)));
         handlers.push(...router.handlers);
       },
       readMaxBytes: config.maxRequestBytes,
-      // Node's timers hold at most 2^31-1 ms; a longer client deadline would
-      // silently become 1 ms, so it is refused as invalid instead.
-      maxTimeoutMs: 2_147_483_647,
+      maxTimeoutMs: MAX_TIMEOUT_MS,
       jsonOptions: { useProtoFieldName: true },
       interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
       contextValues,
