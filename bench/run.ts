@@ -43,6 +43,7 @@ const USAGE = `npm run bench [-- options]
   --rounds=2            measured runs per target and level, alternating targets
   --profile             run the gateway under node --cpu-prof and summarise the profile
   --compare=REF         also measure the gateway as built from git REF, as one more target in every workload
+  --compare-node=PATH   also measure the gateway run by another Node.js binary (with --compare: REF's build on it)
   --gateways-only       run only the gateway targets (with --compare: an A/B of two builds)
   --require-all         treat a workload that is not available on this build as a failure
   --out=FILE            report path (default bench/results/<date>-<commit>.md)
@@ -57,6 +58,7 @@ interface Settings {
   readonly rounds: number;
   readonly profile: boolean;
   readonly compare: string | undefined;
+  readonly compareNode: string | undefined;
   readonly gatewaysOnly: boolean;
   readonly requireAll: boolean;
   readonly out: string | undefined;
@@ -75,6 +77,7 @@ function settings(argv: string[]): Settings {
       rounds: { type: "string" },
       profile: { type: "boolean", default: false },
       compare: { type: "string" },
+      "compare-node": { type: "string" },
       "gateways-only": { type: "boolean", default: false },
       "require-all": { type: "boolean", default: false },
       out: { type: "string" },
@@ -103,6 +106,7 @@ function settings(argv: string[]): Settings {
     rounds: Math.round(number("rounds", values.rounds, quick ? 1 : 2, 1, 20)),
     profile: values.profile!,
     compare: values.compare,
+    compareNode: values["compare-node"],
     gatewaysOnly: values["gateways-only"]!,
     requireAll: values["require-all"]!,
     out: values.out,
@@ -253,6 +257,7 @@ async function main(): Promise<number> {
   const gatewayLogs = [join(workDir, "gateway.log")];
   const gatewayLog = gatewayLogs[0]!;
   const outcomes: Outcome[] = [];
+  let reference: { server: ServerProcess; label: string } | undefined;
   try {
     redisInUse = await redis(workDir);
     if (redisInUse.server) servers.push(redisInUse.server);
@@ -260,9 +265,9 @@ async function main(): Promise<number> {
     servers.push(platform);
     const seedFile = join(workDir, "seed.json");
     writeFileSync(seedFile, JSON.stringify(gatewaySeed(platform.url), null, 2));
-    const startGateway = async (name: string, mainJs: string, logFile: string, profileDir: string | undefined) => {
+    const startGateway = async (name: string, mainJs: string, logFile: string, profileDir: string | undefined, node = process.execPath) => {
       const port = await freePort();
-      return startProgram(name, process.execPath, [...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), mainJs], {
+      return startProgram(name, node, [...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), mainJs], {
         env: {
           PATH: process.env.PATH ?? "",
           NODE_ENV: "production",
@@ -284,14 +289,25 @@ async function main(): Promise<number> {
     };
     const gateway = await startGateway("gateway", join(root, "dist", "main.js"), gatewayLogs[0]!, s.profile ? join(workDir, "profile") : undefined);
     servers.push(gateway);
-    let reference: { server: ServerProcess; ref: string } | undefined;
-    if (s.compare !== undefined) {
-      const ref = git("rev-parse", "--short", s.compare);
-      if (ref === "") throw new Error(`--compare: ${s.compare} is not a commit`);
-      log(`building the reference gateway at ${ref}...`);
-      const mainJs = buildReference(s.compare, join(workDir, "reference"));
+    if (s.compare !== undefined || s.compareNode !== undefined) {
+      let mainJs = join(root, "dist", "main.js");
+      let label = "gateway";
+      if (s.compare !== undefined) {
+        const ref = git("rev-parse", "--short", s.compare);
+        if (ref === "") throw new Error(`--compare: ${s.compare} is not a commit`);
+        log(`building the reference gateway at ${ref}...`);
+        mainJs = buildReference(s.compare, join(workDir, "reference"));
+        label += ` @${ref}`;
+      }
+      let node = process.execPath;
+      if (s.compareNode !== undefined) {
+        node = s.compareNode;
+        const version = spawnSync(node, ["--version"], { encoding: "utf8" }).stdout?.trim();
+        if (!version) throw new Error(`--compare-node: ${node} does not run`);
+        label += ` on node ${version}`;
+      }
       gatewayLogs.push(join(workDir, "gateway-reference.log"));
-      reference = { server: await startGateway(`gateway @${ref}`, mainJs, gatewayLogs[1]!, undefined), ref };
+      reference = { server: await startGateway(label, mainJs, gatewayLogs[1]!, undefined, node), label };
       servers.push(reference.server);
     }
     const minimalRelay = await startBenchServer("minimal relay", "minimal-relay.ts", { PLATFORM_URL: platform.url });
@@ -332,7 +348,7 @@ async function main(): Promise<number> {
     loadBefore,
     loadAfter: os.loadavg(),
     settings: { quick: s.quick, concurrency: s.concurrency, durationS: s.durationS, warmupS: s.warmupS, rounds: s.rounds },
-    gateway: `node dist/main.js, Redis store (${redisInUse?.description ?? "?"}), LOG_LEVEL=info to a file${s.profile ? ", under --cpu-prof" : ""}${s.compare ? `; also the build of ${s.compare} (same settings)` : ""}`,
+    gateway: `node dist/main.js, Redis store (${redisInUse?.description ?? "?"}), LOG_LEVEL=info to a file${s.profile ? ", under --cpu-prof" : ""}${reference !== undefined ? `; also ${reference.label} (same settings)` : ""}`,
     elapsedS: (Date.now() - started) / 1000,
   };
   const report = renderReport(info, outcomes);

@@ -71,7 +71,8 @@ interface WorkloadSpec extends Omit<Workload, "targets"> {
 export interface Servers {
   readonly gateway: ServerProcess;
   /** Another build of the gateway, measured in the same run (`--compare`). */
-  readonly reference?: { readonly server: ServerProcess; readonly ref: string } | undefined;
+  /** A second gateway measured like the first: another build (`--compare`) or another Node.js (`--compare-node`). */
+  readonly reference?: { readonly server: ServerProcess; readonly label: string } | undefined;
   readonly minimalRelay: ServerProcess;
   readonly grpcRelay: ServerProcess;
   readonly platform: ServerProcess;
@@ -384,6 +385,6 @@ export function workloads(servers: Servers, workDir: string): Workload[] {
   ];
 
   const gateways: [ServerProcess, string][] = [[gateway, "gateway"]];
-  if (servers.reference !== undefined) gateways.push([servers.reference.server, `gateway @${servers.reference.ref}`]);
+  if (servers.reference !== undefined) gateways.push([servers.reference.server, servers.reference.label]);
   return specs.map(({ gateway: target, baselines, ...rest }) => ({ ...rest, targets: [...gateways.map(([server, label]) => target(server, label)), ...baselines] }));
 }
