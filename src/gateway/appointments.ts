@@ -16,7 +16,7 @@ import type { Directory, BotRoute } from "../store/directory.js";
 import type { Partner } from "../store/directory-store.js";
 import { checkIdempotencyKey, downstreamIdempotencyKey, type IdempotencyKeeper } from "./idempotency.js";
 import { orderedPool } from "./ordered-pool.js";
-import { invalid, requireString, requireTimestamp } from "./validation.js";
+import { invalid, requirePhone, requireString, requireTimestamp } from "./validation.js";
 
 /** Who is calling, and for how long they will wait. */
 export interface Caller {
@@ -193,7 +193,7 @@ function bookingPayload(req: CreateBookingRequest): JsonObject {
   const c = b.customer;
   if (c === undefined) throw invalid("booking.customer is required");
   const customer: JsonObject = {
-    phone: requireString(c.phone, "booking.customer.phone"),
+    phone: requirePhone(c.phone, "booking.customer.phone"),
     name: requireString(c.name, "booking.customer.name"),
   };
   if (c.email !== "") customer.email = c.email;

@@ -21,6 +21,21 @@ export function requireString(value: string, field: string): string {
 }
 
 /**
+ * E.164: `+`, a country code (never starting with 0) and the subscriber
+ * number, 8 to 15 digits in all, with no spaces or punctuation. Platforms
+ * match callers on this exact form, so anything else is refused rather than
+ * guessed at.
+ */
+const E164 = /^\+[1-9][0-9]{7,14}$/;
+
+/** A required phone number in E.164 form. The message names the field, not the number (it is personal data). */
+export function requirePhone(value: string, field: string): string {
+  if (value.trim() === "") throw invalid(`${field} is required`);
+  if (!E164.test(value)) throw invalid(`${field} must be an E.164 phone number: + and 8 to 15 digits, no spaces, e.g. +15551234567`);
+  return value;
+}
+
+/**
  * A checked timestamp in epoch milliseconds, and its RFC 3339 form. The RFC
  * 3339 form is built only when read: a search needs milliseconds only, and
  * formatting costs more than the check on the hot path.
