@@ -8,13 +8,15 @@ import type { SearchAvailabilityRequest, SearchAvailabilityResponse } from "./av
 import { file_dialstack_partner_v1_availability } from "./availability_pb.js";
 import type { CreateBookingRequest, CreateBookingResponse } from "./booking_pb.js";
 import { file_dialstack_partner_v1_booking } from "./booking_pb.js";
+import type { LookupCustomerRequest, LookupCustomerResponse } from "./customer_pb.js";
+import { file_dialstack_partner_v1_customer } from "./customer_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file dialstack/partner/v1/session.proto.
  */
 export const file_dialstack_partner_v1_session: GenFile = /*@__PURE__*/
-  fileDesc("CiJkaWFsc3RhY2svcGFydG5lci92MS9zZXNzaW9uLnByb3RvEhRkaWFsc3RhY2sucGFydG5lci52MSL2AQoPQ29udmVyc2VSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSMwoFc3RhcnQYAiABKAsyIi5kaWFsc3RhY2sucGFydG5lci52MS5TdGFydFNlc3Npb25IABJOChNzZWFyY2hfYXZhaWxhYmlsaXR5GAMgASgLMi8uZGlhbHN0YWNrLnBhcnRuZXIudjEuU2VhcmNoQXZhaWxhYmlsaXR5UmVxdWVzdEgAEkQKDmNyZWF0ZV9ib29raW5nGAQgASgLMiouZGlhbHN0YWNrLnBhcnRuZXIudjEuQ3JlYXRlQm9va2luZ1JlcXVlc3RIAEIECgJvcCIeCgxTdGFydFNlc3Npb24SDgoGYm90X2lkGAEgASgJIrgCChBDb252ZXJzZVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSNwoHc3RhcnRlZBgCIAEoCzIkLmRpYWxzdGFjay5wYXJ0bmVyLnYxLlNlc3Npb25TdGFydGVkSAASTwoTc2VhcmNoX2F2YWlsYWJpbGl0eRgDIAEoCzIwLmRpYWxzdGFjay5wYXJ0bmVyLnYxLlNlYXJjaEF2YWlsYWJpbGl0eVJlc3BvbnNlSAASRQoOY3JlYXRlX2Jvb2tpbmcYBCABKAsyKy5kaWFsc3RhY2sucGFydG5lci52MS5DcmVhdGVCb29raW5nUmVzcG9uc2VIABI1CgVlcnJvchgFIAEoCzIkLmRpYWxzdGFjay5wYXJ0bmVyLnYxLk9wZXJhdGlvbkVycm9ySABCCAoGcmVzdWx0IjQKDlNlc3Npb25TdGFydGVkEg4KBmJvdF9pZBgBIAEoCRISCgphY2NvdW50X2lkGAIgASgJIi8KDk9wZXJhdGlvbkVycm9yEgwKBGNvZGUYASABKAkSDwoHbWVzc2FnZRgCIAEoCTJyChFCb3RTZXNzaW9uU2VydmljZRJdCghDb252ZXJzZRIlLmRpYWxzdGFjay5wYXJ0bmVyLnYxLkNvbnZlcnNlUmVxdWVzdBomLmRpYWxzdGFjay5wYXJ0bmVyLnYxLkNvbnZlcnNlUmVzcG9uc2UoATABYgZwcm90bzM", [file_dialstack_partner_v1_availability, file_dialstack_partner_v1_booking]);
+  fileDesc("CiJkaWFsc3RhY2svcGFydG5lci92MS9zZXNzaW9uLnByb3RvEhRkaWFsc3RhY2sucGFydG5lci52MSK+AgoPQ29udmVyc2VSZXF1ZXN0EhIKCnJlcXVlc3RfaWQYASABKAkSMwoFc3RhcnQYAiABKAsyIi5kaWFsc3RhY2sucGFydG5lci52MS5TdGFydFNlc3Npb25IABJOChNzZWFyY2hfYXZhaWxhYmlsaXR5GAMgASgLMi8uZGlhbHN0YWNrLnBhcnRuZXIudjEuU2VhcmNoQXZhaWxhYmlsaXR5UmVxdWVzdEgAEkQKDmNyZWF0ZV9ib29raW5nGAQgASgLMiouZGlhbHN0YWNrLnBhcnRuZXIudjEuQ3JlYXRlQm9va2luZ1JlcXVlc3RIABJGCg9sb29rdXBfY3VzdG9tZXIYBSABKAsyKy5kaWFsc3RhY2sucGFydG5lci52MS5Mb29rdXBDdXN0b21lclJlcXVlc3RIAEIECgJvcCIeCgxTdGFydFNlc3Npb24SDgoGYm90X2lkGAEgASgJIoEDChBDb252ZXJzZVJlc3BvbnNlEhIKCnJlcXVlc3RfaWQYASABKAkSNwoHc3RhcnRlZBgCIAEoCzIkLmRpYWxzdGFjay5wYXJ0bmVyLnYxLlNlc3Npb25TdGFydGVkSAASTwoTc2VhcmNoX2F2YWlsYWJpbGl0eRgDIAEoCzIwLmRpYWxzdGFjay5wYXJ0bmVyLnYxLlNlYXJjaEF2YWlsYWJpbGl0eVJlc3BvbnNlSAASRQoOY3JlYXRlX2Jvb2tpbmcYBCABKAsyKy5kaWFsc3RhY2sucGFydG5lci52MS5DcmVhdGVCb29raW5nUmVzcG9uc2VIABI1CgVlcnJvchgFIAEoCzIkLmRpYWxzdGFjay5wYXJ0bmVyLnYxLk9wZXJhdGlvbkVycm9ySAASRwoPbG9va3VwX2N1c3RvbWVyGAYgASgLMiwuZGlhbHN0YWNrLnBhcnRuZXIudjEuTG9va3VwQ3VzdG9tZXJSZXNwb25zZUgAQggKBnJlc3VsdCI0Cg5TZXNzaW9uU3RhcnRlZBIOCgZib3RfaWQYASABKAkSEgoKYWNjb3VudF9pZBgCIAEoCSIvCg5PcGVyYXRpb25FcnJvchIMCgRjb2RlGAEgASgJEg8KB21lc3NhZ2UYAiABKAkycgoRQm90U2Vzc2lvblNlcnZpY2USXQoIQ29udmVyc2USJS5kaWFsc3RhY2sucGFydG5lci52MS5Db252ZXJzZVJlcXVlc3QaJi5kaWFsc3RhY2sucGFydG5lci52MS5Db252ZXJzZVJlc3BvbnNlKAEwAWIGcHJvdG8z", [file_dialstack_partner_v1_availability, file_dialstack_partner_v1_booking, file_dialstack_partner_v1_customer]);
 
 /**
  * One message from the bot to the gateway.
@@ -60,6 +62,15 @@ export type ConverseRequest = Message<"dialstack.partner.v1.ConverseRequest"> & 
      */
     value: CreateBookingRequest;
     case: "createBooking";
+  } | {
+    /**
+     * Looks the caller up for the session's bot, typically first thing in
+     * the call.
+     *
+     * @generated from field: dialstack.partner.v1.LookupCustomerRequest lookup_customer = 5;
+     */
+    value: LookupCustomerRequest;
+    case: "lookupCustomer";
   } | { case: undefined; value?: undefined };
 };
 
@@ -141,6 +152,14 @@ export type ConverseResponse = Message<"dialstack.partner.v1.ConverseResponse"> 
      */
     value: OperationError;
     case: "error";
+  } | {
+    /**
+     * The answer to a `lookup_customer` operation.
+     *
+     * @generated from field: dialstack.partner.v1.LookupCustomerResponse lookup_customer = 6;
+     */
+    value: LookupCustomerResponse;
+    case: "lookupCustomer";
   } | { case: undefined; value?: undefined };
 };
 
