@@ -19,6 +19,7 @@ export type GatewayErrorCode =
   | "idempotency_key_mismatch"
   | "idempotency_key_in_use"
   | "webhook_not_configured"
+  | "customer_lookup_not_supported"
   | "platform_unavailable"
   | "platform_invalid_response"
   | "platform_timeout"
@@ -50,6 +51,10 @@ const SPECS: Readonly<Record<GatewayErrorCode, CodeSpec>> = {
   idempotency_key_mismatch: { httpStatus: 422, connectCode: Code.FailedPrecondition },
   idempotency_key_in_use: { httpStatus: 409, connectCode: Code.Aborted },
   webhook_not_configured: { httpStatus: 422, connectCode: Code.FailedPrecondition },
+  // The account's platform lacks the webhook. Like a server that "does not
+  // support the functionality required" (HTTP 501, gRPC unimplemented), and
+  // like it, not worth retrying: the bot goes on without it.
+  customer_lookup_not_supported: { httpStatus: 501, connectCode: Code.Unimplemented },
   platform_unavailable: { httpStatus: 502, connectCode: Code.Unavailable },
   platform_invalid_response: { httpStatus: 502, connectCode: Code.Unavailable },
   platform_timeout: { httpStatus: 504, connectCode: Code.DeadlineExceeded },

@@ -16,12 +16,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayError, type GatewayErrorCode } from "../src/errors.js";
 import { AvailabilityService } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { BookingService } from "../src/gen/dialstack/partner/v1/booking_pb.js";
+import { CustomerService } from "../src/gen/dialstack/partner/v1/customer_pb.js";
 import { BotSessionService } from "../src/gen/dialstack/partner/v1/session_pb.js";
-import { BOOKING_SAMPLE, DOCUMENTED_ERRORS, openApiDocument, SEARCH_SAMPLE } from "../src/rest/openapi.js";
+import { BOOKING_SAMPLE, DOCUMENTED_ERRORS, LOOKUP_SAMPLE, openApiDocument, SEARCH_SAMPLE } from "../src/rest/openapi.js";
 import { restRoutes } from "../src/rest/rest-routes.js";
 import { send, type HttpAnswer } from "./support/http1.js";
 import { parseEvents } from "./support/server-sent-events.js";
-import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
+import { DEMO_CALLER } from "../src/demo/reference-platform.js";
+import { bookingBody, idempotencyKey, lookupBody, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
 
@@ -61,6 +63,8 @@ function expectDocumented(path: string, res: HttpAnswer, { platformCode = false 
     if (resolve(response.headers[name]).schema && (name === "X-Request-Id" || (name === "Retry-After" && res.headers["retry-after"] !== undefined))) {
       expect(res.headers[name.toLowerCase()], name).toBeDefined();
     }
+    const values = resolve(response.headers[name]).schema?.enum;
+    if (name === "Cache-Control") expect(values).toContain(res.headers["cache-control"]);
   }
   if (res.status >= 400 && !platformCode) {
     expect(documented, `${res.status} is documented for ${path}`).toBeDefined();
@@ -88,12 +92,13 @@ it("passes redocly lint with no problem", () => {
 });
 
 it("describes every REST route annotated in the proto", () => {
-  const handlers = [AvailabilityService, BookingService, BotSessionService].flatMap((s) => s.methods.map((method) => ({ method }) as unknown as UniversalHandler));
+  const handlers = [AvailabilityService, BookingService, CustomerService, BotSessionService].flatMap((s) => s.methods.map((method) => ({ method }) as unknown as UniversalHandler));
   const routes = restRoutes(handlers);
   expect(routes.map((r) => `${r.httpMethod} ${r.path}`).sort()).toEqual([
     "POST /v1/availability/search",
     "POST /v1/availability/search:stream",
     "POST /v1/bookings",
+    "POST /v1/customers/lookup",
   ]);
   for (const r of routes) expect(doc.paths[r.path]?.[r.httpMethod.toLowerCase()], r.path).toBeDefined();
 });
@@ -118,6 +123,7 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
     idempotency_key_mismatch: true,
     idempotency_key_in_use: true,
     webhook_not_configured: true,
+    customer_lookup_not_supported: true,
     platform_unavailable: true,
     platform_invalid_response: true,
     platform_timeout: true,
@@ -137,6 +143,7 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
 it("has request examples that its own schemas accept", () => {
   validate("#/components/schemas/SearchAvailabilityRequest", SEARCH_SAMPLE);
   validate("#/components/schemas/CreateBookingRequest", BOOKING_SAMPLE);
+  validate("#/components/schemas/LookupCustomerRequest", LOOKUP_SAMPLE);
   for (const [path, item] of Object.entries<any>(doc.paths)) {
     const media = item.post.requestBody.content["application/json"];
     for (const example of Object.values<any>(media.examples)) validate(media.schema.$ref, example.value);
@@ -157,6 +164,8 @@ describe("matches the live answers", () => {
   const auth = (extra: Record<string, string> = {}) => ({ authorization: `Bearer ${h.keys.a}`, ...extra });
   const SEARCH = "/v1/availability/search";
   const BOOK = "/v1/bookings";
+  const LOOKUP = "/v1/customers/lookup";
+  const lookup = (body: unknown, headers: Record<string, string> = auth()) => send(h.url + LOOKUP, { headers, body });
   const search = (body: unknown, headers: Record<string, string> = auth()) => send(h.url + SEARCH, { headers, body });
   const book = (body: unknown, headers: Record<string, string> = auth({ "idempotency-key": idempotencyKey() })) => send(h.url + BOOK, { headers, body });
 
@@ -174,14 +183,24 @@ describe("matches the live answers", () => {
     expectDocumented(BOOK, again);
     h.script = () => ({ status: 200, body: { availabilities: [{ start_at: "2030-01-07T09:00:00Z", duration_minutes: 30, room: 4 }], cursor: "c" } });
     expectDocumented(SEARCH, await search(searchBody(h.bots.a)));
+    h.script = undefined;
+    const known = await lookup(lookupBody(h.bots.a, DEMO_CALLER.phone));
+    expect(known.json.found).toBe(true);
+    expectDocumented(LOOKUP, known);
+    const unknown = await lookup(lookupBody(h.bots.a, "+15550100999"));
+    expect(unknown.json).toEqual({ found: false });
+    expectDocumented(LOOKUP, unknown);
+    h.script = () => ({ status: 200, body: { found: true, customer: { name: "J", phone: "+15551234567", vip: true, existing_appointment: { start_at: "2030-01-07T09:00:00Z", room: 4 } }, source: "crm" } });
+    expectDocumented(LOOKUP, await lookup(lookupBody(h.bots.a, DEMO_CALLER.phone)));
   });
 
-  it("the gateway's errors on both paths", async () => {
+  it("the gateway's errors on every path", async () => {
     for (const [path, send_] of [
       [SEARCH, (b: unknown, hd?: Record<string, string>) => search(b, hd)],
       [BOOK, (b: unknown, hd?: Record<string, string>) => book(b, hd)],
+      [LOOKUP, (b: unknown, hd?: Record<string, string>) => lookup(b, hd)],
     ] as const) {
-      const body = path === SEARCH ? searchBody(h.bots.a) : bookingBody(h.bots.a);
+      const body = path === SEARCH ? searchBody(h.bots.a) : path === BOOK ? bookingBody(h.bots.a) : lookupBody(h.bots.a, DEMO_CALLER.phone);
       const keyed = auth({ "idempotency-key": idempotencyKey() });
       const answers = [
         await send_(body, {}),
@@ -193,6 +212,10 @@ describe("matches the live answers", () => {
         await send(h.url + path, { headers: { ...keyed, "content-type": "application/json" }, body: JSON.stringify({ pad: "x".repeat(h.config.maxRequestBytes) }) }),
       ];
       if (path === BOOK) answers.push(await send_(body, auth()));
+      if (path === LOOKUP) {
+        h.script = () => ({ status: 404, body: "Not Found" });
+        answers.push(await send_(body, auth()));
+      }
       h.script = () => ({ status: 200, body: "<html>" });
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
       h.script = () => ({ status: 0, reset: true });
@@ -210,6 +233,7 @@ describe("matches the live answers", () => {
         "invalid_request",
         "request_too_large",
         ...(path === BOOK ? ["idempotency_key_invalid"] : []),
+        ...(path === LOOKUP ? ["customer_lookup_not_supported"] : []),
         "platform_invalid_response",
         "platform_unavailable",
         "platform_timeout",
@@ -227,6 +251,10 @@ describe("matches the live answers", () => {
     const odd = await search(searchBody(h.bots.a));
     expect(odd.status).toBe(418);
     expectDocumented(SEARCH, odd, { platformCode: true });
+    h.script = () => ({ status: 404, body: { error: { code: "account_not_found", message: "no such account" } } });
+    const gone = await lookup(lookupBody(h.bots.a, DEMO_CALLER.phone));
+    expect(gone.status).toBe(404);
+    expectDocumented(LOOKUP, gone, { platformCode: true });
   });
 
   it("the availability stream: its events, and its errors before the first window", async () => {
@@ -265,7 +293,18 @@ describe("/docs", () => {
     expect(res.headers["content-security-policy"]).toContain("default-src 'none'");
     const page = res.text;
     expect(page).toContain("<title>DialStack Partner API 1.0.0</title>");
-    for (const text of ["/v1/availability/search", "/v1/availability/search:stream", "event <code>message</code>", "/v1/bookings", "Idempotency-Key", "Bearer sk_ptnr_", "booking.customer.phone", "query.filter.start_at_range.start_at"]) {
+    for (const text of [
+      "/v1/availability/search",
+      "/v1/availability/search:stream",
+      "event <code>message</code>",
+      "/v1/bookings",
+      "/v1/customers/lookup",
+      "Idempotency-Key",
+      "Bearer sk_ptnr_",
+      "booking.customer.phone",
+      "customer.existing_appointment.start_at",
+      "query.filter.start_at_range.start_at",
+    ]) {
       expect(page).toContain(text);
     }
     for (const e of DOCUMENTED_ERRORS) expect(page, e.code).toContain(`<code>${e.code}</code>`);

@@ -5,8 +5,9 @@
  * scripting answers through `respond`.
  *
  * It verifies every signature, generates plausible availability (weekdays,
- * 09:00 to 17:00 UTC, 30-minute slots, some taken), and books a slot at most
- * once per idempotency key (201 on creation, 200 on a replay).
+ * 09:00 to 17:00 UTC, 30-minute slots, some taken), books a slot at most
+ * once per idempotency key (201 on creation, 200 on a replay), and recognises
+ * one caller, `DEMO_CALLER`, who has an appointment on the next weekday.
  */
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -55,6 +56,9 @@ interface StoredBooking {
 }
 
 const SLOT_MINUTES = 30;
+
+/** The one caller the platform knows; every other number is answered `found: false`. */
+export const DEMO_CALLER = { phone: "+14155550123", name: "Jane Roe" } as const;
 
 export class ReferencePlatform {
   readonly received: ReceivedWebhook[] = [];
@@ -153,7 +157,7 @@ export class ReferencePlatform {
     }
     if (req.path === "/availability/search") return this.search(req.body);
     if (req.path === "/bookings") return this.book(req.body);
-    if (req.path === "/customers/lookup") return { status: 200, body: { found: false } };
+    if (req.path === "/customers/lookup") return this.lookup(req.body);
     return error(404, "not_found", `no webhook at ${req.path}`);
   }
 
@@ -177,6 +181,28 @@ export class ReferencePlatform {
       availabilities.push({ start_at: startAt, duration_minutes: SLOT_MINUTES });
     }
     return { status: 200, body: { availabilities } };
+  }
+
+  private lookup(body: Json): PlatformReply {
+    const phone = (body.customer as Json | undefined)?.phone;
+    if (typeof phone !== "string" || phone === "") return error(400, "invalid_payload", "customer.phone is required");
+    if (phone !== DEMO_CALLER.phone) return { status: 200, body: { found: false } };
+    // Her appointment: the next weekday, 10:00 to 10:30 UTC.
+    const day = new Date();
+    do day.setUTCDate(day.getUTCDate() + 1);
+    while (day.getUTCDay() === 0 || day.getUTCDay() === 6);
+    const start = Date.UTC(day.getUTCFullYear(), day.getUTCMonth(), day.getUTCDate(), 10, 0);
+    return {
+      status: 200,
+      body: {
+        found: true,
+        customer: {
+          name: DEMO_CALLER.name,
+          phone: DEMO_CALLER.phone,
+          existing_appointment: { start_at: iso(start), end_at: iso(start + SLOT_MINUTES * 60_000), status: "confirmed" },
+        },
+      },
+    };
   }
 
   private book(body: Json): PlatformReply {

@@ -176,7 +176,8 @@ export function cutWindows(range: SearchRange, widthMs: number): SearchRange[] {
   return windows;
 }
 
-function webhookTarget(route: BotRoute): { webhookUrl: string; webhookSecret: string } {
+/** Where a route's webhooks go, and the secret that signs them (the directory only routes to platforms that have both). */
+export function webhookTarget(route: BotRoute): { webhookUrl: string; webhookSecret: string } {
   return { webhookUrl: route.platform.webhookUrl!, webhookSecret: route.platform.webhookSecret! };
 }
 

@@ -21,6 +21,8 @@
  *   id then gets two answers, this error and the first operation's own),
  *   `too_many_operations` (more than `maxInFlight` in flight; nothing is sent
  *   to the platform, retry after an answer arrives).
+ * - Operations are `search_availability`, `create_booking` and
+ *   `lookup_customer`, each checked and relayed exactly as its unary call.
  * - Bookings go through the same `createBooking` and idempotency keeper as
  *   unary calls, with the session's bot, so a key used in a session and in a
  *   unary call with the same booking is one booking. The key must be the
@@ -41,6 +43,7 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import type { CreateBookingRequest } from "../gen/dialstack/partner/v1/booking_pb.js";
 import type { SearchAvailabilityRequest } from "../gen/dialstack/partner/v1/availability_pb.js";
+import type { LookupCustomerRequest } from "../gen/dialstack/partner/v1/customer_pb.js";
 import {
   type ConverseRequest,
   type ConverseResponse,
@@ -49,6 +52,7 @@ import {
 import { GatewayError } from "../errors.js";
 import type { BotRoute } from "../store/directory.js";
 import type { Appointments, Caller } from "./appointments.js";
+import type { Customers } from "./customers.js";
 import type { RateLimiter } from "./rate-limiter.js";
 import { invalid } from "./validation.js";
 
@@ -67,6 +71,13 @@ export interface BotSessionOptions {
 
 type Result = MessageInitShape<typeof ConverseResponseSchema>["result"];
 type Operation = Exclude<ConverseRequest["op"], { case: "start" } | { case: undefined }>;
+
+/** Each operation's field name in `ConverseRequest`, as error messages spell it. */
+const OPERATION_FIELDS: Readonly<Record<Operation["case"], string>> = {
+  searchAvailability: "search_availability",
+  createBooking: "create_booking",
+  lookupCustomer: "lookup_customer",
+};
 
 /** Wakes everyone waiting for the session's state to change. */
 class Changes {
@@ -103,6 +114,7 @@ export class BotSession {
 
   constructor(
     private readonly appointments: Appointments,
+    private readonly customers: Customers,
     caller: Caller,
     private readonly options: BotSessionOptions,
   ) {
@@ -227,7 +239,7 @@ export class BotSession {
   private check(message: ConverseRequest): GatewayError | undefined {
     const { op, requestId } = message;
     if (op.case === "start") return invalid("`start` is only allowed as the first message; this session is already bound");
-    if (op.case === undefined) return invalid("op is required: search_availability or create_booking");
+    if (op.case === undefined) return invalid("op is required: search_availability, create_booking or lookup_customer");
     if (requestId === "") return invalid("request_id is required");
     if (this.inFlight.has(requestId)) {
       return GatewayError.of("duplicate_request_id", `an operation with request_id "${requestId}" is still in flight`);
@@ -241,8 +253,7 @@ export class BotSession {
     const botId = op.value.botId;
     const bound = this.route!.bot.id;
     if (botId !== "" && botId !== bound) {
-      const field = op.case === "searchAvailability" ? "search_availability" : "create_booking";
-      return invalid(`${field}.bot_id must be empty or the session's bot "${bound}"`);
+      return invalid(`${OPERATION_FIELDS[op.case]}.bot_id must be empty or the session's bot "${bound}"`);
     }
     try {
       this.options.rateLimiter?.take(this.caller.partner.id);
@@ -258,12 +269,19 @@ export class BotSession {
         return { case: "searchAvailability", value: await this.search(op.value) };
       case "createBooking":
         return { case: "createBooking", value: await this.book(op.value) };
+      case "lookupCustomer":
+        return { case: "lookupCustomer", value: await this.lookup(op.value) };
     }
   }
 
   private async search(req: SearchAvailabilityRequest) {
     const range = this.appointments.searchRange(req);
     return (await this.appointments.searchRangeOf(this.caller, this.route!, range)).message;
+  }
+
+  private async lookup(req: LookupCustomerRequest) {
+    const phone = this.customers.phoneOf(req);
+    return (await this.customers.lookupFor(this.caller, this.route!, phone)).message;
   }
 
   private async book(req: CreateBookingRequest) {

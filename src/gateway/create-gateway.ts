@@ -2,7 +2,7 @@
  * Assembles the gateway's components from a `Config`: the directory store
  * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
  * client, the idempotency keeper (in Redis too when there is one) and the
- * business logic.
+ * business logic (appointments and customers).
  */
 import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
@@ -18,6 +18,7 @@ import { importSeed, readSeedFile } from "../store/seed.js";
 import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
 import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.js";
 import { Appointments } from "./appointments.js";
+import { Customers } from "./customers.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
 import { RateLimiter } from "./rate-limiter.js";
 
@@ -49,6 +50,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     config,
     directory,
     appointments,
+    customers: new Customers(directory, webhooks),
     rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
     redis,
     async close() {

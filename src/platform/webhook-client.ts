@@ -27,6 +27,12 @@ export interface WebhookCall {
   readonly signal?: AbortSignal | undefined;
   /** The caller's own deadline (epoch milliseconds), if it has one. */
   readonly deadline?: number | undefined;
+  /**
+   * For a webhook platforms may leave out: the error to answer when the
+   * platform does not serve the path (see `isMissingWebhook`). Unset, such
+   * an answer is read like any other.
+   */
+  readonly whenMissing?: (() => GatewayError) | undefined;
 }
 
 /** A 2xx answer of a platform. */
@@ -181,7 +187,7 @@ export class WebhookClient {
         res.on("end", () => {
           finish(() => {
             try {
-              resolve(interpret(res.statusCode ?? 0, Buffer.concat(chunks)));
+              resolve(interpret(res.statusCode ?? 0, Buffer.concat(chunks), call.whenMissing));
             } catch (e) {
               reject(e);
             }
@@ -211,8 +217,21 @@ function isRecord(v: unknown): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/**
+ * How a platform says it has no such webhook: `501 Not Implemented`, or a
+ * `404` that is not an error envelope of its own (a web framework's page for
+ * an unknown route) or whose code says no more than `not_found`. A `404`
+ * envelope with a code of its own, such as `account_not_found`, is an answer
+ * about the request, not about the path, and passes through.
+ */
+function isMissingWebhook(status: number, error: JsonObject | undefined): boolean {
+  if (status === 501) return true;
+  if (status !== 404) return false;
+  return error === undefined || typeof error.code !== "string" || error.code === "" || error.code === "not_found";
+}
+
 /** A platform answer as the error model sees it. */
-function interpret(status: number, raw: Buffer): PlatformAnswer {
+function interpret(status: number, raw: Buffer, whenMissing: (() => GatewayError) | undefined): PlatformAnswer {
   let body: unknown;
   try {
     body = raw.length === 0 ? undefined : JSON.parse(raw.toString("utf8"));
@@ -226,6 +245,7 @@ function interpret(status: number, raw: Buffer): PlatformAnswer {
     return { status, body };
   }
   const error = isRecord(body) && isRecord(body.error) ? body.error : undefined;
+  if (whenMissing !== undefined && isMissingWebhook(status, error)) throw whenMissing();
   if (error !== undefined && typeof error.code === "string" && error.code !== "" && status >= 400 && status < 600) {
     const message = typeof error.message === "string" ? error.message : error.code;
     throw GatewayError.fromPlatform(status, error.code, message);

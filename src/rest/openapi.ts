@@ -19,7 +19,7 @@ export interface DocumentedError {
 }
 
 const ERRORS: readonly DocumentedError[] = [
-  { code: "invalid_request", status: 400, when: "The body is not a JSON object, a required field is missing, a timestamp is not RFC 3339, `end_at` is not after `start_at`, the range is longer than the maximum (31 days by default), or `duration_minutes` is not positive. The message names the field." },
+  { code: "invalid_request", status: 400, when: "The body is not a JSON object, a required field is missing, a timestamp is not RFC 3339, `end_at` is not after `start_at`, the range is longer than the maximum (31 days by default), `duration_minutes` is not positive, or a phone number is not E.164. The message names the field." },
   { code: "idempotency_key_invalid", status: 400, when: "The `Idempotency-Key` header is missing, empty, longer than 255 characters or not printable ASCII." },
   { code: "unauthorized", status: 401, when: "The `Authorization` header is missing or malformed, or the key is unknown." },
   { code: "bot_not_found", status: 404, when: "The bot does not exist or belongs to another partner (the two are not told apart)." },
@@ -33,6 +33,7 @@ const ERRORS: readonly DocumentedError[] = [
   { code: "webhook_not_configured", status: 422, when: "The account the bot serves has no scheduling platform webhook configured." },
   { code: "rate_limited", status: 429, when: "The partner is over its rate limit; retry after `Retry-After` seconds.", retryAfter: true },
   { code: "internal_error", status: 500, when: "An unexpected failure in the gateway." },
+  { code: "customer_lookup_not_supported", status: 501, when: "The scheduling platform of the bot's account does not implement customer lookup. Go on without recognising the caller; retrying does not help." },
   { code: "platform_unavailable", status: 502, when: "The scheduling platform could not be reached, reset the connection or failed without an error envelope." },
   { code: "platform_invalid_response", status: 502, when: "The scheduling platform answered with something that is not JSON or breaks the documented schema." },
   { code: "service_unavailable", status: 503, when: "A store the gateway needs is unreachable; retry after `Retry-After` seconds.", retryAfter: true },
@@ -41,8 +42,15 @@ const ERRORS: readonly DocumentedError[] = [
 
 /** Codes that concern the request's route rather than an operation. */
 const ROUTING_CODES: readonly GatewayErrorCode[] = ["not_found", "method_not_allowed"];
-/** Codes only `CreateBooking` produces. */
-const BOOKING_CODES: readonly GatewayErrorCode[] = ["idempotency_key_invalid", "idempotency_key_in_use", "idempotency_key_mismatch"];
+/** Codes only one operation produces. */
+const ONLY: Readonly<Partial<Record<GatewayErrorCode, Operation>>> = {
+  idempotency_key_invalid: "booking",
+  idempotency_key_in_use: "booking",
+  idempotency_key_mismatch: "booking",
+  customer_lookup_not_supported: "lookup",
+};
+
+type Operation = "search" | "booking" | "lookup";
 
 /** Every error code the document lists, with its status. */
 export const DOCUMENTED_ERRORS = ERRORS;
@@ -52,11 +60,16 @@ const dateTime = (description: string, example: string) => ({ type: "string", fo
 
 const BOT_ID = "bot_01h2xcejqtf2nbrexx3vqjhp41";
 
+/** A phone number as the gateway accepts it (see `requirePhone`). */
+const E164 = { type: "string", pattern: "^\\+[1-9][0-9]{7,14}$", examples: ["+15551234567"] };
+
 /** The request samples of the partner documentation. */
 export const SEARCH_SAMPLE = {
   bot_id: BOT_ID,
   query: { filter: { start_at_range: { start_at: "2024-01-15T09:00:00Z", end_at: "2024-01-15T17:00:00Z" } } },
 };
+
+export const LOOKUP_SAMPLE = { bot_id: BOT_ID, customer: { phone: "+15551234567" } };
 
 export const BOOKING_SAMPLE = {
   bot_id: BOT_ID,
@@ -68,10 +81,11 @@ export const BOOKING_SAMPLE = {
   },
 };
 
-function errorResponses(booking: boolean): Json {
+function errorResponses(operation: Operation): Json {
   const byStatus = new Map<number, DocumentedError[]>();
   for (const e of ERRORS) {
-    if (ROUTING_CODES.includes(e.code) || (!booking && BOOKING_CODES.includes(e.code))) continue;
+    const only = ONLY[e.code];
+    if (ROUTING_CODES.includes(e.code) || (only !== undefined && only !== operation)) continue;
     byStatus.set(e.status, [...(byStatus.get(e.status) ?? []), e]);
   }
   const responses: Json = {};
@@ -89,7 +103,7 @@ function errorResponses(booking: boolean): Json {
       },
     };
   }
-  if (booking) {
+  if (operation === "booking") {
     const conflict = responses["409"] as { description: string; content: { "application/json": { examples: Json } } };
     conflict.description += "\n\n`slot_unavailable` (from the platform): the slot was taken meanwhile.";
     conflict.content["application/json"].examples.slot_unavailable = {
@@ -110,6 +124,8 @@ function exampleMessage(code: GatewayErrorCode): string {
   switch (code) {
     case "invalid_request":
       return "query.filter.start_at_range.end_at must be after start_at";
+    case "customer_lookup_not_supported":
+      return `the scheduling platform of bot "${BOT_ID}"'s account does not implement customer lookup; go on without it`;
     case "unauthorized":
       return "missing or malformed Authorization header";
     case "bot_not_found":
@@ -127,9 +143,9 @@ export function openApiDocument(): Json {
     info: {
       title: "DialStack Partner API",
       version: "1.0.0",
-      summary: "Search availability and book appointments on behalf of voice AI bots.",
+      summary: "Recognise callers, search availability and book appointments on behalf of voice AI bots.",
       description: [
-        "Partner API for voice AI bots to search availability and book appointments.",
+        "Partner API for voice AI bots to recognise callers, search availability and book appointments.",
         "",
         "1. The partner sends a request to DialStack with `bot_id`.",
         "2. DialStack looks up the bot and the account it serves.",
@@ -143,8 +159,44 @@ export function openApiDocument(): Json {
     },
     servers: [{ url: "https://appointments.dialstack.ai", description: "Production" }],
     security: [{ PartnerAuth: [] }],
-    tags: [{ name: "Appointments", description: "Search for free appointment slots and book them on behalf of end customers." }],
+    tags: [
+      { name: "Customers", description: "Recognise the caller at the start of a phone call." },
+      { name: "Appointments", description: "Search for free appointment slots and book them on behalf of end customers." },
+    ],
     paths: {
+      "/v1/customers/lookup": {
+        post: {
+          operationId: "lookupCustomer",
+          tags: ["Customers"],
+          summary: "Look up a customer",
+          description: [
+            "Looks the caller up by phone number, typically when a phone call starts, so the bot can greet a known caller by name and knows about an upcoming appointment. The request is relayed to the scheduling platform's webhook every time (nothing is cached, and the answer carries `Cache-Control: no-store`); the answer is the platform's, passed through.",
+            "",
+            "Scheduling platforms may leave customer lookup out: then the answer is `501 customer_lookup_not_supported`, and the bot goes on without recognising the caller.",
+          ].join("\n"),
+          parameters: [{ $ref: "#/components/parameters/XRequestId" }, { $ref: "#/components/parameters/XServerTimeout" }],
+          requestBody: {
+            required: true,
+            content: { "application/json": { schema: ref("LookupCustomerRequest"), examples: { caller: { summary: "The number of an incoming call", value: LOOKUP_SAMPLE } } } },
+          },
+          responses: {
+            "200": {
+              description: "Whether the platform knows the caller, as the platform answered.",
+              headers: { ...successHeaders, "Cache-Control": { $ref: "#/components/headers/CacheControlNoStore" } },
+              content: {
+                "application/json": {
+                  schema: ref("LookupCustomerResponse"),
+                  examples: {
+                    found: { summary: "A known caller with an upcoming appointment", value: LOOKUP_ANSWER },
+                    not_found: { summary: "An unknown caller", value: { found: false } },
+                  },
+                },
+              },
+            },
+            ...errorResponses("lookup"),
+          },
+        },
+      },
       "/v1/availability/search": {
         post: {
           operationId: "searchAvailability",
@@ -178,7 +230,7 @@ export function openApiDocument(): Json {
                 },
               },
             },
-            ...errorResponses(false),
+            ...errorResponses("search"),
           },
         },
       },
@@ -218,7 +270,7 @@ export function openApiDocument(): Json {
                 },
               },
             },
-            ...errorResponses(false),
+            ...errorResponses("search"),
           },
         },
       },
@@ -249,7 +301,7 @@ export function openApiDocument(): Json {
               headers: { ...successHeaders, "Idempotent-Replayed": { $ref: "#/components/headers/IdempotentReplayed" } },
               content: { "application/json": { schema: ref("CreateBookingResponse") } },
             },
-            ...errorResponses(true),
+            ...errorResponses("booking"),
           },
         },
       },
@@ -292,6 +344,10 @@ export function openApiDocument(): Json {
       headers: {
         XRequestId: { description: "The request's id: the one sent in `X-Request-Id`, or a generated one.", schema: { type: "string" } },
         RetryAfter: { description: "Seconds to wait before retrying.", schema: { type: "integer", minimum: 0 } },
+        CacheControlNoStore: {
+          description: "`no-store`: the answer is personal and only true for the moment, so no cache may keep it.",
+          schema: { type: "string", enum: ["no-store"] },
+        },
         IdempotentReplayed: {
           description: "`true` when the answer is the stored result of an earlier request with the same `Idempotency-Key`.",
           schema: { type: "string", enum: ["true"] },
@@ -344,8 +400,9 @@ export function openApiDocument(): Json {
         },
         Customer: {
           type: "object",
+          description: "The customer of a booking, as the platform recorded it.",
           properties: {
-            phone: { type: "string", description: "Phone number in E.164 form.", examples: ["+15551234567"] },
+            phone: { type: "string", description: "Phone number, as the platform has it.", examples: ["+15551234567"] },
             name: { type: "string", description: "Full name.", examples: ["John Doe"] },
             email: { type: "string", description: "E-mail address.", examples: ["john@example.com"] },
           },
@@ -356,7 +413,16 @@ export function openApiDocument(): Json {
           properties: {
             start_at: dateTime("Start of the slot to book, normally one an availability search returned.", "2024-01-15T10:00:00Z"),
             duration_minutes: { type: "integer", minimum: 1, description: "Length of the appointment in minutes.", examples: [30] },
-            customer: { allOf: [ref("Customer")], required: ["phone", "name"], description: "Who the appointment is for: `phone` and `name` are required." },
+            customer: {
+              type: "object",
+              required: ["phone", "name"],
+              description: "Who the appointment is for: `phone` and `name` are required.",
+              properties: {
+                phone: { ...E164, description: "Phone number in E.164 form: `+` and 8 to 15 digits, no spaces." },
+                name: { type: "string", description: "Full name.", examples: ["John Doe"] },
+                email: { type: "string", description: "E-mail address.", examples: ["john@example.com"] },
+              },
+            },
             notes: { type: "string", description: "Free-form notes for the business.", examples: ["First visit"] },
           },
         },
@@ -395,6 +461,46 @@ export function openApiDocument(): Json {
           description: "The platform's answer. Fields beyond the documented ones are passed through.",
           required: ["booking"],
           properties: { booking: ref("Booking") },
+        },
+        LookupCustomerRequest: {
+          type: "object",
+          required: ["bot_id", "customer"],
+          properties: {
+            bot_id: { type: "string", description: "The bot making the request.", examples: [BOT_ID] },
+            customer: {
+              type: "object",
+              description: "Who to look for.",
+              required: ["phone"],
+              properties: { phone: { ...E164, description: "The caller's phone number in E.164 form: `+` and 8 to 15 digits, no spaces." } },
+            },
+          },
+        },
+        ExistingAppointment: {
+          type: "object",
+          description: "An appointment the customer already has.",
+          properties: {
+            start_at: dateTime("When the appointment starts.", "2024-01-16T10:00:00Z"),
+            end_at: dateTime("When the appointment ends.", "2024-01-16T10:30:00Z"),
+            status: { type: "string", description: "The platform's status for the appointment, passed through unchanged.", examples: ["confirmed"] },
+          },
+        },
+        KnownCustomer: {
+          type: "object",
+          description: "A customer the scheduling platform knows.",
+          properties: {
+            name: { type: "string", description: "The customer's name, as the platform has it.", examples: ["John Doe"] },
+            phone: { type: "string", description: "The customer's phone number, as the platform has it.", examples: ["+15551234567"] },
+            existing_appointment: { ...ref("ExistingAppointment"), description: "The customer's upcoming appointment, when the platform reports one." },
+          },
+        },
+        LookupCustomerResponse: {
+          type: "object",
+          description: "The platform's answer. Fields beyond the documented ones are passed through.",
+          required: ["found"],
+          properties: {
+            found: { type: "boolean", description: "Whether the platform knows a customer with this phone number." },
+            customer: { ...ref("KnownCustomer"), description: "The customer, when `found` is true." },
+          },
         },
         Error: {
           type: "object",
@@ -436,6 +542,15 @@ const AVAILABILITY_WINDOW = {
 const STREAM_WINDOW_SAMPLE = {
   window: { start_at: "2024-01-15T00:00:00Z", end_at: "2024-01-16T00:00:00Z" },
   availabilities: [{ start_at: "2024-01-15T09:00:00Z", duration_minutes: 30 }],
+};
+
+const LOOKUP_ANSWER = {
+  found: true,
+  customer: {
+    name: "John Doe",
+    phone: "+15551234567",
+    existing_appointment: { start_at: "2024-01-16T10:00:00Z", end_at: "2024-01-16T10:30:00Z", status: "confirmed" },
+  },
 };
 
 const BOOKING_ANSWER = {

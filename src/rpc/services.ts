@@ -7,8 +7,10 @@ import { create } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { AvailabilityService, SearchAvailabilityResponseSchema, StreamAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
 import { BookingService, CreateBookingResponseSchema } from "../gen/dialstack/partner/v1/booking_pb.js";
+import { CustomerService, LookupCustomerResponseSchema } from "../gen/dialstack/partner/v1/customer_pb.js";
 import { BotSessionService } from "../gen/dialstack/partner/v1/session_pb.js";
 import type { Appointments } from "../gateway/appointments.js";
+import type { Customers } from "../gateway/customers.js";
 import { BotSession, type BotSessionOptions } from "../gateway/bot-session.js";
 import { GatewayError } from "../errors.js";
 import { callerOf, passThrough } from "./call-context.js";
@@ -24,16 +26,24 @@ export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
 const NOT_SENT = {
   search: () => create(SearchAvailabilityResponseSchema),
   booking: () => create(CreateBookingResponseSchema),
+  lookup: () => create(LookupCustomerResponseSchema),
 };
 export const REPLAYED_HEADER = "idempotent-replayed";
 
+/**
+ * A lookup answer is personal data and only true for the moment: no cache
+ * (a browser's, a proxy's, for a Connect GET above all) may keep it.
+ */
+const NO_STORE = ["cache-control", "no-store"] as const;
+
 export interface Services {
   readonly appointments: Appointments;
+  readonly customers: Customers;
   /** Limits and the shutdown signal of bot sessions. */
   readonly sessions: BotSessionOptions;
 }
 
-export function registerServices(router: ConnectRouter, { appointments, sessions }: Services): void {
+export function registerServices(router: ConnectRouter, { appointments, customers, sessions }: Services): void {
   router.service(AvailabilityService, {
     async searchAvailability(req, ctx) {
       const result = await appointments.searchAvailability(callerOf(ctx), req);
@@ -59,10 +69,17 @@ export function registerServices(router: ConnectRouter, { appointments, sessions
       return passThrough(ctx, result.answer) ? NOT_SENT.booking() : result.message;
     },
   });
+  router.service(CustomerService, {
+    async lookupCustomer(req, ctx) {
+      ctx.responseHeader.set(...NO_STORE);
+      const result = await customers.lookupCustomer(callerOf(ctx), req);
+      return passThrough(ctx, result.answer) ? NOT_SENT.lookup() : result.message;
+    },
+  });
   router.service(BotSessionService, {
     // Authentication ran once for the whole stream, in the interceptor.
     async *converse(requests, ctx) {
-      yield* new BotSession(appointments, callerOf(ctx), sessions).converse(requests);
+      yield* new BotSession(appointments, customers, callerOf(ctx), sessions).converse(requests);
     },
   });
 }

@@ -12,6 +12,7 @@ import { fastifyCors } from "@fastify/cors";
 import { fastify, LogController, type FastifyInstance, type FastifyServerFactory } from "fastify";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
+import type { Customers } from "../gateway/customers.js";
 import type { RateLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
@@ -26,6 +27,7 @@ export interface Gateway {
   readonly config: Config;
   readonly directory: Directory;
   readonly appointments: Appointments;
+  readonly customers: Customers;
   readonly rateLimiter: RateLimiter;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
@@ -94,6 +96,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
       routes(router: ConnectRouter) {
         registerServices(router, {
           appointments: gateway.appointments,
+          customers: gateway.customers,
           sessions: {
             maxInFlight: config.sessionMaxInFlight,
             idleMs: config.sessionIdleMs,

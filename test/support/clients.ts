@@ -9,6 +9,7 @@ import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } f
 import { expect } from "vitest";
 import { AvailabilityService } from "../../src/gen/dialstack/partner/v1/availability_pb.js";
 import { BookingService } from "../../src/gen/dialstack/partner/v1/booking_pb.js";
+import { CustomerService } from "../../src/gen/dialstack/partner/v1/customer_pb.js";
 import { ErrorInfoSchema } from "../../src/gen/google/rpc/error_details_pb.js";
 import { BotSessionService } from "../../src/gen/dialstack/partner/v1/session_pb.js";
 
@@ -57,6 +58,7 @@ export function transportFor(protocol: RpcProtocol, baseUrl: string): Transport 
 export interface RpcClients {
   readonly availability: Client<typeof AvailabilityService>;
   readonly booking: Client<typeof BookingService>;
+  readonly customer: Client<typeof CustomerService>;
   readonly session: Client<typeof BotSessionService>;
 }
 
@@ -65,6 +67,7 @@ export function clientsFor(protocol: RpcProtocol, baseUrl: string): RpcClients {
   return {
     availability: createClient(AvailabilityService, transport),
     booking: createClient(BookingService, transport),
+    customer: createClient(CustomerService, transport),
     session: createClient(BotSessionService, transport),
   };
 }
@@ -98,6 +101,7 @@ export { create, type MessageInitShape };
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { SearchAvailabilityRequestSchema } from "../../src/gen/dialstack/partner/v1/availability_pb.js";
 import { CreateBookingRequestSchema } from "../../src/gen/dialstack/partner/v1/booking_pb.js";
+import { LookupCustomerRequestSchema } from "../../src/gen/dialstack/partner/v1/customer_pb.js";
 
 /** A search request message from its JSON (REST) body. */
 export function searchRequest(json: unknown) {
@@ -107,4 +111,9 @@ export function searchRequest(json: unknown) {
 /** A booking request message from its JSON (REST) body. */
 export function bookingRequest(json: unknown) {
   return fromJson(CreateBookingRequestSchema, json as JsonValue);
+}
+
+/** A customer lookup request message from its JSON (REST) body. */
+export function lookupRequest(json: unknown) {
+  return fromJson(LookupCustomerRequestSchema, json as JsonValue);
 }

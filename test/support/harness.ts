@@ -170,6 +170,11 @@ export function bookingBody(botId: string): {
   };
 }
 
+/** A lookup body for `phone`; the reference platform knows only `DEMO_CALLER`. */
+export function lookupBody(botId: string, phone: string): { bot_id: string; customer: { phone: string } } {
+  return { bot_id: botId, customer: { phone } };
+}
+
 export function idempotencyKey(): string {
   return "key-" + randomBytes(8).toString("hex");
 }

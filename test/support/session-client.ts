@@ -6,7 +6,7 @@
 import type { Client } from "@connectrpc/connect";
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { BotSessionService, type ConverseRequest, type ConverseResponse, ConverseRequestSchema } from "../../src/gen/dialstack/partner/v1/session_pb.js";
-import { bearer, bookingRequest, searchRequest } from "./clients.js";
+import { bearer, bookingRequest, lookupRequest, searchRequest } from "./clients.js";
 
 /** An async iterable the test pushes into; `close()` is the half-close. */
 export class Outgoing<T> implements AsyncIterable<T> {
@@ -102,4 +102,9 @@ export function search(requestId: string, json: unknown): MessageInitShape<typeo
 /** A `create_booking` operation from its REST-style JSON body. */
 export function book(requestId: string, json: unknown): MessageInitShape<typeof ConverseRequestSchema> {
   return { requestId, op: { case: "createBooking", value: bookingRequest(json) } };
+}
+
+/** A `lookup_customer` operation from its REST-style JSON body. */
+export function lookup(requestId: string, json: unknown): MessageInitShape<typeof ConverseRequestSchema> {
+  return { requestId, op: { case: "lookupCustomer", value: lookupRequest(json) } };
 }
