@@ -6,7 +6,7 @@
 import { randomBytes } from "node:crypto";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createGateway } from "./gateway/create-gateway.js";
-import { ReferencePlatform } from "./demo/reference-platform.js";
+import { DEMO_CALLER, ReferencePlatform } from "./demo/reference-platform.js";
 import { buildServer } from "./server/app.js";
 import { MemoryDirectoryStore } from "./store/memory-directory-store.js";
 import { generatePartnerKey, hashPartnerKey } from "./store/partner-key.js";
@@ -42,6 +42,7 @@ function usage(config: Config, demo: Demo): string {
   const base = `${config.tls ? "https" : "http"}://${config.host.includes(":") ? `[${config.host}]` : config.host}:${config.port}`;
   const { start, end } = nextBusinessDay();
   const body = JSON.stringify({ bot_id: demo.botId, query: { filter: { start_at_range: { start_at: start, end_at: end } } } });
+  const lookup = JSON.stringify({ bot_id: demo.botId, customer: { phone: DEMO_CALLER.phone } });
   const auth = `Authorization: Bearer ${demo.partnerKey}`;
   const rpc = `${base}/dialstack.partner.v1.AvailabilityService/SearchAvailability`;
   return [
@@ -58,6 +59,9 @@ function usage(config: Config, demo: Demo): string {
     `  npx buf curl --schema proto --protocol grpcweb -H '${auth}' -d '${body}' ${rpc}`,
     "Connect:",
     `  npx buf curl --schema proto --protocol connect -H '${auth}' -d '${body}' ${rpc}`,
+    `Caller lookup (the demo platform knows ${DEMO_CALLER.phone}, ${DEMO_CALLER.name}; any other number is not found), REST and gRPC:`,
+    `  curl -s ${base}/v1/customers/lookup -H '${auth}' -H 'Content-Type: application/json' -d '${lookup}'`,
+    `  npx buf curl --schema proto --protocol grpc --http2-prior-knowledge -H '${auth}' -d '${lookup}' ${base}/dialstack.partner.v1.CustomerService/LookupCustomer`,
     "",
   ].join("\n");
 }
