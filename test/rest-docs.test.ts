@@ -109,6 +109,7 @@ const localize = (text: string) => text.replaceAll(DOCUMENTED_BASE_URL, h.url).r
 
 it("has the examples this test expects", () => {
   expect(guide.map((e) => `${requestOf(e.command).url} ${e.status}`)).toEqual([
+    `${DOCUMENTED_BASE_URL}/v1/customers/lookup 200`,
     `${DOCUMENTED_BASE_URL}/v1/availability/search 200`,
     `${DOCUMENTED_BASE_URL}/v1/availability/search:stream 200`,
     `${DOCUMENTED_BASE_URL}/v1/bookings 201`,
