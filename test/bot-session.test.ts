@@ -97,6 +97,9 @@ describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
     s.send({ requestId: "no-op" });
     s.send(search("", searchOf()));
     s.send(book("taken", bookingOf("taken")));
+    const badPhone = bookingOf();
+    badPhone.booking.customer.phone = "call me maybe";
+    s.send(book("bad-phone", badPhone));
     s.send(search("ok", searchOf()));
     s.close();
     const answers = await s.rest();
@@ -111,6 +114,7 @@ describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
         ["no-op", "error:invalid_request"],
         ["", "error:invalid_request"],
         ["taken", "error:slot_unavailable"],
+        ["bad-phone", "error:invalid_request"],
         ["ok", "searchAvailability"],
       ]),
     );
@@ -120,6 +124,7 @@ describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
     expect(messages.get("no-key")).toContain("create_booking.idempotency_key");
     expect(messages.get("")).toContain("request_id");
     expect(messages.get("taken")).toBe("gone");
+    expect(messages.get("bad-phone")).toMatch(/^booking\.customer\.phone /);
     // Only the platform's refusal and the valid search reached the platform.
     expect(h.platform.received.slice(before).map((r) => r.path).sort()).toEqual(["/availability/search", "/bookings"]);
   });

@@ -213,6 +213,18 @@ describe("the gateway's own errors", () => {
     expect(res.json.error.message).toContain("start_at_range");
   });
 
+  it("400 invalid_request: a booking's customer.phone that is not E.164, and nothing is booked", async () => {
+    const before = h.platform.received.length;
+    for (const phone of ["call me maybe", "555-1234", "+1 (555) 123-4567"]) {
+      const body = bookingBody(h.bots.a);
+      body.booking.customer.phone = phone;
+      const res = await book(body);
+      expectEnvelope(res, 400, "invalid_request");
+      expect(res.json.error.message).toContain("booking.customer.phone");
+    }
+    expect(h.platform.received.length).toBe(before);
+  });
+
   it("400 idempotency_key_invalid: missing or too long", async () => {
     expectEnvelope(await book(bookingBody(h.bots.a), auth(h.keys.a)), 400, "idempotency_key_invalid");
     expectEnvelope(await book(bookingBody(h.bots.a), auth(h.keys.a, { "idempotency-key": "k".repeat(256) })), 400, "idempotency_key_invalid");

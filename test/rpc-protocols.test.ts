@@ -129,6 +129,19 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
       expect(e.rawMessage).toContain("booking.duration_minutes");
     });
 
+    it.each(["call me maybe", "", "15551234567", "+1 555 123 4567", "+1555"])("invalid_request: booking customer.phone %j is not E.164", async (phone) => {
+      const b = bookingBody(h.bots.a);
+      b.booking.customer.phone = phone;
+      const before = h.platform.received.length;
+      const e = await expectRpcError(
+        c.booking.createBooking(bookingRequest(b), bearer(h.keys.a, { "idempotency-key": idempotencyKey() })),
+        Code.InvalidArgument,
+        "invalid_request",
+      );
+      expect(e.rawMessage).toMatch(/^booking\.customer\.phone /);
+      expect(h.platform.received.length).toBe(before);
+    });
+
     it("idempotency_key_invalid: missing key", async () => {
       await expectRpcError(c.booking.createBooking(bookingRequest(bookingBody(h.bots.a)), bearer(h.keys.a)), Code.InvalidArgument, "idempotency_key_invalid");
     });
