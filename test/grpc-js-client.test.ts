@@ -10,7 +10,8 @@ import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import protobuf from "protobufjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
+import { DEMO_CALLER } from "../src/demo/reference-platform.js";
+import { bookingBody, idempotencyKey, lookupBody, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 const PROTO_DIR = fileURLToPath(new URL("../proto", import.meta.url));
 
@@ -23,10 +24,11 @@ message Any { string type_url = 1; bytes value = 2; }`;
 interface Stubs {
   availability: grpc.Client & Record<string, Function>;
   booking: grpc.Client & Record<string, Function>;
+  customer: grpc.Client & Record<string, Function>;
 }
 
 function stubs(address: string, credentials = grpc.credentials.createInsecure()): Stubs {
-  const definition = protoLoader.loadSync(["dialstack/partner/v1/availability.proto", "dialstack/partner/v1/booking.proto"], {
+  const definition = protoLoader.loadSync(["dialstack/partner/v1/availability.proto", "dialstack/partner/v1/booking.proto", "dialstack/partner/v1/customer.proto"], {
     includeDirs: [PROTO_DIR],
     keepCase: true,
     longs: String,
@@ -37,6 +39,7 @@ function stubs(address: string, credentials = grpc.credentials.createInsecure())
   return {
     availability: new v1.AvailabilityService(address, credentials),
     booking: new v1.BookingService(address, credentials),
+    customer: new v1.CustomerService(address, credentials),
   };
 }
 
@@ -84,6 +87,7 @@ beforeAll(async () => {
 afterAll(async () => {
   s.availability.close();
   s.booking.close();
+  s.customer.close();
   await h.close();
 });
 
@@ -111,6 +115,40 @@ describe("@grpc/grpc-js client", () => {
     expect(res.booking.status).toBe("accepted");
     expect(res.booking.id).toMatch(/^bkg_/);
     expect(res.booking.customer.name).toBe("John Doe");
+  });
+
+  it("looks up a caller, and reads found: false for an unknown one", async () => {
+    const auth = { authorization: `Bearer ${h.keys.a}` };
+    const known = await unary<{ found: boolean; customer: { name: string; phone: string; existing_appointment: { start_at: { seconds: string }; status: string } } }>(
+      s.customer,
+      "LookupCustomer",
+      lookupBody(h.bots.a, DEMO_CALLER.phone),
+      auth,
+    );
+    expect(known.found).toBe(true);
+    expect(known.customer).toMatchObject({ name: DEMO_CALLER.name, phone: DEMO_CALLER.phone, existing_appointment: { status: "confirmed" } });
+    expect(new Date(Number(known.customer.existing_appointment.start_at.seconds) * 1000).toISOString()).toMatch(/T10:00:00\.000Z$/);
+    const unknown = await unary<{ found?: boolean; customer?: unknown }>(s.customer, "LookupCustomer", lookupBody(h.bots.a, "+15550100999"), auth);
+    expect(unknown.found ?? false).toBe(false);
+    expect(unknown.customer).toBeUndefined();
+  });
+
+  it("a bad phone is INVALID_ARGUMENT and a platform without lookup UNIMPLEMENTED, with their ErrorInfo", async () => {
+    const auth = { authorization: `Bearer ${h.keys.a}` };
+    const bad = await unary(s.customer, "LookupCustomer", lookupBody(h.bots.a, "+1 555"), auth).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(bad?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(bad?.details).toContain("customer.phone");
+    expect(errorInfoReasons(bad!)).toEqual({ code: grpc.status.INVALID_ARGUMENT, reasons: ["invalid_request"], metadata: [{ http_status: "400" }] });
+    h.script = (req) => (req.path === "/customers/lookup" ? { status: 501, body: "" } : undefined);
+    const missing = await unary(s.customer, "LookupCustomer", lookupBody(h.bots.a, DEMO_CALLER.phone), auth).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(missing?.code).toBe(grpc.status.UNIMPLEMENTED);
+    expect(errorInfoReasons(missing!)).toEqual({ code: grpc.status.UNIMPLEMENTED, reasons: ["customer_lookup_not_supported"], metadata: [{ http_status: "501" }] });
   });
 
   it("reads the ErrorInfo from grpc-status-details-bin", async () => {

@@ -6,9 +6,9 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RateLimiter } from "../src/gateway/rate-limiter.js";
-import { bearer, clientsFor, expectRpcError, RPC_PROTOCOLS, searchRequest } from "./support/clients.js";
-import { searchBody, startHarness, type Harness } from "./support/harness.js";
-import { openSession, search, start } from "./support/session-client.js";
+import { bearer, clientsFor, expectRpcError, lookupRequest, RPC_PROTOCOLS, searchRequest } from "./support/clients.js";
+import { lookupBody, searchBody, startHarness, type Harness } from "./support/harness.js";
+import { lookup, openSession, search, start } from "./support/session-client.js";
 
 it("refills at the sustained rate and tells how long to wait", () => {
   const limiter = new RateLimiter({ perSecond: 2, burst: 3 });
@@ -42,6 +42,8 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
       Code.ResourceExhausted,
       "rate_limited",
     );
+    // A caller lookup draws on the same bucket.
+    await expectRpcError(c.customer.lookupCustomer(lookupRequest(lookupBody(h.bots.a, "+15551234567")), bearer(h.keys.a)), Code.ResourceExhausted, "rate_limited");
     expect(h.platform.received.length).toBe(before);
     const retryAfter = ConnectError.from(e).metadata.get("retry-after") ?? headers?.get("retry-after");
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
@@ -62,7 +64,8 @@ describe("bot sessions", () => {
     s.send(start("s", h.bots.a));
     expect((await s.next()).result.case).toBe("started");
     for (const id of ["1", "2", "3"]) s.send(search(id, searchBody(h.bots.a)));
-    const answers = [await s.next(), await s.next(), await s.next()];
+    s.send(lookup("4", lookupBody(h.bots.a, "+15551234567")));
+    const answers = [await s.next(), await s.next(), await s.next(), await s.next()];
     s.close();
     await s.rest();
     const byId = Object.fromEntries(answers.map((a) => [a.requestId, a.result]));
@@ -70,5 +73,6 @@ describe("bot sessions", () => {
     expect(byId["1"]!.case).toBe("searchAvailability");
     expect(byId["2"]!.case).toBe("searchAvailability");
     expect(byId["3"]).toMatchObject({ case: "error", value: { code: "rate_limited" } });
+    expect(byId["4"]).toMatchObject({ case: "error", value: { code: "rate_limited" } });
   });
 });
