@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PlatformReply } from "../src/demo/reference-platform.js";
 import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
 import { send, type HttpAnswer } from "./support/http1.js";
-import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
+import { bookingBody, idempotencyKey, lookupBody, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness;
 
@@ -20,11 +20,12 @@ beforeAll(async () => {
 });
 afterAll(() => h.close());
 
-type Rpc = "search" | "book";
-const REST_PATH: Record<Rpc, string> = { search: "/v1/availability/search", book: "/v1/bookings" };
+type Rpc = "search" | "book" | "lookup";
+const REST_PATH: Record<Rpc, string> = { search: "/v1/availability/search", book: "/v1/bookings", lookup: "/v1/customers/lookup" };
 const CONNECT_PATH: Record<Rpc, string> = {
   search: "/dialstack.partner.v1.AvailabilityService/SearchAvailability",
   book: "/dialstack.partner.v1.BookingService/CreateBooking",
+  lookup: "/dialstack.partner.v1.CustomerService/LookupCustomer",
 };
 
 interface Exchange {
@@ -120,6 +121,24 @@ const ERROR_ROWS: readonly ErrorRow[] = [
   { name: "Idempotency-Key too long", exchange: () => ({ rpc: "book", body: json(bookingBody("bot_a")), headers: { ...auth(), "idempotency-key": "k".repeat(256) } }), status: 400, code: "idempotency_key_invalid" },
   { name: "Idempotency-Key not printable", exchange: () => ({ rpc: "book", body: json(bookingBody("bot_a")), headers: { ...auth(), "idempotency-key": "a\tb" } }), status: 400, code: "idempotency_key_invalid" },
   { name: "no webhook configured", exchange: () => ({ rpc: "search", body: json(searchBody("bot_nohook")), headers: auth() }), status: 422, code: "webhook_not_configured" },
+  { name: "lookup: phone not E.164", exchange: () => ({ rpc: "lookup", body: json(lookupBody("bot_a", "call me maybe")), headers: auth() }), status: 400, code: "invalid_request" },
+  { name: "lookup: customer missing", exchange: () => ({ rpc: "lookup", body: json({ bot_id: "bot_a" }), headers: auth() }), status: 400, code: "invalid_request" },
+  { name: "lookup: another partner's bot", exchange: () => ({ rpc: "lookup", body: json(lookupBody(h.bots.b, "+15551234567")), headers: auth() }), status: 404, code: "bot_not_found" },
+  { name: "lookup: no webhook configured", exchange: () => ({ rpc: "lookup", body: json(lookupBody("bot_nohook", "+15551234567")), headers: auth() }), status: 422, code: "webhook_not_configured" },
+  {
+    name: "lookup: platform without the lookup webhook",
+    exchange: () => ({ rpc: "lookup", body: json(lookupBody("bot_a", "+15551234567")), headers: auth() }),
+    platform: { status: 404, body: "Cannot POST /dialstack/customers/lookup" },
+    status: 501,
+    code: "customer_lookup_not_supported",
+  },
+  {
+    name: "lookup: platform envelope 404 account_not_found",
+    exchange: () => ({ rpc: "lookup", body: json(lookupBody("bot_a", "+15551234567")), headers: auth() }),
+    platform: { status: 404, body: { error: { code: "account_not_found", message: "platform says account_not_found" } } },
+    status: 404,
+    code: "account_not_found",
+  },
   ...([
     [409, "slot_unavailable"],
     [400, "invalid_payload"],
@@ -244,6 +263,21 @@ describe("successes: the same business result", () => {
     const connect = await viaConnect({ rpc: "search", body, headers: auth() });
     expect(rest.json).toEqual(answer);
     expect(connect.json.platform_fields).toEqual({ next_page: "p2" });
+    expect(unflatten(connect.json)).toEqual(rest.json);
+  });
+
+  it("lookup: the same caller, platform fields inline on REST and in platform_fields on Connect", async () => {
+    const answer = {
+      found: true,
+      customer: { name: "Jane Roe", phone: "+14155550123", tier: "gold", existing_appointment: { start_at: "2030-01-08T10:00:00Z", end_at: "2030-01-08T10:30:00Z", status: "confirmed", room: 4 } },
+      source: "crm",
+    };
+    h.script = () => ({ status: 200, body: answer });
+    const body = json(lookupBody(h.bots.a, "+14155550123"));
+    const rest = await viaRest({ rpc: "lookup", body, headers: auth() });
+    const connect = await viaConnect({ rpc: "lookup", body, headers: auth() });
+    expect(rest.json).toEqual(answer);
+    expect(connect.json.platform_fields).toEqual({ source: "crm" });
     expect(unflatten(connect.json)).toEqual(rest.json);
   });
 
