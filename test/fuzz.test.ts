@@ -50,6 +50,7 @@ afterAll(async () => {
 
 const SEARCH_PATH = "/dialstack.partner.v1.AvailabilityService/SearchAvailability";
 const BOOK_PATH = "/dialstack.partner.v1.BookingService/CreateBooking";
+const LOOKUP_PATH = "/dialstack.partner.v1.CustomerService/LookupCustomer";
 /** The served methods weigh most. */
 const PATHS = [
   SEARCH_PATH,
@@ -58,12 +59,15 @@ const PATHS = [
   BOOK_PATH,
   BOOK_PATH,
   BOOK_PATH,
+  LOOKUP_PATH,
+  LOOKUP_PATH,
   "/dialstack.partner.v1.AvailabilityService/StreamAvailability",
   "/dialstack.partner.v1.BotSessionService/Converse",
   "/dialstack.partner.v1.AvailabilityService/Nope",
   "/v1/availability/search",
   "/v1/availability/search:stream",
   "/v1/bookings",
+  "/v1/customers/lookup",
   "/healthz",
   "/",
 ];
@@ -99,8 +103,14 @@ function randomHeaders(): Record<string, string> {
   return h;
 }
 
+/** A lookup of the demo caller, or of a random phone number (printable junk, or digits of any length). */
+function lookupOf(): object {
+  const phone = pick(["+14155550123", "+" + "9".repeat(int(20)), printable(int(20))]);
+  return { bot_id: "bot_demo", customer: { phone } };
+}
+
 function randomBody(): Buffer {
-  const json = Buffer.from(JSON.stringify(random() < 0.5 ? SEARCH : BOOKING));
+  const json = Buffer.from(JSON.stringify(pick([SEARCH, BOOKING, lookupOf()])));
   switch (int(9)) {
     case 0:
       return bytes(int(6000));
