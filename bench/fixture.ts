@@ -8,6 +8,7 @@
 import { create, fromBinary, fromJson, toBinary, type JsonValue } from "@bufbuild/protobuf";
 import { SearchAvailabilityRequestSchema } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { CreateBookingRequestSchema } from "../src/gen/dialstack/partner/v1/booking_pb.js";
+import { LookupCustomerRequestSchema } from "../src/gen/dialstack/partner/v1/customer_pb.js";
 import { ConverseRequestSchema, ConverseResponseSchema } from "../src/gen/dialstack/partner/v1/session_pb.js";
 
 export const PARTNER_ID = "ptnr_bench";
@@ -22,8 +23,10 @@ export const AUTHORIZATION = `Bearer ${PARTNER_KEY}`;
 
 export const SEARCH_PATH_REST = "/v1/availability/search";
 export const BOOKING_PATH_REST = "/v1/bookings";
+export const LOOKUP_PATH_REST = "/v1/customers/lookup";
 export const SEARCH_PATH_RPC = "/dialstack.partner.v1.AvailabilityService/SearchAvailability";
 export const BOOKING_PATH_RPC = "/dialstack.partner.v1.BookingService/CreateBooking";
+export const LOOKUP_PATH_RPC = "/dialstack.partner.v1.CustomerService/LookupCustomer";
 export const CONVERSE_PATH_RPC = "/dialstack.partner.v1.BotSessionService/Converse";
 
 /** The path under a platform's `webhook_url` the test platform serves. */
@@ -45,8 +48,12 @@ export const BOOKING_JSON = {
   },
 };
 
+/** The partner's caller lookup, as REST and Connect JSON send it. */
+export const LOOKUP_JSON = { bot_id: BOT_ID, customer: { phone: "+15551234567" } };
+
 /** The webhook payloads the relays produce, for calling the platform directly. */
 export const PLATFORM_SEARCH_JSON = { account_id: ACCOUNT_ID, query: { filter: { start_at_range: RANGE } } };
+export const PLATFORM_LOOKUP_JSON = { account_id: ACCOUNT_ID, customer: LOOKUP_JSON.customer };
 export const PLATFORM_BOOKING_JSON = {
   account_id: ACCOUNT_ID,
   idempotency_key: "idk_direct",
@@ -75,6 +82,16 @@ export const PLATFORM_BOOKING_ANSWER = JSON.stringify({
   },
 });
 
+/** A known caller with an upcoming appointment: the lookup answer with the most to read. */
+export const PLATFORM_LOOKUP_ANSWER = JSON.stringify({
+  found: true,
+  customer: {
+    name: "John Doe",
+    phone: "+15551234567",
+    existing_appointment: { start_at: "2030-01-07T10:00:00Z", end_at: "2030-01-07T10:30:00Z", status: "confirmed" },
+  },
+});
+
 /** The seed the gateway starts with, pointing at the test platform. */
 export function gatewaySeed(platformUrl: string): object {
   return {
@@ -96,6 +113,7 @@ export function envelope(message: Uint8Array, flags = 0): Buffer {
 
 export const SEARCH_BINARY = toBinary(SearchAvailabilityRequestSchema, fromJson(SearchAvailabilityRequestSchema, SEARCH_JSON as JsonValue));
 export const BOOKING_BINARY = toBinary(CreateBookingRequestSchema, fromJson(CreateBookingRequestSchema, BOOKING_JSON as JsonValue));
+export const LOOKUP_BINARY = toBinary(LookupCustomerRequestSchema, fromJson(LookupCustomerRequestSchema, LOOKUP_JSON as JsonValue));
 
 /** The first message of a bot session. */
 export function converseStart(): Buffer {
@@ -111,7 +129,7 @@ export function converseSearch(requestId: string): Buffer {
 /**
  * What a `ConverseResponse` is, read from its wire bytes without decoding it
  * (the load generator reads thousands per second): "started", "ok" for a
- * search or booking answer, "error: <code>" for an operation error.
+ * search, booking or lookup answer, "error: <code>" for an operation error.
  */
 export function converseAnswerKind(message: Uint8Array): string {
   let i = 0;
@@ -129,7 +147,7 @@ export function converseAnswerKind(message: Uint8Array): string {
     const field = Math.floor(tag / 8);
     const wire = tag & 7;
     if (field === 2) return "started";
-    if (field === 3 || field === 4) return "ok";
+    if (field === 3 || field === 4 || field === 6) return "ok";
     if (field === 5) {
       const result = fromBinary(ConverseResponseSchema, message).result;
       return `error: ${result.case === "error" ? result.value.code : "?"}`;

@@ -28,7 +28,7 @@ import { measure, type Sample } from "./measure.js";
 import { answers200, freePort, killAll, releaseWatchdog, startBenchServer, startProgram, type ServerProcess } from "./processes.js";
 import { summariseProfile } from "./profile-summary.js";
 import { renderReport, rowsOf, targetLines, type Outcome, type RunInfo } from "./report.js";
-import { workloads, type Workload } from "./workloads.js";
+import { workloads, type Target, type Workload } from "./workloads.js";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
 const resultsDir = join(root, "bench", "results");
@@ -190,16 +190,21 @@ async function runWorkload(w: Workload, s: Settings, platform: ServerProcess): P
   } catch (e) {
     return failed(`${subject!.label}: ${(e as Error).message}`);
   }
+  const lacking = new Set<Target>();
   for (const b of baselines) {
     try {
       const missing = await b.check();
-      if (missing !== undefined) return failed(`${b.label}: ${missing}`);
+      if (missing !== undefined && b.mayLack === true) {
+        log(`[${w.id}] ${b.label} left out: ${missing}`);
+        lacking.add(b);
+      } else if (missing !== undefined) return failed(`${b.label}: ${missing}`);
     } catch (e) {
       return failed(`${b.label}: ${(e as Error).message}`);
     }
   }
+  const targets = w.targets.filter((t) => !lacking.has(t));
   if (s.warmupS > 0) {
-    for (const t of w.targets) {
+    for (const t of targets) {
       try {
         await t.run(Math.max(...s.concurrency), s.warmupS);
       } catch (e) {
@@ -210,7 +215,7 @@ async function runWorkload(w: Workload, s: Settings, platform: ServerProcess): P
   const samples: Sample[] = [];
   for (const concurrency of s.concurrency) {
     for (let round = 1; round <= s.rounds; round++) {
-      for (const t of w.targets) {
+      for (const t of targets) {
         let sample: Sample;
         try {
           sample = await measure(t, platform, concurrency, s.durationS, round);
@@ -226,7 +231,7 @@ async function runWorkload(w: Workload, s: Settings, platform: ServerProcess): P
       }
     }
   }
-  return { ...base, status: "measured", samples };
+  return { ...base, targets: targets.map((t) => t.label), status: "measured", samples };
 }
 
 async function main(): Promise<number> {

@@ -81,9 +81,10 @@ describe("benchmark figures", () => {
 describe("reading session answers from their bytes", () => {
   const bytes = (result: Parameters<typeof create<typeof ConverseResponseSchema>>[1]) => toBinary(ConverseResponseSchema, create(ConverseResponseSchema, result));
 
-  it("tells a started session, an answer and an error apart", () => {
+  it("tells a started session, an answer (search, booking, lookup) and an error apart", () => {
     expect(converseAnswerKind(bytes({ requestId: "start", result: { case: "started", value: { botId: "bot_1", accountId: "acct_1" } } }))).toBe("started");
     expect(converseAnswerKind(bytes({ requestId: "op-1", result: { case: "searchAvailability", value: {} } }))).toBe("ok");
+    expect(converseAnswerKind(bytes({ requestId: "op-4", result: { case: "lookupCustomer", value: { found: true, customer: { name: "Jane" } } } }))).toBe("ok");
     expect(converseAnswerKind(bytes({ requestId: "op-2", result: { case: "error", value: { code: "slot_unavailable", message: "taken" } } }))).toBe(
       "error: slot_unavailable",
     );

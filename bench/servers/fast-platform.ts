@@ -1,6 +1,6 @@
 /**
  * The test platform of the benchmark: a `node:http` server that answers the
- * two webhooks with fixed small bodies and no delay, so the time measured is
+ * three webhooks (search, booking, customer lookup) with fixed small bodies and no delay, so the time measured is
  * the relay's, not the platform's.
  *
  * It still checks what a relay sends: a signed request must carry a valid
@@ -12,7 +12,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { ACCOUNT_HEADER, SIGNATURE_HEADER, verifySignature } from "../../src/platform/signature.js";
-import { ACCOUNT_ID, PLATFORM_BOOKING_ANSWER, PLATFORM_SEARCH_ANSWER, WEBHOOK_BASE_PATH, WEBHOOK_SECRET } from "../fixture.js";
+import { ACCOUNT_ID, PLATFORM_BOOKING_ANSWER, PLATFORM_LOOKUP_ANSWER, PLATFORM_SEARCH_ANSWER, WEBHOOK_BASE_PATH, WEBHOOK_SECRET } from "../fixture.js";
 import { announce, exitWithParent } from "./child.js";
 
 export interface PlatformStats {
@@ -26,6 +26,7 @@ const stats: PlatformStats = { requests: 0, signed: 0, badSignatures: 0 };
 const answers = new Map<string, { status: number; body: Buffer }>([
   [`${WEBHOOK_BASE_PATH}/availability/search`, { status: 200, body: Buffer.from(PLATFORM_SEARCH_ANSWER) }],
   [`${WEBHOOK_BASE_PATH}/bookings`, { status: 201, body: Buffer.from(PLATFORM_BOOKING_ANSWER) }],
+  [`${WEBHOOK_BASE_PATH}/customers/lookup`, { status: 200, body: Buffer.from(PLATFORM_LOOKUP_ANSWER) }],
 ]);
 const notFound = Buffer.from(JSON.stringify({ error: { code: "not_found", message: "no such webhook" } }));
 const badSignature = Buffer.from(JSON.stringify({ error: { code: "invalid_signature", message: "bad signature" } }));

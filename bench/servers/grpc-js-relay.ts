@@ -22,7 +22,7 @@ interface Timestamp {
 }
 
 const protoDir = fileURLToPath(new URL("../../proto", import.meta.url));
-const definition = protoLoader.loadSync(["dialstack/partner/v1/availability.proto", "dialstack/partner/v1/booking.proto"], {
+const definition = protoLoader.loadSync(["dialstack/partner/v1/availability.proto", "dialstack/partner/v1/booking.proto", "dialstack/partner/v1/customer.proto"], {
   includeDirs: [protoDir],
   keepCase: true,
   longs: String,
@@ -146,6 +146,26 @@ server.addService(v1.BookingService!.service, {
         end_at: timestamp(booking.end_at),
         created_at: timestamp(booking.created_at),
       },
+    };
+  }),
+});
+server.addService(v1.CustomerService!.service, {
+  LookupCustomer: unary<{ bot_id?: string; customer?: { phone?: string } }>(async (call) => {
+    const { bot } = routeOf(call);
+    const answer = await post("/customers/lookup", bot.secret, { account_id: bot.accountId, customer: { phone: call.request.customer?.phone } });
+    const customer = answer.customer as (Json & { existing_appointment?: Json }) | undefined;
+    const appointment = customer?.existing_appointment;
+    return {
+      found: answer.found === true,
+      customer:
+        customer === undefined
+          ? undefined
+          : {
+              name: customer.name,
+              phone: customer.phone,
+              existing_appointment:
+                appointment === undefined ? undefined : { start_at: timestamp(appointment.start_at), end_at: timestamp(appointment.end_at), status: appointment.status },
+            },
     };
   }),
 });

@@ -19,6 +19,8 @@ import {
   BOOKING_PATH_REST,
   BOOKING_PATH_RPC,
   BOT_ID,
+  LOOKUP_PATH_REST,
+  LOOKUP_PATH_RPC,
   PARTNER_ID,
   PARTNER_KEY,
   SEARCH_PATH_REST,
@@ -38,6 +40,8 @@ const routes = new Map<string, { webhook: string; connect: boolean }>([
   [SEARCH_PATH_RPC, { webhook: "/availability/search", connect: true }],
   [BOOKING_PATH_REST, { webhook: "/bookings", connect: false }],
   [BOOKING_PATH_RPC, { webhook: "/bookings", connect: true }],
+  [LOOKUP_PATH_REST, { webhook: "/customers/lookup", connect: false }],
+  [LOOKUP_PATH_RPC, { webhook: "/customers/lookup", connect: true }],
 ]);
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 256, scheduling: "lifo" });
 const BEARER = /^Bearer (\S+)$/;
@@ -54,7 +58,7 @@ function relay(req: http.IncomingMessage, res: http.ServerResponse, raw: Buffer)
   const key = BEARER.exec(req.headers.authorization ?? "")?.[1];
   const partner = key === undefined ? undefined : partners.get(sha256(key));
   if (partner === undefined) return fail(res, 401, "unauthorized");
-  let json: { bot_id?: string; query?: unknown; booking?: unknown };
+  let json: { bot_id?: string; query?: unknown; booking?: unknown; customer?: { phone?: unknown } };
   try {
     json = JSON.parse(raw.toString("utf8")) as typeof json;
   } catch {
@@ -68,6 +72,8 @@ function relay(req: http.IncomingMessage, res: http.ServerResponse, raw: Buffer)
     if (typeof idempotencyKey !== "string" || idempotencyKey === "") return fail(res, 400, "idempotency_key_invalid");
     const downstream = "idk_" + createHash("sha256").update(partner.id).update("\0").update(idempotencyKey).digest("hex").slice(0, 48);
     payload = { account_id: bot.accountId, idempotency_key: downstream, booking: json.booking };
+  } else if (route.webhook === "/customers/lookup") {
+    payload = { account_id: bot.accountId, customer: { phone: json.customer?.phone } };
   } else {
     payload = { account_id: bot.accountId, query: json.query };
   }
