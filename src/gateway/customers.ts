@@ -9,8 +9,7 @@
  * an error of its own, `customer_lookup_not_supported`, which tells a bot to
  * go on without recognition instead of retrying.
  */
-import type { LookupCustomerRequest, LookupCustomerResponse } from "../gen/dialstack/partner/v1/customer_pb.js";
-import { LookupCustomerResponseSchema } from "../gen/dialstack/partner/v1/customer_pb.js";
+import { LookupCustomerResponseSchema, type LookupCustomerRequest, type LookupCustomerResponse } from "../gen/dialstack/partner/v1/customer_pb.js";
 import { GatewayError } from "../errors.js";
 import { fromPlatformJson, requirePlatformField } from "../platform/platform-json.js";
 import type { JsonObject, WebhookClient } from "../platform/webhook-client.js";
@@ -18,7 +17,7 @@ import type { BotRoute, Directory } from "../store/directory.js";
 import { webhookTarget, type Caller, type Relayed } from "./appointments.js";
 import { invalid, requirePhone, requireString } from "./validation.js";
 
-export const LOOKUP_WEBHOOK_PATH = "/customers/lookup";
+const LOOKUP_WEBHOOK_PATH = "/customers/lookup";
 
 export class Customers {
   constructor(
