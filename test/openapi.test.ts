@@ -118,6 +118,7 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
     idempotency_key_mismatch: true,
     idempotency_key_in_use: true,
     webhook_not_configured: true,
+    platform_rejected: true,
     platform_unavailable: true,
     platform_invalid_response: true,
     platform_timeout: true,
@@ -197,6 +198,8 @@ describe("matches the live answers", () => {
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
       h.script = () => ({ status: 0, reset: true });
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
+      h.script = () => ({ status: 401, body: { error: { code: "invalid_signature", message: "bad signature" } } });
+      answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
       h.script = () => ({ status: 200, body: {}, delayMs: 1500 });
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
       h.script = undefined;
@@ -212,6 +215,7 @@ describe("matches the live answers", () => {
         ...(path === BOOK ? ["idempotency_key_invalid"] : []),
         "platform_invalid_response",
         "platform_unavailable",
+        "platform_rejected",
         "platform_timeout",
       ]);
       for (const a of answers) expectDocumented(path, a);

@@ -33,7 +33,8 @@ const ERRORS: readonly DocumentedError[] = [
   { code: "webhook_not_configured", status: 422, when: "The account the bot serves has no scheduling platform webhook configured." },
   { code: "rate_limited", status: 429, when: "The partner is over its rate limit; retry after `Retry-After` seconds.", retryAfter: true },
   { code: "internal_error", status: 500, when: "An unexpected failure in the gateway." },
-  { code: "platform_unavailable", status: 502, when: "The scheduling platform could not be reached, reset the connection or failed without an error envelope." },
+  { code: "platform_rejected", status: 502, when: "The scheduling platform refused DialStack itself (it answered 401 or 403: its webhook URL or secret is misconfigured on DialStack's side, not your key). The platform's status and code are in the message. Nothing is stored for the idempotency key: retry with the same key once it is fixed." },
+  { code: "platform_unavailable", status: 502, when: "The scheduling platform could not be reached, reset the connection or failed without an error envelope. A booking may or may not have been made: retry with the same `Idempotency-Key`, the platform receives it under the same key and books at most once." },
   { code: "platform_invalid_response", status: 502, when: "The scheduling platform answered with something that is not JSON or breaks the documented schema." },
   { code: "service_unavailable", status: 503, when: "A store the gateway needs is unreachable; retry after `Retry-After` seconds.", retryAfter: true },
   { code: "platform_timeout", status: 504, when: "The scheduling platform did not answer before the deadline (30 seconds, or `X-Server-Timeout` if sooner)." },
@@ -114,6 +115,8 @@ function exampleMessage(code: GatewayErrorCode): string {
       return "missing or malformed Authorization header";
     case "bot_not_found":
       return `bot ${BOT_ID} not found`;
+    case "platform_rejected":
+      return "the scheduling platform refused the gateway's request (401 invalid_signature): the platform's webhook URL or secret is misconfigured at DialStack; retry with the same key once it is fixed";
     default:
       return code.replaceAll("_", " ");
   }
