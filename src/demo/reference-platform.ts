@@ -16,6 +16,8 @@ import { ACCOUNT_HEADER, SIGNATURE_HEADER, verifySignature } from "../platform/s
 type Json = { [key: string]: unknown };
 
 export interface ReceivedWebhook {
+  /** Which connection the request came on, numbered from 1 in order of arrival. */
+  readonly connection: number;
   readonly path: string;
   readonly headers: http.IncomingHttpHeaders;
   readonly rawBody: string;
@@ -29,7 +31,7 @@ export interface PlatformReply {
   readonly body?: unknown;
   /** Waits this long before answering (aborted if the gateway gives up first). */
   readonly delayMs?: number;
-  /** Destroys the connection instead of answering. */
+  /** Resets the connection (TCP RST) instead of answering, after reading the whole request. */
   readonly reset?: boolean;
 }
 
@@ -63,6 +65,8 @@ export class ReferencePlatform {
   /** Bookings made, by the idempotency key the gateway sent. */
   readonly bookings = new Map<string, StoredBooking>();
   private readonly slotsTaken = new Map<string, string>();
+  private readonly connections = new WeakMap<object, number>();
+  private connectionCount = 0;
   private server: http.Server | undefined;
   private baseUrl = "";
 
@@ -80,6 +84,7 @@ export class ReferencePlatform {
 
   async start(): Promise<this> {
     const server = http.createServer((req, res) => void this.handle(req, res));
+    server.on("connection", (socket) => this.connections.set(socket, ++this.connectionCount));
     server.keepAliveTimeout = 60_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -121,7 +126,8 @@ export class ReferencePlatform {
     const secret = this.secretFor(accountId);
     const signatureValid = secret !== undefined && verifySignature(secret, req.headers[SIGNATURE_HEADER] as string | undefined, rawBody).ok;
     const path = (req.url ?? "").replace(/^\/dialstack/, "");
-    const received: ReceivedWebhook = { path, headers: req.headers, rawBody, body, signatureValid };
+    const connection = this.connections.get(req.socket) ?? 0;
+    const received: ReceivedWebhook = { connection, path, headers: req.headers, rawBody, body, signatureValid };
     if (this.options.record) this.received.push(received);
 
     let answered = false;
@@ -136,7 +142,7 @@ export class ReferencePlatform {
     }
     if (reply.reset) {
       answered = true;
-      req.socket.destroy();
+      req.socket.resetAndDestroy();
       return;
     }
     const text = typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body ?? {});
