@@ -7,6 +7,7 @@
 import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
+import { silentLog, type Log } from "../log.js";
 import { WebhookClient } from "../platform/webhook-client.js";
 import { Directory } from "../store/directory.js";
 import type { DirectoryStore } from "../store/directory-store.js";
@@ -14,6 +15,7 @@ import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { watchDirectoryChanges } from "../store/directory-changes.js";
 import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
+import { checkRedisDurability } from "../store/redis-durability.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
 import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.js";
@@ -24,14 +26,20 @@ import { RateLimiter } from "./rate-limiter.js";
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
   readonly directoryStore?: DirectoryStore;
+  /** Where the components log (the server's logger); nothing by default. */
+  readonly log?: Log;
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
+  const log = parts.log ?? silentLog;
   const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
+  if (redis !== undefined) await checkRedisDurability(redis, log);
   const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
   const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
-  const directory = new Directory(store, config.directoryCacheTtlMs);
+  const directory = new Directory(store, config.directoryCacheTtlMs, log);
+  // An empty directory is reported at start, not only at the first call.
+  await directory.requireProvisioned().catch(() => {});
   const watch =
     redis !== undefined && store instanceof RedisDirectoryStore
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())

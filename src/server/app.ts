@@ -9,7 +9,8 @@ import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { fastifyCors } from "@fastify/cors";
-import { fastify, LogController, type FastifyInstance, type FastifyServerFactory } from "fastify";
+import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from "fastify";
+import type { LoggerOptions } from "pino";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
 import type { RateLimiter } from "../gateway/rate-limiter.js";
@@ -42,6 +43,16 @@ const MAX_TIMEOUT_MS = 2_147_483_647;
 export interface BuildOptions {
   /** Log output; defaults to stdout at the configured level. */
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** A logger made with `loggerOptions`, shared with the gateway's components; takes precedence over `logger`. */
+  readonly loggerInstance?: FastifyBaseLogger;
+}
+
+/** The server's pino options: the configured level, and never a partner key or idempotency key in a log line. */
+export function loggerOptions(config: Config): LoggerOptions {
+  return {
+    level: config.logLevel,
+    redact: ["req.headers.authorization", "req.headers['idempotency-key']"],
+  };
 }
 
 export async function buildServer(gateway: Gateway, options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -50,10 +61,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], { tls: config.tls, keepAliveMs: 30_000 }) as never;
   const app = fastify({
     serverFactory,
-    logger: options.logger ?? {
-      level: config.logLevel,
-      redact: ["req.headers.authorization", "req.headers['idempotency-key']"],
-    },
+    ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
     // One line per request comes from the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxRequestBytes,

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
 import { directoryChangesChannel } from "./directory-changes.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
 
@@ -11,7 +11,9 @@ export function directoryKeyPrefix(redisKeyPrefix: string): string {
  * The directory in Redis. Each record is a hash under `dir:<kind>:<id>`, each
  * kind has a set of its ids for listing, and `dir:partner-key:<sha256>` maps a
  * key hash to its partner. Every write is announced on the channel of
- * `directory-changes.ts` in the same transaction.
+ * `directory-changes.ts` and sets the marker `dir:provisioned` (the time of
+ * the latest write) in the same transaction, so an empty Redis is told apart
+ * from a directory that does not know a key.
  */
 export class RedisDirectoryStore implements DirectoryStore {
   private readonly channel: string;
@@ -25,6 +27,19 @@ export class RedisDirectoryStore implements DirectoryStore {
 
   private key(kind: string, id: string): string {
     return `${this.prefix}${kind}:${id}`;
+  }
+
+  private get marker(): string {
+    return `${this.prefix}provisioned`;
+  }
+
+  /** A transaction for one write: it leaves the marker and announces the change. */
+  private write(kind: string): ChainableCommander {
+    return this.redis.multi().set(this.marker, new Date().toISOString()).publish(this.channel, kind);
+  }
+
+  async isProvisioned(): Promise<boolean> {
+    return (await this.redis.exists(this.marker)) === 1;
   }
 
   private async hash(kind: string, id: string): Promise<Record<string, string> | undefined> {
@@ -55,20 +70,18 @@ export class RedisDirectoryStore implements DirectoryStore {
 
   async putPartner(partner: Partner): Promise<void> {
     const previous = await this.getPartner(partner.id);
-    const tx = this.redis.multi();
+    const tx = this.write("partner");
     if (previous !== undefined && previous.keyHash !== partner.keyHash) {
       tx.del(this.key("partner-key", previous.keyHash));
     }
     tx.hset(this.key("partner", partner.id), { name: partner.name, key_hash: partner.keyHash });
     tx.set(this.key("partner-key", partner.keyHash), partner.id);
     tx.sadd(this.key("index", "partner"), partner.id);
-    tx.publish(this.channel, "partner");
     await tx.exec();
   }
   async putPlatform(platform: Platform): Promise<void> {
     const k = this.key("platform", platform.id);
-    await this.redis
-      .multi()
+    await this.write("platform")
       .del(k)
       .hset(k, {
         id: platform.id,
@@ -76,23 +89,18 @@ export class RedisDirectoryStore implements DirectoryStore {
         webhook_secret: platform.webhookSecret ?? "",
       })
       .sadd(this.key("index", "platform"), platform.id)
-      .publish(this.channel, "platform")
       .exec();
   }
   async putAccount(account: Account): Promise<void> {
-    await this.redis
-      .multi()
+    await this.write("account")
       .hset(this.key("account", account.id), { platform_id: account.platformId })
       .sadd(this.key("index", "account"), account.id)
-      .publish(this.channel, "account")
       .exec();
   }
   async putBot(bot: Bot): Promise<void> {
-    await this.redis
-      .multi()
+    await this.write("bot")
       .hset(this.key("bot", bot.id), { partner_id: bot.partnerId, account_id: bot.accountId })
       .sadd(this.key("index", "bot"), bot.id)
-      .publish(this.channel, "bot")
       .exec();
   }
 
