@@ -17,6 +17,7 @@ import type { RateLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel } from "../rpc/interceptors.js";
+import { withStrictJson } from "../rpc/strict-json.js";
 import { registerServices } from "../rpc/services.js";
 import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
 import { registerRest } from "../rest/rest-plugin.js";
@@ -33,6 +34,9 @@ export interface Gateway {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
+
+/** JSON as partners write it: proto field names (`bot_id`); the camelCase JSON names are read too. */
+const JSON_OPTIONS = { useProtoFieldName: true } as const;
 
 /**
  * Node's timers hold at most 2^31-1 ms; a longer client deadline would
@@ -100,7 +104,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
     await rpc.register(fastifyConnectPlugin, {
       routes(router: ConnectRouter) {
-        registerServices(router, {
+        registerServices(withStrictJson(router, JSON_OPTIONS), {
           appointments: gateway.appointments,
           sessions: {
             maxInFlight: config.sessionMaxInFlight,
@@ -117,7 +121,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
       },
       readMaxBytes: config.maxRequestBytes,
       maxTimeoutMs: MAX_TIMEOUT_MS,
-      jsonOptions: { useProtoFieldName: true },
+      jsonOptions: JSON_OPTIONS,
       interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
       contextValues,
     });
