@@ -1,12 +1,14 @@
 /**
  * Assembles the gateway's components from a `Config`: the directory store
  * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
- * client, the idempotency keeper (in Redis too when there is one) and the
- * business logic.
+ * client, the idempotency keeper (in Redis too when there is one), the
+ * encryption of what they keep in Redis, and the business logic. With Redis it
+ * also says at start whether bookings are durable and encrypted.
  */
 import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
+import { fieldCipherOf } from "../encryption/field-cipher.js";
 import { silentLog, type Log } from "../log.js";
 import { WebhookClient } from "../platform/webhook-client.js";
 import { Directory } from "../store/directory.js";
@@ -34,8 +36,16 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const log = parts.log ?? silentLog;
   const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
   if (redis !== undefined) await checkRedisDurability(redis, log);
+  const cipher = fieldCipherOf(config.encryption);
+  if (redis !== undefined && !cipher.enabled) {
+    log.warn(
+      {},
+      "GATEWAY_ENCRYPTION_KEY is not set: webhook secrets and stored booking answers (customer names, phone numbers, emails) are kept in Redis in clear",
+    );
+  }
   const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
-  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix) : new MemoryDirectoryStore());
+  const store =
+    parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix, cipher) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
   const directory = new Directory(store, config.directoryCacheTtlMs, log);
   // An empty directory is reported at start, not only at the first call.
@@ -47,7 +57,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
   const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
   const keeper: IdempotencyKeeper =
-    redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping) : new MemoryIdempotencyKeeper(keeping);
+    redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher) : new MemoryIdempotencyKeeper(keeping);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,
     streamWindowMs: config.streamWindowMs,

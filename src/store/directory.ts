@@ -11,6 +11,7 @@
  * logs an error once each time the marker goes missing (and a line when it is
  * back). Only misses pay for the check, and a marker found is cached like a lookup.
  */
+import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
 import { silentLog, type Log } from "../log.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
@@ -130,6 +131,8 @@ export class Directory {
       return await fn();
     } catch (e) {
       if (e instanceof GatewayError) throw e;
+      // A secret no configured key opens is the operator's to fix; the caller gets the store's failure.
+      if (e instanceof FieldCipherError) this.log.error({ reason: e.message }, "cannot read the directory");
       throw GatewayError.of("service_unavailable", "the directory store is unavailable; retry shortly", {
         retryAfterSeconds: 1,
         cause: e,

@@ -1,4 +1,5 @@
 import type { ChainableCommander, Redis } from "ioredis";
+import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import { directoryChangesChannel } from "./directory-changes.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
 
@@ -7,13 +8,23 @@ export function directoryKeyPrefix(redisKeyPrefix: string): string {
   return `${redisKeyPrefix}dir:`;
 }
 
+/** Sets hash field ARGV[1] of KEYS[1] to ARGV[3] if it still holds ARGV[2]. */
+const SWAP_FIELD = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+`;
+
 /**
  * The directory in Redis. Each record is a hash under `dir:<kind>:<id>`, each
  * kind has a set of its ids for listing, and `dir:partner-key:<sha256>` maps a
  * key hash to its partner. Every write is announced on the channel of
  * `directory-changes.ts` and sets the marker `dir:provisioned` (the time of
  * the latest write) in the same transaction, so an empty Redis is told apart
- * from a directory that does not know a key.
+ * from a directory that does not know a key. Webhook secrets are encrypted
+ * when the gateway has an encryption key.
  */
 export class RedisDirectoryStore implements DirectoryStore {
   private readonly channel: string;
@@ -21,8 +32,15 @@ export class RedisDirectoryStore implements DirectoryStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix = "dir:",
+    /** Encrypts webhook secrets at rest (see `encryption/field-cipher.ts`); in clear by default. */
+    private readonly cipher: FieldCipher = NO_ENCRYPTION,
   ) {
     this.channel = directoryChangesChannel(prefix);
+  }
+
+  /** Where a platform's secret lives, bound into its encryption so it cannot be moved to another platform. */
+  private secretContext(platformId: string): string {
+    return `${this.prefix}platform:${platformId}:webhook_secret`;
   }
 
   private key(kind: string, id: string): string {
@@ -57,7 +75,9 @@ export class RedisDirectoryStore implements DirectoryStore {
   }
   async getPlatform(id: string): Promise<Platform | undefined> {
     const h = await this.hash("platform", id);
-    return h && { id, webhookUrl: h.webhook_url || undefined, webhookSecret: h.webhook_secret || undefined };
+    if (h === undefined) return undefined;
+    const secret = h.webhook_secret ? this.cipher.open(h.webhook_secret, this.secretContext(id)) : undefined;
+    return { id, webhookUrl: h.webhook_url || undefined, webhookSecret: secret };
   }
   async getAccount(id: string): Promise<Account | undefined> {
     const h = await this.hash("account", id);
@@ -86,7 +106,7 @@ export class RedisDirectoryStore implements DirectoryStore {
       .hset(k, {
         id: platform.id,
         webhook_url: platform.webhookUrl ?? "",
-        webhook_secret: platform.webhookSecret ?? "",
+        webhook_secret: platform.webhookSecret === undefined ? "" : this.cipher.seal(platform.webhookSecret, this.secretContext(platform.id)),
       })
       .sadd(this.key("index", "platform"), platform.id)
       .exec();
@@ -102,6 +122,24 @@ export class RedisDirectoryStore implements DirectoryStore {
       .hset(this.key("bot", bot.id), { partner_id: bot.partnerId, account_id: bot.accountId })
       .sadd(this.key("index", "bot"), bot.id)
       .exec();
+  }
+
+  /**
+   * Seals every webhook secret with the cipher's current key (after a key was
+   * introduced or rotated). Returns how many were rewritten.
+   */
+  async reencryptSecrets(): Promise<number> {
+    let rewritten = 0;
+    for (const id of await this.redis.smembers(this.key("index", "platform"))) {
+      const stored = await this.redis.hget(this.key("platform", id), "webhook_secret");
+      if (!stored || this.cipher.isCurrent(stored)) continue;
+      const sealed = this.cipher.seal(this.cipher.open(stored, this.secretContext(id)), this.secretContext(id));
+      // Only if the secret did not change meanwhile (an admin writing it is newer than this).
+      const swapped = await this.redis.eval(SWAP_FIELD, 1, this.key("platform", id), "webhook_secret", stored, sealed);
+      if (swapped === 1) rewritten++;
+    }
+    if (rewritten > 0) await this.redis.publish(this.channel, "platform");
+    return rewritten;
   }
 
   private async list<T>(kind: string, get: (id: string) => Promise<T | undefined>): Promise<T[]> {
