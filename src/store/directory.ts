@@ -115,6 +115,8 @@ export class Directory {
     this.routes.clear();
     this.markerSeenUntil = 0;
     this.generation++;
+    // A directory found empty is looked at again now: its return is logged even if no lookup misses.
+    if (this.provisioned === false) this.requireProvisioned().catch(() => {});
   }
 
   private async loadRoute(botId: string): Promise<BotRoute | undefined> {
