@@ -43,8 +43,8 @@ export interface ReferencePlatformOptions {
   /**
    * Answers a request instead of the reference behaviour, when it returns a
    * reply. `reference()` runs the reference behaviour (a booking is made when
-   * it is called), so a script can, say, book and then answer late; call it at
-   * most once, and return its reply when it was called.
+   * it is called), so a script can, say, book and then answer late, or book
+   * and then reset the connection so the answer is lost; call it at most once.
    */
   readonly respond?: (req: ReceivedWebhook, reference: () => PlatformReply) => PlatformReply | undefined | Promise<PlatformReply | undefined>;
   readonly host?: string;
