@@ -207,7 +207,7 @@ describe("Redis restarted empty (no persistence)", () => {
       clientsFor("grpc", gw.url)
         .availability.searchAvailability(searchRequest(searchBody(g.bots.a)), bearer(g.keys.a))
         .then(() => "ok", (e: unknown) => ConnectError.from(e).rawMessage);
-    await expect.poll(search, { timeout: 5000, interval: 50 }).toMatch(/directory is unavailable/);
+    await expect.poll(search, { timeout: 8000, interval: 50 }).toMatch(/directory is unavailable/);
 
     const webhooksBefore = g.platform.received.length;
     for (const protocol of PROTOCOLS) {
