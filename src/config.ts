@@ -59,6 +59,18 @@ export interface Config {
   readonly demoPlatformPort: number;
   /** pino log level. */
   readonly logLevel: string;
+  /**
+   * Keys encrypting webhook secrets and stored booking answers in Redis
+   * (`GATEWAY_ENCRYPTION_KEY`, 32 bytes), and earlier keys still accepted for
+   * reading while values are re-encrypted (`GATEWAY_ENCRYPTION_PREVIOUS_KEYS`).
+   * Unset: those values are stored in clear.
+   */
+  readonly encryption: EncryptionKeys | undefined;
+}
+
+export interface EncryptionKeys {
+  readonly key: Buffer;
+  readonly previousKeys: readonly Buffer[];
 }
 
 export class ConfigError extends Error {
@@ -117,6 +129,35 @@ function checkTls(tls: TlsConfig): TlsConfig {
   return tls;
 }
 
+const BASE64 = /^(?:[A-Za-z0-9+/]+={0,2}|[A-Za-z0-9_-]+)$/;
+
+/** A 32-byte key written in base64 (`openssl rand -base64 32`). */
+function encryptionKey(name: string, raw: string): Buffer {
+  const key = BASE64.test(raw) ? Buffer.from(raw, raw.includes("-") || raw.includes("_") ? "base64url" : "base64") : undefined;
+  if (key === undefined || key.length !== 32) {
+    throw new ConfigError(name, "expected 32 random bytes in base64, such as the output of `openssl rand -base64 32`");
+  }
+  return key;
+}
+
+function encryptionKeys(env: Env): EncryptionKeys | undefined {
+  const current = optional(env, "GATEWAY_ENCRYPTION_KEY");
+  const previous = optional(env, "GATEWAY_ENCRYPTION_PREVIOUS_KEYS");
+  if (current === undefined) {
+    if (previous !== undefined) {
+      throw new ConfigError("GATEWAY_ENCRYPTION_PREVIOUS_KEYS", "needs GATEWAY_ENCRYPTION_KEY: previous keys only decrypt, the current one encrypts");
+    }
+    return undefined;
+  }
+  const key = encryptionKey("GATEWAY_ENCRYPTION_KEY", current);
+  const previousKeys = (previous ?? "")
+    .split(",")
+    .map((k) => k.trim())
+    .filter((k) => k !== "")
+    .map((k) => encryptionKey("GATEWAY_ENCRYPTION_PREVIOUS_KEYS", k));
+  return { key, previousKeys };
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 export function loadConfig(env: Env = process.env): Config {
@@ -166,5 +207,6 @@ export function loadConfig(env: Env = process.env): Config {
     rateLimitBurst: int(env, "RATE_LIMIT_BURST", 400, 1, 10_000_000),
     demoPlatformPort: int(env, "DEMO_PLATFORM_PORT", 0, 0, 65535),
     logLevel,
+    encryption: encryptionKeys(env),
   };
 }

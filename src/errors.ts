@@ -20,6 +20,7 @@ export type GatewayErrorCode =
   | "idempotency_key_in_use"
   | "webhook_not_configured"
   | "customer_lookup_not_supported"
+  | "platform_rejected"
   | "platform_unavailable"
   | "platform_invalid_response"
   | "platform_timeout"
@@ -55,6 +56,10 @@ const SPECS: Readonly<Record<GatewayErrorCode, CodeSpec>> = {
   // support the functionality required" (HTTP 501, gRPC unimplemented), and
   // like it, not worth retrying: the bot goes on without it.
   customer_lookup_not_supported: { httpStatus: 501, connectCode: Code.Unimplemented },
+  // The platform refused the gateway itself (401/403: wrong secret, wrong
+  // URL). Not the partner's fault, and no retry helps until an operator fixes
+  // the platform's configuration: a 502 for REST, failed_precondition for RPC.
+  platform_rejected: { httpStatus: 502, connectCode: Code.FailedPrecondition },
   platform_unavailable: { httpStatus: 502, connectCode: Code.Unavailable },
   platform_invalid_response: { httpStatus: 502, connectCode: Code.Unavailable },
   platform_timeout: { httpStatus: 504, connectCode: Code.DeadlineExceeded },
@@ -86,11 +91,11 @@ export function isGatewayErrorCode(code: string): code is GatewayErrorCode {
 }
 
 /**
- * Connect code for an error answered by a scheduling platform, from its HTTP status.
+ * Connect code for an error answered by a scheduling platform, from its HTTP
+ * status. (401 and 403 never get here: they are `platform_rejected`.)
  */
 export function connectCodeForPlatformStatus(status: number): Code {
   if (status === 400) return Code.InvalidArgument;
-  if (status === 401 || status === 403) return Code.FailedPrecondition;
   if (status === 404) return Code.NotFound;
   if (status === 409) return Code.AlreadyExists;
   if (status === 422) return Code.FailedPrecondition;

@@ -7,7 +7,8 @@ import { randomBytes } from "node:crypto";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createGateway } from "./gateway/create-gateway.js";
 import { DEMO_CALLER, ReferencePlatform } from "./demo/reference-platform.js";
-import { buildServer } from "./server/app.js";
+import { pino } from "pino";
+import { buildServer, loggerOptions } from "./server/app.js";
 import { MemoryDirectoryStore } from "./store/memory-directory-store.js";
 import { generatePartnerKey, hashPartnerKey } from "./store/partner-key.js";
 import { SeedError } from "./store/seed.js";
@@ -83,11 +84,12 @@ function nameListenError(portVariable: "PORT" | "DEMO_PLATFORM_PORT", config: Co
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  const log = pino(loggerOptions(config));
   const embedded = config.redisUrl === undefined && config.seedFile === undefined;
   const store = new MemoryDirectoryStore();
-  const gateway = await createGateway(config, embedded ? { directoryStore: store } : {});
+  const gateway = await createGateway(config, embedded ? { directoryStore: store, log } : { log });
   const demo = embedded ? await startDemo(config, store).catch(nameListenError("DEMO_PLATFORM_PORT", config)) : undefined;
-  const app = await buildServer(gateway);
+  const app = await buildServer(gateway, { loggerInstance: log });
   await app.listen({ port: config.port, host: config.host }).catch(nameListenError("PORT", config));
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;

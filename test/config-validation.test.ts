@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { generateKeyPairSync } from "node:crypto";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.js";
 import { makeTestCertificate, opensslProgram, type TestCertificate } from "./support/certificate.js";
@@ -72,6 +72,20 @@ const VALUES: readonly Case[] = [
   ["WEBHOOK_TIMEOUT_MS negative", () => ({ WEBHOOK_TIMEOUT_MS: "-5" }), "WEBHOOK_TIMEOUT_MS", /whole number/],
   ["DIRECTORY_CACHE_TTL_MS in exponent form", () => ({ DIRECTORY_CACHE_TTL_MS: "5e3" }), "DIRECTORY_CACHE_TTL_MS", /whole number/],
   ["LOG_LEVEL unknown", () => ({ LOG_LEVEL: "loud" }), "LOG_LEVEL", /expected one of/],
+  ["GATEWAY_ENCRYPTION_KEY of 16 bytes", () => ({ GATEWAY_ENCRYPTION_KEY: randomBytes(16).toString("base64") }), "GATEWAY_ENCRYPTION_KEY", /32 random bytes in base64/],
+  ["GATEWAY_ENCRYPTION_KEY not base64", () => ({ GATEWAY_ENCRYPTION_KEY: "not a key!" }), "GATEWAY_ENCRYPTION_KEY", /32 random bytes in base64/],
+  [
+    "GATEWAY_ENCRYPTION_PREVIOUS_KEYS without GATEWAY_ENCRYPTION_KEY",
+    () => ({ GATEWAY_ENCRYPTION_PREVIOUS_KEYS: randomBytes(32).toString("base64") }),
+    "GATEWAY_ENCRYPTION_PREVIOUS_KEYS",
+    /needs GATEWAY_ENCRYPTION_KEY/,
+  ],
+  [
+    "GATEWAY_ENCRYPTION_PREVIOUS_KEYS with a short key",
+    () => ({ GATEWAY_ENCRYPTION_KEY: randomBytes(32).toString("base64"), GATEWAY_ENCRYPTION_PREVIOUS_KEYS: `${randomBytes(32).toString("base64")},abc` }),
+    "GATEWAY_ENCRYPTION_PREVIOUS_KEYS",
+    /32 random bytes/,
+  ],
 ];
 
 describe.concurrent("the built gateway refuses to start", () => {
@@ -99,6 +113,16 @@ describe("loadConfig names the variable", () => {
     expect((caught as ConfigError).variable).toBe(variable);
     expect((caught as ConfigError).message).toMatch(detail);
     expect((caught as ConfigError).message).not.toContain("\n");
+  });
+
+  it("reads encryption keys in base64 and base64url, the previous ones as a list", () => {
+    const [k1, k2, k3] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const config = loadConfig({
+      GATEWAY_ENCRYPTION_KEY: k1.toString("base64"),
+      GATEWAY_ENCRYPTION_PREVIOUS_KEYS: ` ${k2.toString("base64url")} , ${k3.toString("base64")}`,
+    });
+    expect(config.encryption).toEqual({ key: k1, previousKeys: [k2, k3] });
+    expect(loadConfig({}).encryption).toBeUndefined();
   });
 
   it("accepts an empty environment: the embedded default", () => {

@@ -31,6 +31,12 @@ afterAll(async () => {
   }
 });
 
+const codeOf = (p: Promise<unknown>) =>
+  p.then(
+    () => "ok",
+    (e: unknown) => (e instanceof GatewayError ? e.code : `unexpected ${String(e)}`),
+  );
+
 const byId = <T extends { id: string }>(xs: T[]): T[] => [...xs].sort((a, b) => a.id.localeCompare(b.id));
 
 describe.each([
@@ -106,6 +112,37 @@ describe.each([
     ]);
   });
 
+  it("carries its marker once anything is written (the in-memory store always does)", async () => {
+    const memory = _name === "memory";
+    expect(await store.isProvisioned()).toBe(memory);
+    await store.putAccount({ id: "acct_1", platformId: "plat_1" });
+    expect(await store.isProvisioned()).toBe(true);
+  });
+
+  it("an empty directory answers service_unavailable, not unauthorized or bot_not_found, and logs an error once per change", async () => {
+    const lines: { level: string; message: string }[] = [];
+    const record = (level: string) => (_fields: object, message: string) => lines.push({ level, message });
+    const directory = new Directory(store, 60_000, { info: record("info"), warn: record("warn"), error: record("error") });
+    const codes = async () => [await codeOf(directory.authenticate(`Bearer ${newPartnerKey()}`)), await codeOf(directory.authenticate(`Bearer ${newPartnerKey()}`))];
+    if (_name === "memory") {
+      expect(await codes()).toEqual(["unauthorized", "unauthorized"]);
+      expect(lines).toEqual([]);
+      return;
+    }
+    const e = (await directory.authenticate(`Bearer ${newPartnerKey()}`).catch((x: unknown) => x)) as GatewayError;
+    expect([e.code, e.httpStatus, e.retryAfterSeconds]).toEqual(["service_unavailable", 503, 5]);
+    expect(await codes()).toEqual(["service_unavailable", "service_unavailable"]);
+    expect(lines.map((l) => l.level)).toEqual(["error"]);
+    expect(lines[0]!.message).toMatch(/marker is missing/);
+    // Written again (as the admin command does): the next miss is an ordinary miss, no invalidation needed.
+    const key = newPartnerKey();
+    await store.putPartner({ id: "ptnr_1", name: "P", keyHash: hashPartnerKey(key) });
+    expect((await directory.authenticate(`Bearer ${key}`)).id).toBe("ptnr_1");
+    expect(await codes()).toEqual(["unauthorized", "unauthorized"]);
+    expect(await codeOf(directory.route({ id: "ptnr_1", name: "P", keyHash: "" }, "bot_unknown"))).toBe("bot_not_found");
+    expect(lines.map((l) => l.level)).toEqual(["error", "info"]);
+  });
+
   describe("the cached directory on top", () => {
     const keys = { a: newPartnerKey(), b: newPartnerKey() };
     beforeEach(async () => {
@@ -129,12 +166,6 @@ describe.each([
         }),
       );
     });
-
-    const codeOf = (p: Promise<unknown>) =>
-      p.then(
-        () => "ok",
-        (e: unknown) => (e instanceof GatewayError ? e.code : `unexpected ${String(e)}`),
-      );
 
     it("authenticates by key and routes a partner's own bots only", async () => {
       const directory = new Directory(store, 60_000);

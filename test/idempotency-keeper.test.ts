@@ -146,7 +146,20 @@ describe.each(implementations)("%s keeper", (_name, make) => {
     }
   });
 
+  it.each([400, 404, 409, 422])("stores the platform's %i envelope: a decision about the request itself", async (status) => {
+    const p = platform(0, () => {
+      throw GatewayError.fromPlatform(status, "refused", "no");
+    });
+    const req = request();
+    await failure(keeper.execute(req, p.perform));
+    expect((await failure(keeper.execute(req, p.perform))).replayed).toBe(true);
+    expect(p.calls).toBe(1);
+  });
+
   it.each([
+    ["platform refused the gateway (401/403)", () => GatewayError.of("platform_rejected", "the platform answered 401 invalid_signature")],
+    ["platform 410 envelope", () => GatewayError.fromPlatform(410, "gone", "moved")],
+    ["platform 413 envelope", () => GatewayError.fromPlatform(413, "too_large", "big")],
     ["platform 5xx envelope", () => GatewayError.fromPlatform(503, "unavailable", "try later")],
     ["platform 429 envelope", () => GatewayError.fromPlatform(429, "too_many", "slow down")],
     ["platform 408 envelope", () => GatewayError.fromPlatform(408, "timeout", "slow")],

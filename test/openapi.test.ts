@@ -124,6 +124,7 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
     idempotency_key_in_use: true,
     webhook_not_configured: true,
     customer_lookup_not_supported: true,
+    platform_rejected: true,
     platform_unavailable: true,
     platform_invalid_response: true,
     platform_timeout: true,
@@ -220,6 +221,8 @@ describe("matches the live answers", () => {
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
       h.script = () => ({ status: 0, reset: true });
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
+      h.script = () => ({ status: 401, body: { error: { code: "invalid_signature", message: "bad signature" } } });
+      answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
       h.script = () => ({ status: 200, body: {}, delayMs: 1500 });
       answers.push(await send_(body, auth({ "idempotency-key": idempotencyKey() })));
       h.script = undefined;
@@ -236,6 +239,7 @@ describe("matches the live answers", () => {
         ...(path === LOOKUP ? ["customer_lookup_not_supported"] : []),
         "platform_invalid_response",
         "platform_unavailable",
+        "platform_rejected",
         "platform_timeout",
       ]);
       for (const a of answers) expectDocumented(path, a);

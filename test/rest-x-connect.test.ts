@@ -143,7 +143,6 @@ const ERROR_ROWS: readonly ErrorRow[] = [
     [409, "slot_unavailable"],
     [400, "invalid_payload"],
     [404, "account_not_found"],
-    [401, "invalid_signature"],
     [422, "unprocessable"],
     [429, "too_many"],
     [500, "configuration_error"],
@@ -154,6 +153,18 @@ const ERROR_ROWS: readonly ErrorRow[] = [
       platform: { status, body: { error: { code, message: `platform says ${code}` } } },
       status,
       code,
+    }),
+  ),
+  ...([
+    [401, "invalid_signature"],
+    [403, "forbidden"],
+  ] as const).map(
+    ([status, code]): ErrorRow => ({
+      name: `platform refuses the gateway ${status} ${code}`,
+      exchange: () => ({ rpc: "book", body: json(bookingBody("bot_a")), headers: keyed() }),
+      platform: { status, body: { error: { code, message: `platform says ${code}` } } },
+      status: 502,
+      code: "platform_rejected",
     }),
   ),
   { name: "platform answers HTML", exchange: () => ({ rpc: "search", body: json(searchBody("bot_a")), headers: auth() }), platform: { status: 200, body: "<html>" }, status: 502, code: "platform_invalid_response" },

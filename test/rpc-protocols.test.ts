@@ -158,7 +158,6 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
       [409, "slot_unavailable", Code.AlreadyExists],
       [400, "invalid_payload", Code.InvalidArgument],
       [404, "account_not_found", Code.NotFound],
-      [401, "invalid_signature", Code.FailedPrecondition],
       [422, "unprocessable", Code.FailedPrecondition],
       [429, "too_many", Code.ResourceExhausted],
       [500, "configuration_error", Code.Unavailable],
@@ -166,6 +165,16 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
       h.script = () => ({ status, body: { error: { code, message: `platform says ${code}` } } });
       const e = await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), connectCode, code);
       expect(e.rawMessage).toBe(`platform says ${code}`);
+    });
+
+    it.each([
+      [401, { error: { code: "invalid_signature", message: "bad signature" } }, "401 invalid_signature"],
+      [403, { error: { code: "forbidden", message: "no" } }, "403 forbidden"],
+      [401, "Unauthorized", "401"],
+    ] as const)("platform_rejected: the platform answered %i (%j)", async (status, body, named) => {
+      h.script = () => ({ status, body });
+      const e = await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), Code.FailedPrecondition, "platform_rejected");
+      expect(e.rawMessage).toContain(`(${named})`);
     });
 
     it("platform_invalid_response: non-JSON and schema-violating answers", async () => {

@@ -10,6 +10,8 @@
 import { parseArgs, type ParseArgsConfig } from "node:util";
 import type { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "../config.js";
+import { FieldCipherError, fieldCipherOf } from "../encryption/field-cipher.js";
+import { RedisIdempotencyStore } from "../idempotency/redis-idempotency-keeper.js";
 import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { readSeedFile, SeedError } from "../store/seed.js";
@@ -30,6 +32,8 @@ Commands:
   create-account <id> <platform-id>           create an account on a platform
   create-bot <id> <partner-id> <account-id>   create a bot for a partner, serving an account
   list [partners|platforms|accounts|bots]     show what exists (never a key or secret)
+  reencrypt                                   encrypt webhook secrets and stored booking answers with
+                                              GATEWAY_ENCRYPTION_KEY (after setting or rotating it)
   help                                        show this text
 `;
 
@@ -85,14 +89,22 @@ function showSecretOnce(o: Output, what: string, secret: string): void {
   o.out(`  ${secret}`);
 }
 
-type Action = (provisioning: Provisioning, o: Output) => Promise<void>;
+/** What an action works on: the directory's operations, and the Redis stores for re-encryption. */
+interface Stores {
+  readonly provisioning: Provisioning;
+  readonly directory: RedisDirectoryStore;
+  readonly idempotency: RedisIdempotencyStore;
+  readonly encrypting: boolean;
+}
+
+type Action = (stores: Stores, o: Output) => Promise<void>;
 
 /** Checks a command line and returns what it does, before any connection is made. */
 function command(verb: string, args: string[]): Action {
   switch (verb) {
     case "import": {
       const [file] = parse(args, ["seed.json"]).rest;
-      return async (provisioning, o) => {
+      return async ({ provisioning }, o) => {
         const seed = await readSeedFile(file!);
         await provisioning.importSeed(seed);
         o.out(
@@ -102,7 +114,7 @@ function command(verb: string, args: string[]): Action {
     }
     case "create-partner": {
       const { values, rest } = parse(args, ["id"], { name: { type: "string" } });
-      return async (provisioning, o) => {
+      return async ({ provisioning }, o) => {
         const { partner, apiKey } = await provisioning.createPartner(rest[0]!, values.name ?? "");
         o.out(`created partner ${partner.id}`);
         showSecretOnce(o, "API key", apiKey);
@@ -110,7 +122,7 @@ function command(verb: string, args: string[]): Action {
     }
     case "rotate-key": {
       const { rest } = parse(args, ["partner-id"]);
-      return async (provisioning, o) => {
+      return async ({ provisioning }, o) => {
         const { partner, apiKey } = await provisioning.rotatePartnerKey(rest[0]!);
         o.out(`new key for partner ${partner.id}; the previous key no longer works`);
         showSecretOnce(o, "API key", apiKey);
@@ -118,7 +130,7 @@ function command(verb: string, args: string[]): Action {
     }
     case "create-platform": {
       const { values, rest } = parse(args, ["id"], { "webhook-url": { type: "string" }, "webhook-secret": { type: "string" } });
-      return async (provisioning, o) => {
+      return async ({ provisioning }, o) => {
         const { generatedSecret } = await provisioning.createPlatform(rest[0]!, {
           url: values["webhook-url"],
           secret: values["webhook-secret"],
@@ -129,7 +141,7 @@ function command(verb: string, args: string[]): Action {
     }
     case "set-webhook": {
       const { values, rest } = parse(args, ["platform-id", "url"], { secret: { type: "string" } });
-      return async (provisioning, o) => {
+      return async ({ provisioning }, o) => {
         const { generatedSecret } = await provisioning.setWebhook(rest[0]!, rest[1]!, values.secret);
         o.out(`webhook of platform ${rest[0]} set to ${rest[1]}`);
         if (generatedSecret !== undefined) showSecretOnce(o, "webhook secret", generatedSecret);
@@ -137,14 +149,14 @@ function command(verb: string, args: string[]): Action {
     }
     case "create-account": {
       const { rest } = parse(args, ["id", "platform-id"]);
-      return async (provisioning, o) => {
+      return async ({ provisioning }, o) => {
         await provisioning.createAccount(rest[0]!, rest[1]!);
         o.out(`created account ${rest[0]} on platform ${rest[1]}`);
       };
     }
     case "create-bot": {
       const { rest } = parse(args, ["id", "partner-id", "account-id"]);
-      return async (provisioning, o) => {
+      return async ({ provisioning }, o) => {
         await provisioning.createBot(rest[0]!, rest[1]!, rest[2]!);
         o.out(`created bot ${rest[0]} for partner ${rest[1]}, account ${rest[2]}`);
       };
@@ -155,7 +167,16 @@ function command(verb: string, args: string[]): Action {
       if (kind !== undefined && !(LIST_KINDS as readonly string[]).includes(kind)) {
         throw new UsageError(`cannot list ${JSON.stringify(kind)}: expected one of ${LIST_KINDS.join(", ")}`);
       }
-      return async (provisioning, o) => printListing(o, await provisioning.list(), kind === undefined ? LIST_KINDS : [kind as ListingKind]);
+      return async ({ provisioning }, o) => printListing(o, await provisioning.list(), kind === undefined ? LIST_KINDS : [kind as ListingKind]);
+    }
+    case "reencrypt": {
+      parse(args, []);
+      return async ({ directory, idempotency, encrypting }, o) => {
+        if (!encrypting) throw new ProvisioningError("GATEWAY_ENCRYPTION_KEY is not set: there is no key to encrypt with");
+        const secrets = await directory.reencryptSecrets();
+        const { records, rewritten } = await idempotency.reencrypt();
+        o.out(`re-encrypted ${secrets} webhook secrets and ${rewritten} of ${records} idempotency records with the current key`);
+      };
     }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(verb)} (npm run admin -- help lists them)`);
@@ -195,12 +216,14 @@ async function main(argv: string[]): Promise<number> {
     } catch (e) {
       return fail(1, `cannot reach Redis at ${displayRedisUrl(config.redisUrl)}: ${(e as Error).message}`);
     }
-    const provisioning = new Provisioning(new RedisDirectoryStore(redis, directoryKeyPrefix(config.redisKeyPrefix)));
-    await action(provisioning, o);
+    const cipher = fieldCipherOf(config.encryption);
+    const directory = new RedisDirectoryStore(redis, directoryKeyPrefix(config.redisKeyPrefix), cipher);
+    const idempotency = new RedisIdempotencyStore(redis, config.redisKeyPrefix, cipher);
+    await action({ provisioning: new Provisioning(directory), directory, idempotency, encrypting: cipher.enabled }, o);
     return 0;
   } catch (e) {
     if (e instanceof ConfigError) return fail(1, `configuration error: ${e.message}`);
-    if (e instanceof ProvisioningError || e instanceof SeedError) return fail(1, `${verb}: ${e.message}`);
+    if (e instanceof ProvisioningError || e instanceof SeedError || e instanceof FieldCipherError) return fail(1, `${verb}: ${e.message}`);
     const err = e as NodeJS.ErrnoException;
     if (err.code === "ENOENT" || err.code === "EACCES" || err.code === "EISDIR") return fail(1, `${verb}: ${err.message}`);
     return fail(1, `${verb} failed: ${err.message ?? String(e)}`);

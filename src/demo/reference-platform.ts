@@ -17,6 +17,8 @@ import { ACCOUNT_HEADER, SIGNATURE_HEADER, verifySignature } from "../platform/s
 type Json = { [key: string]: unknown };
 
 export interface ReceivedWebhook {
+  /** Which connection the request came on, numbered from 1 in order of arrival. */
+  readonly connection: number;
   readonly path: string;
   readonly headers: http.IncomingHttpHeaders;
   readonly rawBody: string;
@@ -30,7 +32,7 @@ export interface PlatformReply {
   readonly body?: unknown;
   /** Waits this long before answering (aborted if the gateway gives up first). */
   readonly delayMs?: number;
-  /** Destroys the connection instead of answering. */
+  /** Resets the connection (TCP RST) instead of answering, after reading the whole request. */
   readonly reset?: boolean;
 }
 
@@ -42,8 +44,8 @@ export interface ReferencePlatformOptions {
   /**
    * Answers a request instead of the reference behaviour, when it returns a
    * reply. `reference()` runs the reference behaviour (a booking is made when
-   * it is called), so a script can, say, book and then answer late; call it at
-   * most once, and return its reply when it was called.
+   * it is called), so a script can, say, book and then answer late, or book
+   * and then reset the connection so the answer is lost; call it at most once.
    */
   readonly respond?: (req: ReceivedWebhook, reference: () => PlatformReply) => PlatformReply | undefined | Promise<PlatformReply | undefined>;
   readonly host?: string;
@@ -67,6 +69,8 @@ export class ReferencePlatform {
   /** Bookings made, by the idempotency key the gateway sent. */
   readonly bookings = new Map<string, StoredBooking>();
   private readonly slotsTaken = new Map<string, string>();
+  private readonly connections = new WeakMap<object, number>();
+  private connectionCount = 0;
   private server: http.Server | undefined;
   private baseUrl = "";
 
@@ -84,6 +88,7 @@ export class ReferencePlatform {
 
   async start(): Promise<this> {
     const server = http.createServer((req, res) => void this.handle(req, res));
+    server.on("connection", (socket) => this.connections.set(socket, ++this.connectionCount));
     server.keepAliveTimeout = 60_000;
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -125,7 +130,8 @@ export class ReferencePlatform {
     const secret = this.secretFor(accountId);
     const signatureValid = secret !== undefined && verifySignature(secret, req.headers[SIGNATURE_HEADER] as string | undefined, rawBody).ok;
     const path = (req.url ?? "").replace(/^\/dialstack/, "");
-    const received: ReceivedWebhook = { path, headers: req.headers, rawBody, body, signatureValid };
+    const connection = this.connections.get(req.socket) ?? 0;
+    const received: ReceivedWebhook = { connection, path, headers: req.headers, rawBody, body, signatureValid };
     if (this.options.record) this.received.push(received);
 
     let answered = false;
@@ -140,7 +146,7 @@ export class ReferencePlatform {
     }
     if (reply.reset) {
       answered = true;
-      req.socket.destroy();
+      req.socket.resetAndDestroy();
       return;
     }
     const text = typeof reply.body === "string" ? reply.body : JSON.stringify(reply.body ?? {});

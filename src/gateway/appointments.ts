@@ -124,6 +124,7 @@ export class Appointments {
       },
       signal: caller.signal,
       deadline: caller.deadline,
+      idempotent: true,
     });
     return { message: readAvailabilities(answer.body), answer, replayed: false };
   }
@@ -154,6 +155,8 @@ export class Appointments {
             idempotency_key: downstreamIdempotencyKey(caller.partner.id, key),
             booking,
           },
+          // Never re-sent by the client: the partner's retry re-sends it, under the same downstream key.
+          idempotent: false,
         });
         // An answer that is not a booking is not stored: the retry asks again.
         readBooking(answer.body);

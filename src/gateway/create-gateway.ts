@@ -1,12 +1,16 @@
 /**
  * Assembles the gateway's components from a `Config`: the directory store
  * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
- * client, the idempotency keeper (in Redis too when there is one) and the
- * business logic (appointments and customers).
+ * client, the idempotency keeper (in Redis too when there is one), the
+ * encryption of what they keep in Redis, and the business logic
+ * (appointments and customers). With Redis it also says at start whether
+ * bookings are durable and encrypted.
  */
 import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
+import { fieldCipherOf } from "../encryption/field-cipher.js";
+import { silentLog, type Log } from "../log.js";
 import { WebhookClient } from "../platform/webhook-client.js";
 import { Directory } from "../store/directory.js";
 import type { DirectoryStore } from "../store/directory-store.js";
@@ -14,6 +18,7 @@ import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { watchDirectoryChanges } from "../store/directory-changes.js";
 import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
+import { checkRedisDurability } from "../store/redis-durability.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
 import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.js";
@@ -25,14 +30,28 @@ import { RateLimiter } from "./rate-limiter.js";
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
   readonly directoryStore?: DirectoryStore;
+  /** Where the components log (the server's logger); nothing by default. */
+  readonly log?: Log;
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
+  const log = parts.log ?? silentLog;
   const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
+  if (redis !== undefined) await checkRedisDurability(redis, log);
+  const cipher = fieldCipherOf(config.encryption);
+  if (redis !== undefined && !cipher.enabled) {
+    log.warn(
+      {},
+      "GATEWAY_ENCRYPTION_KEY is not set: webhook secrets and stored booking answers (customer names, phone numbers, emails) are kept in Redis in clear",
+    );
+  }
   const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
-  const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix) : new MemoryDirectoryStore());
+  const store =
+    parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix, cipher) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
-  const directory = new Directory(store, config.directoryCacheTtlMs);
+  const directory = new Directory(store, config.directoryCacheTtlMs, log);
+  // An empty directory is reported at start, not only at the first call.
+  await directory.requireProvisioned().catch(() => {});
   const watch =
     redis !== undefined && store instanceof RedisDirectoryStore
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
@@ -40,7 +59,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
   const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
   const keeper: IdempotencyKeeper =
-    redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping) : new MemoryIdempotencyKeeper(keeping);
+    redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher) : new MemoryIdempotencyKeeper(keeping);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,
     streamWindowMs: config.streamWindowMs,

@@ -6,10 +6,16 @@
  * releasing are Lua scripts that check the claim's token first, so they are
  * atomic and a lapsed claim's former holder cannot touch its successor's.
  *
+ * With an encryption key the outcome (the platform's answer: the customer's
+ * name, phone number and email) is stored encrypted, `"e":sealed` in place of
+ * `"o"`, bound to the record's key. What the scripts and the claim read (state,
+ * token, fingerprint) stays in clear.
+ *
  * The connection must fail fast (see `connectRedis`): a command that cannot
  * run answers `service_unavailable` instead of waiting for Redis to come back.
  */
 import type { Redis } from "ioredis";
+import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import type { StoredOutcome } from "../gateway/idempotency.js";
 import { ClaimingKeeper, type KeeperOptions } from "./claiming-keeper.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
@@ -40,18 +46,33 @@ end
 return 0
 `;
 
+/** Replaces KEYS[1] by ARGV[2], keeping its time to live, if it still holds ARGV[1]. */
+const SWAP = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+  return 1
+end
+return 0
+`;
+
 interface StoredJson {
   s?: unknown;
   t?: unknown;
   f?: unknown;
   o?: unknown;
+  e?: unknown;
 }
+
+/** Records looked at per SCAN step while re-encrypting. */
+const SCAN_COUNT = 500;
 
 export class RedisIdempotencyStore implements IdempotencyStore {
   constructor(
     private readonly redis: Redis,
     /** The gateway's key prefix (`REDIS_KEY_PREFIX`); records go under `<prefix>idem:`. */
     private readonly prefix: string,
+    /** Encrypts stored outcomes (see `encryption/field-cipher.ts`); in clear by default. */
+    private readonly cipher: FieldCipher = NO_ENCRYPTION,
   ) {}
 
   /** The Redis key of a record id (`<partner id>:<sha256 of the key>`). */
@@ -61,13 +82,63 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 
   async claim(id: string, token: string, fingerprint: string, ttlMs: number): Promise<IdempotencyRecord | undefined> {
     const claim = JSON.stringify({ s: "pending", t: token, f: fingerprint });
-    const found = await this.redis.set(this.keyOf(id), claim, "PX", ttlMs, "NX", "GET");
-    return found === null ? undefined : decode(found);
+    const key = this.keyOf(id);
+    const found = await this.redis.set(key, claim, "PX", ttlMs, "NX", "GET");
+    return found === null ? undefined : this.decode(key, found);
   }
 
   async finish(id: string, token: string, record: DoneRecord, ttlMs: number): Promise<boolean> {
-    const value = JSON.stringify({ s: "done", f: record.fingerprint, o: record.outcome });
-    return (await this.redis.eval(FINISH, 1, this.keyOf(id), token, value, ttlMs)) === 1;
+    const key = this.keyOf(id);
+    return (await this.redis.eval(FINISH, 1, key, token, this.encode(key, record), ttlMs)) === 1;
+  }
+
+  /**
+   * Seals every stored outcome with the cipher's current key (after a key was
+   * introduced or rotated), keeping each record's time to live. A record that
+   * changed meanwhile is left as it is. Returns how many records were found
+   * and how many rewritten.
+   */
+  async reencrypt(): Promise<{ records: number; rewritten: number }> {
+    let records = 0;
+    let rewritten = 0;
+    let cursor = "0";
+    do {
+      const pattern = `${this.prefix.replace(/[*?[\]\\]/g, "\\$&")}idem:*`;
+      const [next, keys] = await this.redis.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
+      cursor = next;
+      for (const key of keys) {
+        const stored = await this.redis.get(key);
+        if (stored === null) continue;
+        records++;
+        const record = this.decode(key, stored);
+        if (record.state !== "done") continue;
+        const sealed = (JSON.parse(stored) as StoredJson).e;
+        if (typeof sealed === "string" ? this.cipher.isCurrent(sealed) : !this.cipher.enabled) continue;
+        if ((await this.redis.eval(SWAP, 1, key, stored, this.encode(key, record))) === 1) rewritten++;
+      }
+    } while (cursor !== "0");
+    return { records, rewritten };
+  }
+
+  private encode(key: string, record: DoneRecord): string {
+    if (!this.cipher.enabled) return JSON.stringify({ s: "done", f: record.fingerprint, o: record.outcome });
+    return JSON.stringify({ s: "done", f: record.fingerprint, e: this.cipher.seal(JSON.stringify(record.outcome), key) });
+  }
+
+  private decode(key: string, raw: string): IdempotencyRecord {
+    let v: StoredJson;
+    try {
+      v = JSON.parse(raw) as StoredJson;
+    } catch {
+      throw new Error("unreadable idempotency record");
+    }
+    if (typeof v.f !== "string") throw new Error("unreadable idempotency record");
+    if (v.s === "pending" && typeof v.t === "string") return { state: "pending", token: v.t, fingerprint: v.f };
+    if (v.s === "done" && typeof v.e === "string") {
+      return { state: "done", fingerprint: v.f, outcome: JSON.parse(this.cipher.open(v.e, key)) as StoredOutcome };
+    }
+    if (v.s === "done" && typeof v.o === "object" && v.o !== null) return { state: "done", fingerprint: v.f, outcome: v.o as StoredOutcome };
+    throw new Error("unreadable idempotency record");
   }
 
   async release(id: string, token: string): Promise<boolean> {
@@ -76,20 +147,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 }
 
 export class RedisIdempotencyKeeper extends ClaimingKeeper {
-  constructor(redis: Redis, prefix: string, options: KeeperOptions) {
-    super(new RedisIdempotencyStore(redis, prefix), options);
+  constructor(redis: Redis, prefix: string, options: KeeperOptions, cipher: FieldCipher = NO_ENCRYPTION) {
+    super(new RedisIdempotencyStore(redis, prefix, cipher), options);
   }
-}
-
-function decode(raw: string): IdempotencyRecord {
-  let v: StoredJson;
-  try {
-    v = JSON.parse(raw) as StoredJson;
-  } catch {
-    throw new Error("unreadable idempotency record");
-  }
-  if (typeof v.f !== "string") throw new Error("unreadable idempotency record");
-  if (v.s === "pending" && typeof v.t === "string") return { state: "pending", token: v.t, fingerprint: v.f };
-  if (v.s === "done" && typeof v.o === "object" && v.o !== null) return { state: "done", fingerprint: v.f, outcome: v.o as StoredOutcome };
-  throw new Error("unreadable idempotency record");
 }

@@ -3,6 +3,25 @@
  * alive per platform origin, bounds the call by the sooner of the configured
  * timeout and the caller's deadline, aborts when the caller goes away, and
  * turns every way a platform can fail into a `GatewayError` of the error model.
+ *
+ * Re-sending. A pooled keep-alive connection may have been closed by the
+ * platform just as a request is written on it; Node then reports
+ * `ECONNRESET`/`EPIPE` on a reused socket. For a call without side effects
+ * (`idempotent`: searches) the client sends it once more on a new connection.
+ * A call with side effects (a booking) is never re-sent by the client: once
+ * `end()` has handed its bytes to the socket they may sit in the kernel's send
+ * buffer and reach the platform, which may read the whole booking and act on
+ * it before the connection fails, and nothing Node reports (`bytesWritten`
+ * counts bytes handed to libuv, not bytes the peer did not receive) proves
+ * otherwise. Such a failure is `platform_unavailable`, which releases the
+ * idempotency key: the partner's retry sends the booking again under the
+ * same downstream key, which the platform de-duplicates.
+ *
+ * To keep that failure rare without giving up pooling, an idle connection is
+ * closed by the client before common servers close it (see
+ * `IDLE_SOCKET_TIMEOUT_MS`), and sooner still when the platform announces its
+ * own keep-alive timeout (`Keep-Alive: timeout=N`, which Node's agent honours
+ * less a second). The most recently used connection is reused first.
  */
 import http from "node:http";
 import https from "node:https";
@@ -33,6 +52,13 @@ export interface WebhookCall {
    * an answer is read like any other.
    */
   readonly whenMissing?: (() => GatewayError) | undefined;
+  /**
+   * True when the call has no side effect on the platform, so sending it
+   * twice is harmless (searches, lookups): it is sent again once when a
+   * reused connection turns out to be closed. False by default: a call that
+   * may change something (a booking) is never re-sent by the client.
+   */
+  readonly idempotent?: boolean | undefined;
 }
 
 /** A 2xx answer of a platform. */
@@ -47,6 +73,8 @@ export interface WebhookClientOptions {
   readonly maxResponseBytes?: number;
   /** Connections kept per platform origin. */
   readonly maxSocketsPerPlatform?: number;
+  /** How long an idle connection is kept; `IDLE_SOCKET_TIMEOUT_MS` by default. */
+  readonly idleSocketTimeoutMs?: number;
 }
 
 type Agent = http.Agent | https.Agent;
@@ -59,6 +87,16 @@ interface Endpoint {
 
 /** Endpoints remembered; a gateway talks to few platforms, so this bound is only a safety net. */
 const MAX_ENDPOINTS = 1000;
+
+/**
+ * How long an idle pooled connection is kept when the platform does not
+ * announce a keep-alive timeout. Shorter than the idle timeouts of common
+ * servers (Node.js and Apache close after 5 s, nginx after 75 s, cloud load
+ * balancers after 60 s or more), so the client, not the platform, closes an
+ * idle connection, and a request is rarely written on one the platform is
+ * closing at that moment.
+ */
+export const IDLE_SOCKET_TIMEOUT_MS = 4000;
 
 export class WebhookClient {
   private readonly agents = new Map<string, Agent>();
@@ -78,7 +116,7 @@ export class WebhookClient {
     try {
       return await this.send(endpoint, call, body, budget);
     } catch (e) {
-      if (isStaleKeepAlive(e)) return await this.send(endpoint, call, body, budget - (Date.now() - now));
+      if (call.idempotent === true && isStaleKeepAlive(e)) return await this.send(endpoint, call, body, budget - (Date.now() - now));
       throw e;
     }
   }
@@ -115,7 +153,9 @@ export class WebhookClient {
         maxSockets: this.options.maxSocketsPerPlatform ?? 256,
         maxFreeSockets: this.options.maxSocketsPerPlatform ?? 256,
         scheduling: "lifo",
-        timeout: 60_000,
+        // The idle timeout of pooled connections (Node's agent destroys a free
+        // socket when it fires; a request in flight is bounded by its own timer).
+        timeout: this.options.idleSocketTimeoutMs ?? IDLE_SOCKET_TIMEOUT_MS,
       };
       agent = url.protocol === "https:" ? new https.Agent(options) : new http.Agent(options);
       this.agents.set(url.origin, agent);
@@ -245,10 +285,20 @@ function interpret(status: number, raw: Buffer, whenMissing: (() => GatewayError
     return { status, body };
   }
   const error = isRecord(body) && isRecord(body.error) ? body.error : undefined;
+  const code = error !== undefined && typeof error.code === "string" && error.code !== "" ? error.code : undefined;
+  if (status === 401 || status === 403) {
+    // The platform refused the gateway, not the partner's request: passing
+    // its 401 on would tell the partner its own key is wrong.
+    throw GatewayError.of(
+      "platform_rejected",
+      `the scheduling platform refused the gateway's request (${status}${code === undefined ? "" : ` ${code}`}): ` +
+        "the platform's webhook URL or secret is misconfigured at DialStack; retry with the same key once it is fixed",
+    );
+  }
   if (whenMissing !== undefined && isMissingWebhook(status, error)) throw whenMissing();
-  if (error !== undefined && typeof error.code === "string" && error.code !== "" && status >= 400 && status < 600) {
-    const message = typeof error.message === "string" ? error.message : error.code;
-    throw GatewayError.fromPlatform(status, error.code, message);
+  if (error !== undefined && code !== undefined && status >= 400 && status < 600) {
+    const message = typeof error.message === "string" ? error.message : code;
+    throw GatewayError.fromPlatform(status, code, message);
   }
   if (status >= 500) {
     throw GatewayError.of("platform_unavailable", `the scheduling platform answered ${status}`);

@@ -19,7 +19,7 @@ export interface DocumentedError {
 }
 
 const ERRORS: readonly DocumentedError[] = [
-  { code: "invalid_request", status: 400, when: "The body is not a JSON object, a required field is missing, a timestamp is not RFC 3339, `end_at` is not after `start_at`, the range is longer than the maximum (31 days by default), `duration_minutes` is not positive, or a phone number is not E.164. The message names the field." },
+  { code: "invalid_request", status: 400, when: "The body is not a JSON object or not UTF-8, a required field is missing, a timestamp is not RFC 3339 or names no real instant (`2030-02-30T10:00:00Z`, `T24:00:00Z`), `end_at` is not after `start_at`, the range is longer than the maximum (31 days by default), `duration_minutes` is not positive, or a phone number is not E.164. The message names the field (`booking.start_at ...`)." },
   { code: "idempotency_key_invalid", status: 400, when: "The `Idempotency-Key` header is missing, empty, longer than 255 characters or not printable ASCII." },
   { code: "unauthorized", status: 401, when: "The `Authorization` header is missing or malformed, or the key is unknown." },
   { code: "bot_not_found", status: 404, when: "The bot does not exist or belongs to another partner (the two are not told apart)." },
@@ -34,9 +34,10 @@ const ERRORS: readonly DocumentedError[] = [
   { code: "rate_limited", status: 429, when: "The partner is over its rate limit; retry after `Retry-After` seconds.", retryAfter: true },
   { code: "internal_error", status: 500, when: "An unexpected failure in the gateway." },
   { code: "customer_lookup_not_supported", status: 501, when: "The scheduling platform of the bot's account does not implement customer lookup. Go on without recognising the caller; retrying does not help." },
-  { code: "platform_unavailable", status: 502, when: "The scheduling platform could not be reached, reset the connection or failed without an error envelope." },
+  { code: "platform_rejected", status: 502, when: "The scheduling platform refused DialStack itself (it answered 401 or 403: its webhook URL or secret is misconfigured on DialStack's side, not your key). The platform's status and code are in the message. Nothing is stored for the idempotency key: retry with the same key once it is fixed." },
+  { code: "platform_unavailable", status: 502, when: "The scheduling platform could not be reached, reset the connection or failed without an error envelope. A booking may or may not have been made: retry with the same `Idempotency-Key`, the platform receives it under the same key and books at most once." },
   { code: "platform_invalid_response", status: 502, when: "The scheduling platform answered with something that is not JSON or breaks the documented schema." },
-  { code: "service_unavailable", status: 503, when: "A store the gateway needs is unreachable; retry after `Retry-After` seconds.", retryAfter: true },
+  { code: "service_unavailable", status: 503, when: "A store the gateway needs is unreachable, or DialStack's directory of partners and bots is missing from it (your key is not the problem); retry after `Retry-After` seconds.", retryAfter: true },
   { code: "platform_timeout", status: 504, when: "The scheduling platform did not answer before the deadline (30 seconds, or `X-Server-Timeout` if sooner)." },
 ];
 
@@ -130,6 +131,8 @@ function exampleMessage(code: GatewayErrorCode): string {
       return "missing or malformed Authorization header";
     case "bot_not_found":
       return `bot ${BOT_ID} not found`;
+    case "platform_rejected":
+      return "the scheduling platform refused the gateway's request (401 invalid_signature): the platform's webhook URL or secret is misconfigured at DialStack; retry with the same key once it is fixed";
     default:
       return code.replaceAll("_", " ");
   }
@@ -280,7 +283,7 @@ export function openApiDocument(): Json {
           tags: ["Appointments"],
           summary: "Create booking",
           description:
-            "Books an appointment slot. The `Idempotency-Key` header makes a retry safe: the same key with the same request returns the original result (marked `Idempotent-Replayed: true`) and never books twice; the same key with a different request is refused. Results are kept for 24 hours.",
+            "Books an appointment slot. The `Idempotency-Key` header makes a retry safe: the same key with the same request returns the original result (marked `Idempotent-Replayed: true`) and never books twice; the same key with a different request is refused. Results are kept for 24 hours. Stored as results: the booking, and the platform's errors about the request itself (400, 404, 409 such as `slot_unavailable`, 422). Any other failure (`platform_unavailable`, `platform_rejected`, `platform_timeout`, `service_unavailable`, a platform 408, 429 or 5xx) stores nothing: retry with the same key, and the platform, which receives it under the same key, books at most once.",
           parameters: [
             { $ref: "#/components/parameters/IdempotencyKey" },
             { $ref: "#/components/parameters/XRequestId" },

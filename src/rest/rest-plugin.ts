@@ -9,6 +9,7 @@
  * error of the REST envelope. The Connect, gRPC and gRPC-Web routes keep
  * their protocol's own errors: connect-es answers them before fastify could.
  */
+import { isUtf8 } from "node:buffer";
 import { gunzipSync } from "node:zlib";
 import { Readable } from "node:stream";
 import type { JsonValue } from "@bufbuild/protobuf";
@@ -71,6 +72,11 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
         bytes = decodeContent(req.headers["content-encoding"], raw as Buffer, req.routeOptions.bodyLimit ?? app.initialConfig.bodyLimit);
       } catch (e) {
         done(GatewayError.from(e), undefined);
+        return;
+      }
+      if (!isUtf8(bytes)) {
+        // Decoding would turn the bad bytes into U+FFFD, and a name or note would be booked garbled.
+        done(GatewayError.of("invalid_request", "the request body is not valid UTF-8"), undefined);
         return;
       }
       try {

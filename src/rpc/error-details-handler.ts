@@ -37,6 +37,7 @@ import {
 } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
+import type { DescMessage } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { GatewayError } from "../errors.js";
 import { lacksErrorInfo, toRpcError } from "./rpc-error.js";
@@ -54,6 +55,7 @@ function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "connect"
 
 export function withErrorDetails(handler: UniversalHandler, maxTimeoutMs: number): UniversalHandler {
   const isStream = handler.method.methodKind !== "unary";
+  const input = handler.method.input;
   const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
     if (req.method === "GET") {
       const undecodable = checkGetMessage(req.url);
@@ -65,11 +67,11 @@ export function withErrorDetails(handler: UniversalHandler, maxTimeoutMs: number
     if (res.status === 505) return http2Required(req.header.get("content-type"), res);
     switch (protocolOf(req.header.get("content-type"))) {
       case "connect":
-        return isStream ? mapChunks(res, endStreamFlag, rewriteEndStream) : rewriteConnectUnary(res);
+        return isStream ? mapChunks(res, endStreamFlag, (data) => rewriteEndStream(data, input)) : rewriteConnectUnary(res, input);
       case "grpc":
-        return rewriteGrpc(res);
+        return rewriteGrpc(res, input);
       case "grpc-web":
-        return mapChunks(res, trailerFlag, rewriteGrpcWebTrailer);
+        return mapChunks(res, trailerFlag, (data) => rewriteGrpcWebTrailer(data, input));
     }
   };
   return Object.assign(wrapped, handler) as UniversalHandler;
@@ -157,7 +159,7 @@ async function readAll(body: UniversalServerResponse["body"]): Promise<Uint8Arra
   return Buffer.concat(parts);
 }
 
-async function rewriteConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+async function rewriteConnectUnary(res: UniversalServerResponse, input: DescMessage): Promise<UniversalServerResponse> {
   if (res.status === 200 || res.header?.has("content-encoding") || res.body === undefined) return res;
   const bytes = await readAll(res.body);
   let error: ConnectError;
@@ -167,7 +169,7 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
     return { ...res, body: single(bytes) };
   }
   if (!lacksErrorInfo(error)) return { ...res, body: single(bytes) };
-  const fixed = toRpcError(error);
+  const fixed = toRpcError(error, input);
   const body = errorToJsonBytes(fixed, {});
   const header = new Headers(res.header);
   header.set("content-length", String(body.byteLength));
@@ -175,14 +177,14 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
   return { ...res, status: codeToHttpStatus(fixed.code), header, body: single(body) };
 }
 
-function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
+function rewriteGrpc(res: UniversalServerResponse, input: DescMessage): UniversalServerResponse {
   const trailer = res.trailer;
   const body = res.body;
   if (trailer === undefined || body === undefined || body instanceof Uint8Array) return res;
   const fix = () => {
     const error = findTrailerError(trailer);
     if (error !== undefined && lacksErrorInfo(error)) {
-      const fixed = toRpcError(error);
+      const fixed = toRpcError(error, input);
       for (const k of [...trailer.keys()]) trailer.delete(k);
       setTrailerStatus(trailer, fixed);
     }
@@ -224,15 +226,15 @@ function mapChunks(
   return { ...res, body: mapped() };
 }
 
-function rewriteEndStream(data: Uint8Array): Uint8Array | undefined {
+function rewriteEndStream(data: Uint8Array, input: DescMessage): Uint8Array | undefined {
   const end = endStream.parse(data);
   if (end.error === undefined || !lacksErrorInfo(end.error)) return undefined;
-  return endStream.serialize({ metadata: end.metadata, error: toRpcError(end.error) });
+  return endStream.serialize({ metadata: end.metadata, error: toRpcError(end.error, input) });
 }
 
-function rewriteGrpcWebTrailer(data: Uint8Array): Uint8Array | undefined {
+function rewriteGrpcWebTrailer(data: Uint8Array, input: DescMessage): Uint8Array | undefined {
   const trailer = trailerParse(data);
   const error = findTrailerError(trailer);
   if (error === undefined || !lacksErrorInfo(error)) return undefined;
-  return trailerSerialize(setTrailerStatus(new Headers(), toRpcError(error)));
+  return trailerSerialize(setTrailerStatus(new Headers(), toRpcError(error, input)));
 }

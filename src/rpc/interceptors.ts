@@ -5,6 +5,7 @@
  * `authenticate` resolves the partner and charges its rate limit once per
  * call (once per stream).
  */
+import type { DescMessage } from "@bufbuild/protobuf";
 import type { Interceptor, StreamResponse } from "@connectrpc/connect";
 import type { RateLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
@@ -16,8 +17,8 @@ export interface ErrorReporter {
 }
 
 export function errorModel(report: ErrorReporter): Interceptor {
-  const fail = (e: unknown, procedure: string): never => {
-    const rpcError = toRpcError(e);
+  const fail = (e: unknown, procedure: string, input: DescMessage): never => {
+    const rpcError = toRpcError(e, input);
     if (rpcError.code === 13) report(e, procedure);
     throw rpcError;
   };
@@ -27,7 +28,7 @@ export function errorModel(report: ErrorReporter): Interceptor {
     try {
       res = await next(req);
     } catch (e) {
-      return fail(e, procedure);
+      return fail(e, procedure, req.method.input);
     }
     if (!res.stream) return res;
     const messages = res.message;
@@ -35,7 +36,7 @@ export function errorModel(report: ErrorReporter): Interceptor {
       try {
         yield* messages;
       } catch (e) {
-        fail(e, procedure);
+        fail(e, procedure, req.method.input);
       }
     }
     return { ...res, message: guarded() } as StreamResponse;

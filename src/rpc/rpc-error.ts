@@ -5,9 +5,11 @@
  * the size limit, an unsupported compression) are mapped onto the same model
  * here, so no client ever sees an error without a `google.rpc.ErrorInfo`.
  */
+import type { DescMessage } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { GatewayError, type GatewayErrorCode } from "../errors.js";
 import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { nameDecodeError } from "./strict-json.js";
 
 function hasErrorInfo(e: ConnectError): boolean {
   return e.findDetails(ErrorInfoSchema).length > 0;
@@ -16,8 +18,11 @@ function hasErrorInfo(e: ConnectError): boolean {
 const CLIENT_INPUT_REPORTED_AS_INTERNAL =
   /^parse binary:|cannot decode|premature EOF|invalid wire type|illegal tag|^decompression failed|^received compressed envelope|^invalid envelope/i;
 
-/** The gateway error a connect-es protocol error stands for. */
-export function gatewayErrorOf(e: ConnectError): GatewayError {
+/**
+ * The gateway error a connect-es protocol error stands for. With the
+ * method's `input` type, a decoding error names the field by its path.
+ */
+export function gatewayErrorOf(e: ConnectError, input?: DescMessage): GatewayError {
   let code: GatewayErrorCode;
   switch (e.code) {
     case Code.InvalidArgument:
@@ -53,9 +58,12 @@ export function gatewayErrorOf(e: ConnectError): GatewayError {
     default:
       code = "internal_error";
   }
+  const named = code === "invalid_request" && input !== undefined ? nameDecodeError(e.rawMessage, input) : e.rawMessage;
   const message =
     code === "invalid_request"
-      ? `the request body could not be decoded: ${e.rawMessage}`
+      ? named !== e.rawMessage
+        ? named
+        : `the request body could not be decoded: ${e.rawMessage}`
       : code === "request_too_large"
         ? e.rawMessage.replace(/^read/, "request body")
         : code === "internal_error"
@@ -64,10 +72,10 @@ export function gatewayErrorOf(e: ConnectError): GatewayError {
   return GatewayError.of(code, message, { cause: e });
 }
 
-/** Any thrown value as the ConnectError a client receives. */
-export function toRpcError(e: unknown): ConnectError {
+/** Any thrown value as the ConnectError a client receives (`input`: see `gatewayErrorOf`). */
+export function toRpcError(e: unknown, input?: DescMessage): ConnectError {
   if (e instanceof GatewayError) return e.toConnectError();
-  if (e instanceof ConnectError) return hasErrorInfo(e) ? e : gatewayErrorOf(e).toConnectError();
+  if (e instanceof ConnectError) return hasErrorInfo(e) ? e : gatewayErrorOf(e, input).toConnectError();
   return GatewayError.from(e).toConnectError();
 }
 

@@ -9,7 +9,8 @@ import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { fastifyCors } from "@fastify/cors";
-import { fastify, LogController, type FastifyInstance, type FastifyServerFactory } from "fastify";
+import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from "fastify";
+import type { LoggerOptions } from "pino";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
 import type { Customers } from "../gateway/customers.js";
@@ -17,6 +18,7 @@ import type { RateLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel } from "../rpc/interceptors.js";
+import { withStrictJson } from "../rpc/strict-json.js";
 import { registerServices } from "../rpc/services.js";
 import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
 import { registerRest } from "../rest/rest-plugin.js";
@@ -35,6 +37,9 @@ export interface Gateway {
 
 const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
 
+/** JSON as partners write it: proto field names (`bot_id`); the camelCase JSON names are read too. */
+const JSON_OPTIONS = { useProtoFieldName: true } as const;
+
 /**
  * Node's timers hold at most 2^31-1 ms; a longer client deadline would
  * silently become 1 ms, so it is refused as invalid instead.
@@ -44,6 +49,16 @@ const MAX_TIMEOUT_MS = 2_147_483_647;
 export interface BuildOptions {
   /** Log output; defaults to stdout at the configured level. */
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** A logger made with `loggerOptions`, shared with the gateway's components; takes precedence over `logger`. */
+  readonly loggerInstance?: FastifyBaseLogger;
+}
+
+/** The server's pino options: the configured level, and never a partner key or idempotency key in a log line. */
+export function loggerOptions(config: Config): LoggerOptions {
+  return {
+    level: config.logLevel,
+    redact: ["req.headers.authorization", "req.headers['idempotency-key']"],
+  };
 }
 
 export async function buildServer(gateway: Gateway, options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -52,10 +67,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], { tls: config.tls, keepAliveMs: 30_000 }) as never;
   const app = fastify({
     serverFactory,
-    logger: options.logger ?? {
-      level: config.logLevel,
-      redact: ["req.headers.authorization", "req.headers['idempotency-key']"],
-    },
+    ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
     // One line per request comes from the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxRequestBytes,
@@ -94,7 +106,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
     await rpc.register(fastifyConnectPlugin, {
       routes(router: ConnectRouter) {
-        registerServices(router, {
+        registerServices(withStrictJson(router, JSON_OPTIONS), {
           appointments: gateway.appointments,
           customers: gateway.customers,
           sessions: {
@@ -112,7 +124,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
       },
       readMaxBytes: config.maxRequestBytes,
       maxTimeoutMs: MAX_TIMEOUT_MS,
-      jsonOptions: { useProtoFieldName: true },
+      jsonOptions: JSON_OPTIONS,
       interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
       contextValues,
     });

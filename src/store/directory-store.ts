@@ -46,6 +46,14 @@ export interface DirectoryStore {
   putAccount(account: Account): Promise<void>;
   putBot(bot: Bot): Promise<void>;
 
+  /**
+   * True when the directory carries its marker: every write leaves it, so a
+   * directory without it was never provisioned, or its store lost its data
+   * (a Redis restarted without persistence). Callers tell that apart from a
+   * key or bot the directory does not know.
+   */
+  isProvisioned(): Promise<boolean>;
+
   listPartners(): Promise<Partner[]>;
   listPlatforms(): Promise<Platform[]>;
   listAccounts(): Promise<Account[]>;

@@ -3,8 +3,17 @@
  * requests go. Lookups are cached in process for a short TTL so a request
  * makes no store round trip; a change made with the admin command takes
  * effect within that TTL.
+ *
+ * A lookup that finds nothing is checked against the directory's marker
+ * before it is answered: a store that lost its data (a Redis restarted
+ * without persistence) must not turn every partner's key into `unauthorized`.
+ * Without the marker the answer is `service_unavailable`, and the gateway
+ * logs an error once each time the marker goes missing (and a line when it is
+ * back). Only misses pay for the check, and a marker found is cached like a lookup.
  */
+import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
+import { silentLog, type Log } from "../log.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
 import { hashPartnerKey, partnerKeyFromAuthorization } from "./partner-key.js";
 import { TtlCache } from "./ttl-cache.js";
@@ -16,13 +25,26 @@ export interface BotRoute {
   readonly platform: Platform;
 }
 
+/** How long a lost directory asks clients to wait before they retry. */
+const UNPROVISIONED_RETRY_AFTER_SECONDS = 5;
+
 export class Directory {
   private readonly partners: TtlCache<Partner | undefined>;
   private readonly routes: TtlCache<BotRoute | undefined>;
+  /**
+   * Until when the marker is known to be present. Only its presence is
+   * cached: a gateway that found the directory empty sees the import at once.
+   */
+  private markerSeenUntil = 0;
+  /** Bumped by `invalidate()`, so a check that started before it caches nothing. */
+  private generation = 0;
+  /** The marker as last seen, to log its changes once; unknown until first checked. */
+  private provisioned: boolean | undefined;
 
   constructor(
     readonly store: DirectoryStore,
-    cacheTtlMs: number,
+    private readonly cacheTtlMs: number,
+    private readonly log: Log = silentLog,
   ) {
     this.partners = new TtlCache(cacheTtlMs);
     this.routes = new TtlCache(cacheTtlMs);
@@ -37,9 +59,38 @@ export class Directory {
     const keyHash = hashPartnerKey(key);
     const partner = await this.storeCall(() => this.partners.get(keyHash, () => this.store.findPartnerByKeyHash(keyHash)));
     if (partner === undefined || partner.keyHash !== keyHash) {
+      await this.requireProvisioned();
       throw GatewayError.of("unauthorized", "unknown partner key");
     }
     return partner;
+  }
+
+  /**
+   * Checks the directory's marker (cached): `service_unavailable` when it is
+   * missing. Logs when the marker's presence changes.
+   */
+  async requireProvisioned(): Promise<void> {
+    if (Date.now() < this.markerSeenUntil) return;
+    const generation = this.generation;
+    const provisioned = await this.storeCall(() => this.store.isProvisioned());
+    if (provisioned && generation === this.generation) this.markerSeenUntil = Date.now() + this.cacheTtlMs;
+    if (provisioned !== this.provisioned) {
+      if (!provisioned) {
+        this.log.error(
+          {},
+          "the directory is empty: its marker is missing from Redis (it was never imported, or Redis lost its data). " +
+            "Every call is answered 503 service_unavailable until the directory is written again (npm run admin -- import)",
+        );
+      } else if (this.provisioned === false) {
+        this.log.info({}, "the directory is back: its marker is present again");
+      }
+      this.provisioned = provisioned;
+    }
+    if (!provisioned) {
+      throw GatewayError.of("service_unavailable", "the gateway's directory is unavailable; retry later", {
+        retryAfterSeconds: UNPROVISIONED_RETRY_AFTER_SECONDS,
+      });
+    }
   }
 
   /**
@@ -49,6 +100,7 @@ export class Directory {
   async route(partner: Partner, botId: string): Promise<BotRoute> {
     const route = await this.storeCall(() => this.routes.get(botId, () => this.loadRoute(botId)));
     if (route === undefined || route.bot.partnerId !== partner.id) {
+      if (route === undefined) await this.requireProvisioned();
       throw GatewayError.of("bot_not_found", `bot ${JSON.stringify(botId)} not found`);
     }
     if (route.platform.webhookUrl === undefined || route.platform.webhookSecret === undefined) {
@@ -61,6 +113,10 @@ export class Directory {
   invalidate(): void {
     this.partners.clear();
     this.routes.clear();
+    this.markerSeenUntil = 0;
+    this.generation++;
+    // A directory found empty is looked at again now: its return is logged even if no lookup misses.
+    if (this.provisioned === false) this.requireProvisioned().catch(() => {});
   }
 
   private async loadRoute(botId: string): Promise<BotRoute | undefined> {
@@ -77,6 +133,8 @@ export class Directory {
       return await fn();
     } catch (e) {
       if (e instanceof GatewayError) throw e;
+      // A secret no configured key opens is the operator's to fix; the caller gets the store's failure.
+      if (e instanceof FieldCipherError) this.log.error({ reason: e.message }, "cannot read the directory");
       throw GatewayError.of("service_unavailable", "the directory store is unavailable; retry shortly", {
         retryAfterSeconds: 1,
         cause: e,

@@ -41,6 +41,11 @@ export class MemoryDirectoryStore implements DirectoryStore {
     this.bots.set(bot.id, { ...bot });
   }
 
+  /** Always: the in-memory directory is written by the process that reads it, and is never lost apart from it. */
+  async isProvisioned(): Promise<boolean> {
+    return true;
+  }
+
   async listPartners(): Promise<Partner[]> {
     return [...this.partners.values()];
   }

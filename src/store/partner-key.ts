@@ -9,6 +9,19 @@ export const PARTNER_KEY_PREFIX = "sk_ptnr_";
 
 const BEARER = /^Bearer[ ]+(\S+)[ ]*$/i;
 
+/** A key as the gateway issues them: the prefix, then at least 32 URL-safe characters. */
+const WELL_FORMED = /^sk_ptnr_[A-Za-z0-9_-]{32,248}$/;
+
+/**
+ * True for a key fit to be given to a partner: `sk_ptnr_` and at least 32
+ * URL-safe characters (`A-Z a-z 0-9 _ -`), as `generatePartnerKey` makes them.
+ * A key is stored as a plain SHA-256, which is safe only for keys too random
+ * to guess; imports refuse anything shorter.
+ */
+export function isWellFormedPartnerKey(key: string): boolean {
+  return WELL_FORMED.test(key);
+}
+
 export function generatePartnerKey(): string {
   return PARTNER_KEY_PREFIX + randomBytes(32).toString("base64url");
 }

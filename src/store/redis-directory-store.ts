@@ -1,4 +1,5 @@
-import type { Redis } from "ioredis";
+import type { ChainableCommander, Redis } from "ioredis";
+import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import { directoryChangesChannel } from "./directory-changes.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
 
@@ -7,11 +8,23 @@ export function directoryKeyPrefix(redisKeyPrefix: string): string {
   return `${redisKeyPrefix}dir:`;
 }
 
+/** Sets hash field ARGV[1] of KEYS[1] to ARGV[3] if it still holds ARGV[2]. */
+const SWAP_FIELD = `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+  return 1
+end
+return 0
+`;
+
 /**
  * The directory in Redis. Each record is a hash under `dir:<kind>:<id>`, each
  * kind has a set of its ids for listing, and `dir:partner-key:<sha256>` maps a
  * key hash to its partner. Every write is announced on the channel of
- * `directory-changes.ts` in the same transaction.
+ * `directory-changes.ts` and sets the marker `dir:provisioned` (the time of
+ * the latest write) in the same transaction, so an empty Redis is told apart
+ * from a directory that does not know a key. Webhook secrets are encrypted
+ * when the gateway has an encryption key.
  */
 export class RedisDirectoryStore implements DirectoryStore {
   private readonly channel: string;
@@ -19,12 +32,32 @@ export class RedisDirectoryStore implements DirectoryStore {
   constructor(
     private readonly redis: Redis,
     private readonly prefix = "dir:",
+    /** Encrypts webhook secrets at rest (see `encryption/field-cipher.ts`); in clear by default. */
+    private readonly cipher: FieldCipher = NO_ENCRYPTION,
   ) {
     this.channel = directoryChangesChannel(prefix);
   }
 
+  /** Where a platform's secret lives, bound into its encryption so it cannot be moved to another platform. */
+  private secretContext(platformId: string): string {
+    return `${this.prefix}platform:${platformId}:webhook_secret`;
+  }
+
   private key(kind: string, id: string): string {
     return `${this.prefix}${kind}:${id}`;
+  }
+
+  private get marker(): string {
+    return `${this.prefix}provisioned`;
+  }
+
+  /** A transaction for one write: it leaves the marker and announces the change. */
+  private write(kind: string): ChainableCommander {
+    return this.redis.multi().set(this.marker, new Date().toISOString()).publish(this.channel, kind);
+  }
+
+  async isProvisioned(): Promise<boolean> {
+    return (await this.redis.exists(this.marker)) === 1;
   }
 
   private async hash(kind: string, id: string): Promise<Record<string, string> | undefined> {
@@ -42,7 +75,9 @@ export class RedisDirectoryStore implements DirectoryStore {
   }
   async getPlatform(id: string): Promise<Platform | undefined> {
     const h = await this.hash("platform", id);
-    return h && { id, webhookUrl: h.webhook_url || undefined, webhookSecret: h.webhook_secret || undefined };
+    if (h === undefined) return undefined;
+    const secret = h.webhook_secret ? this.cipher.open(h.webhook_secret, this.secretContext(id)) : undefined;
+    return { id, webhookUrl: h.webhook_url || undefined, webhookSecret: secret };
   }
   async getAccount(id: string): Promise<Account | undefined> {
     const h = await this.hash("account", id);
@@ -55,45 +90,56 @@ export class RedisDirectoryStore implements DirectoryStore {
 
   async putPartner(partner: Partner): Promise<void> {
     const previous = await this.getPartner(partner.id);
-    const tx = this.redis.multi();
+    const tx = this.write("partner");
     if (previous !== undefined && previous.keyHash !== partner.keyHash) {
       tx.del(this.key("partner-key", previous.keyHash));
     }
     tx.hset(this.key("partner", partner.id), { name: partner.name, key_hash: partner.keyHash });
     tx.set(this.key("partner-key", partner.keyHash), partner.id);
     tx.sadd(this.key("index", "partner"), partner.id);
-    tx.publish(this.channel, "partner");
     await tx.exec();
   }
   async putPlatform(platform: Platform): Promise<void> {
     const k = this.key("platform", platform.id);
-    await this.redis
-      .multi()
+    await this.write("platform")
       .del(k)
       .hset(k, {
         id: platform.id,
         webhook_url: platform.webhookUrl ?? "",
-        webhook_secret: platform.webhookSecret ?? "",
+        webhook_secret: platform.webhookSecret === undefined ? "" : this.cipher.seal(platform.webhookSecret, this.secretContext(platform.id)),
       })
       .sadd(this.key("index", "platform"), platform.id)
-      .publish(this.channel, "platform")
       .exec();
   }
   async putAccount(account: Account): Promise<void> {
-    await this.redis
-      .multi()
+    await this.write("account")
       .hset(this.key("account", account.id), { platform_id: account.platformId })
       .sadd(this.key("index", "account"), account.id)
-      .publish(this.channel, "account")
       .exec();
   }
   async putBot(bot: Bot): Promise<void> {
-    await this.redis
-      .multi()
+    await this.write("bot")
       .hset(this.key("bot", bot.id), { partner_id: bot.partnerId, account_id: bot.accountId })
       .sadd(this.key("index", "bot"), bot.id)
-      .publish(this.channel, "bot")
       .exec();
+  }
+
+  /**
+   * Seals every webhook secret with the cipher's current key (after a key was
+   * introduced or rotated). Returns how many were rewritten.
+   */
+  async reencryptSecrets(): Promise<number> {
+    let rewritten = 0;
+    for (const id of await this.redis.smembers(this.key("index", "platform"))) {
+      const stored = await this.redis.hget(this.key("platform", id), "webhook_secret");
+      if (!stored || this.cipher.isCurrent(stored)) continue;
+      const sealed = this.cipher.seal(this.cipher.open(stored, this.secretContext(id)), this.secretContext(id));
+      // Only if the secret did not change meanwhile (an admin writing it is newer than this).
+      const swapped = await this.redis.eval(SWAP_FIELD, 1, this.key("platform", id), "webhook_secret", stored, sealed);
+      if (swapped === 1) rewritten++;
+    }
+    if (rewritten > 0) await this.redis.publish(this.channel, "platform");
+    return rewritten;
   }
 
   private async list<T>(kind: string, get: (id: string) => Promise<T | undefined>): Promise<T[]> {

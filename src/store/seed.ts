@@ -11,7 +11,7 @@
  */
 import { readFile } from "node:fs/promises";
 import type { DirectoryStore } from "./directory-store.js";
-import { hashPartnerKey, PARTNER_KEY_PREFIX } from "./partner-key.js";
+import { hashPartnerKey, isWellFormedPartnerKey, PARTNER_KEY_PREFIX } from "./partner-key.js";
 
 export interface Seed {
   readonly partners: ReadonlyArray<{ id: string; name: string; api_key: string }>;
@@ -52,6 +52,12 @@ export function parseSeed(doc: unknown): Seed {
     const where = `partners[${i}]`;
     const key = str(p, where, "api_key")!;
     if (!key.startsWith(PARTNER_KEY_PREFIX)) throw new SeedError(`${where}: "api_key" must start with ${PARTNER_KEY_PREFIX}`);
+    if (!isWellFormedPartnerKey(key)) {
+      throw new SeedError(
+        `${where}: "api_key" must be ${PARTNER_KEY_PREFIX} followed by at least 32 random URL-safe characters (A-Z a-z 0-9 _ -); ` +
+          "npm run admin -- create-partner generates one",
+      );
+    }
     return { id: str(p, where, "id")!, name: str(p, where, "name", false) ?? "", api_key: key };
   });
   const platforms = list(doc, "platforms").map((p, i) => {

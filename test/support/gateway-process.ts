@@ -10,9 +10,18 @@ import { createInterface } from "node:readline";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
+/** One line the gateway logged (pino JSON). */
+export interface LogLine {
+  readonly level: number;
+  readonly msg: string;
+  readonly [field: string]: unknown;
+}
+
 export interface GatewayProcess {
   readonly url: string;
   readonly pid: number;
+  /** Every line logged so far, in order. */
+  readonly log: readonly LogLine[];
   /** Kills the process with SIGKILL and waits until it is gone. */
   kill(): Promise<void>;
   /** Stops the process (SIGTERM, then SIGKILL) if it still runs. */
@@ -31,6 +40,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const stderr: string[] = [];
+  const log: LogLine[] = [];
   child.stderr!.on("data", (chunk: Buffer) => stderr.push(chunk.toString()));
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`gateway process did not start: ${stderr.join("")}`)), 15_000);
@@ -38,7 +48,8 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
     // Every line is read, so the pipe never fills; the one announcing the port resolves.
     createInterface({ input: child.stdout! }).on("line", (line) => {
       try {
-        const entry = JSON.parse(line) as { msg?: string; port?: number };
+        const entry = JSON.parse(line) as { msg?: string; port?: number; level?: number };
+        if (typeof entry.msg === "string" && typeof entry.level === "number") log.push(entry as LogLine);
         if (entry.msg === "gateway listening" && typeof entry.port === "number") {
           clearTimeout(timer);
           resolve(entry.port);
@@ -54,6 +65,7 @@ export async function startGatewayProcess(env: Record<string, string>): Promise<
   return {
     url: `http://127.0.0.1:${port}`,
     pid: child.pid!,
+    log,
     async kill() {
       if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
       await exited;

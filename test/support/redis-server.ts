@@ -1,6 +1,8 @@
 /**
  * A private redis-server on a free port, for tests that must not depend on a
- * shared Redis or that stop, pause or restart it.
+ * shared Redis or that stop, pause or restart it. By default it keeps nothing
+ * on disk, so a restart comes back empty; with `appendfsync` it keeps an
+ * append-only file in its own directory and a restart reads it back.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -36,14 +38,24 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
   }
 }
 
+export interface RedisServerOptions {
+  /** Keep an append-only file, synced this way; none by default. */
+  readonly appendfsync?: "always" | "everysec" | "no";
+  /** More `redis-server` arguments, e.g. `["--rename-command", "CONFIG", ""]`. */
+  readonly args?: readonly string[];
+}
+
 export class RedisServer {
   private child: ChildProcess | undefined;
   private readonly dir = mkdtempSync(join(tmpdir(), "gw-redis-"));
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly options: RedisServerOptions,
+  ) {}
 
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
+    const server = new RedisServer(await freePort(), options);
     await server.resume();
     return server;
   }
@@ -52,11 +64,13 @@ export class RedisServer {
     return `redis://127.0.0.1:${this.port}`;
   }
 
-  /** Starts (again) on the same port. */
+  /** Starts (again) on the same port and directory: with an append-only file, the data comes back. */
   async resume(): Promise<void> {
+    const { appendfsync, args = [] } = this.options;
+    const persistence = appendfsync === undefined ? ["--appendonly", "no"] : ["--appendonly", "yes", "--appendfsync", appendfsync];
     const child = spawn(
       "redis-server",
-      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", this.dir],
+      ["--port", String(this.port), "--bind", "127.0.0.1", "--save", "", ...persistence, "--dir", this.dir, ...args],
       { stdio: "ignore" },
     );
     child.once("error", (e) => {

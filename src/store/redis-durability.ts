@@ -1,0 +1,65 @@
+/**
+ * Whether the Redis behind the gateway keeps its data. Idempotency records
+ * and the directory live there: a Redis that restarts without them replays
+ * nothing (a retried booking is sent to the platform again, safe only because
+ * the platform de-duplicates on `idempotency_key`) and knows no partner (every
+ * call answers `service_unavailable` until the directory is imported again).
+ * Bookings are durable with an append-only file: `appendfsync always` loses
+ * nothing, `everysec` up to about a second of writes when the host itself
+ * fails (a crash of Redis alone loses nothing, the writes are in the kernel).
+ *
+ * The gateway reads the settings once at start and says what it found. A
+ * managed Redis may refuse `CONFIG`; that is logged, not fatal.
+ */
+import type { Redis } from "ioredis";
+import type { Log } from "../log.js";
+
+export interface RedisPersistence {
+  /** `yes` or `no`. */
+  readonly appendonly: string;
+  /** `always`, `everysec` or `no`. */
+  readonly appendfsync: string;
+}
+
+export type DurabilityVerdict =
+  | { readonly kind: "unknown"; readonly reason: string }
+  | { readonly kind: "durable" | "not_durable"; readonly persistence: RedisPersistence };
+
+/** Reads the persistence settings, and logs whether bookings survive a Redis restart. */
+export async function checkRedisDurability(redis: Redis, log: Log): Promise<DurabilityVerdict> {
+  let persistence: RedisPersistence;
+  try {
+    const reply = (await redis.call("CONFIG", "GET", "appendonly", "appendfsync")) as string[];
+    const settings = new Map<string, string>();
+    for (let i = 0; i + 1 < reply.length; i += 2) settings.set(reply[i]!, reply[i + 1]!);
+    persistence = { appendonly: settings.get("appendonly") ?? "", appendfsync: settings.get("appendfsync") ?? "" };
+  } catch (e) {
+    const reason = (e as Error).message;
+    log.info(
+      { reason },
+      "cannot read the Redis persistence settings (CONFIG GET refused, as managed Redis services do): " +
+        "make sure this Redis keeps an append-only file (appendonly yes, appendfsync always or everysec), or bookings are not durable",
+    );
+    return { kind: "unknown", reason };
+  }
+  const fields = { appendonly: persistence.appendonly, appendfsync: persistence.appendfsync };
+  if (persistence.appendonly !== "yes") {
+    log.warn(
+      fields,
+      "bookings are not durable: Redis keeps no append-only file (appendonly no). After a Redis restart stored booking results are gone " +
+        "(a retry is sent to the platform again) and so is the directory (every call answers 503 until it is imported again). " +
+        "Set appendonly yes with appendfsync always or everysec",
+    );
+    return { kind: "not_durable", persistence };
+  }
+  if (persistence.appendfsync !== "always" && persistence.appendfsync !== "everysec") {
+    log.warn(
+      fields,
+      `bookings are not durable: appendfsync ${persistence.appendfsync} leaves flushing to the operating system, ` +
+        "and a host failure loses the writes of the last tens of seconds. Set appendfsync always or everysec",
+    );
+    return { kind: "not_durable", persistence };
+  }
+  log.info(fields, "Redis keeps an append-only file: stored bookings and the directory survive a Redis restart");
+  return { kind: "durable", persistence };
+}

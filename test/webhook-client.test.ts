@@ -1,0 +1,131 @@
+/**
+ * The webhook client against real platforms on loopback sockets: when it
+ * sends a request again by itself and when it never does. A booking that
+ * may have reached the platform is never re-sent by the client; a search on
+ * a pooled connection the platform had closed is.
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { GatewayError } from "../src/errors.js";
+import { IDLE_SOCKET_TIMEOUT_MS, WebhookClient, type WebhookCall } from "../src/platform/webhook-client.js";
+
+interface Delivery {
+  readonly connection: number;
+  readonly path: string;
+  readonly body: string;
+}
+
+/**
+ * A platform that reads every request whole and then either answers or
+ * resets the connection (TCP RST), as `reply` decides. It records every
+ * request it read, with the connection it came on.
+ */
+async function platform(reply: (d: Delivery, index: number) => "answer" | "reset"): Promise<{
+  url: string;
+  deliveries: Delivery[];
+  closedByClient: () => number;
+  server: http.Server;
+}> {
+  const deliveries: Delivery[] = [];
+  const ids = new WeakMap<object, number>();
+  let connections = 0;
+  let closedByClient = 0;
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const d = { connection: ids.get(req.socket)!, path: req.url!, body: Buffer.concat(chunks).toString() };
+    deliveries.push(d);
+    if (reply(d, deliveries.length - 1) === "reset") {
+      req.socket.resetAndDestroy();
+      return;
+    }
+    const body = d.path.endsWith("/bookings") ? { booking: { id: "bkg_1" } } : { availabilities: [] };
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+  });
+  server.on("connection", (socket) => {
+    ids.set(socket, ++connections);
+    // An end the platform did not start: the client closed an idle connection.
+    socket.on("end", () => closedByClient++);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, deliveries, closedByClient: () => closedByClient, server };
+}
+
+const closeAfter: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(closeAfter.splice(0).map((close) => close()));
+});
+
+function client(idleSocketTimeoutMs?: number): WebhookClient {
+  const c = new WebhookClient({ timeoutMs: 2000, idleSocketTimeoutMs });
+  closeAfter.push(async () => c.close());
+  return c;
+}
+
+const call = (url: string, path: string, idempotent: boolean): WebhookCall => ({
+  target: { webhookUrl: url, webhookSecret: "whsec_test_0123456789" },
+  accountId: "acct_a",
+  path,
+  payload: { account_id: "acct_a", idempotency_key: "idk_1" },
+  idempotent,
+});
+
+describe("a booking the platform read whole, then reset the connection", () => {
+  it("on a reused keep-alive connection: delivered once, the caller gets platform_unavailable", async () => {
+    const p = await platform((d) => (d.path.endsWith("/bookings") ? "reset" : "answer"));
+    const c = client();
+    await c.post(call(p.url, "/availability/search", true));
+    const e = await c.post(call(p.url, "/bookings", false)).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(GatewayError);
+    expect((e as GatewayError).code).toBe("platform_unavailable");
+    const bookings = p.deliveries.filter((d) => d.path.endsWith("/bookings"));
+    expect(bookings).toHaveLength(1);
+    // It went on the search's connection: exactly the case a stale-socket retry would have re-sent.
+    expect(bookings[0]!.connection).toBe(p.deliveries[0]!.connection);
+  });
+
+  it("on a new connection: delivered once too", async () => {
+    const p = await platform(() => "reset");
+    const e = await client().post(call(p.url, "/bookings", false)).catch((x: unknown) => x);
+    expect((e as GatewayError).code).toBe("platform_unavailable");
+    expect(p.deliveries).toHaveLength(1);
+  });
+});
+
+describe("a search on a keep-alive connection the platform reset", () => {
+  it("is sent once more, on a new connection, and answers", async () => {
+    // The second request (the first on a reused connection) is reset.
+    const p = await platform((_d, i) => (i === 1 ? "reset" : "answer"));
+    const c = client();
+    await c.post(call(p.url, "/availability/search", true));
+    const answer = await c.post(call(p.url, "/availability/search", true));
+    expect(answer.status).toBe(200);
+    expect(p.deliveries.map((d) => d.connection)).toEqual([1, 1, 2]);
+  });
+
+  it("a reset on a new connection is not retried: the platform is failing, not the pool", async () => {
+    const p = await platform(() => "reset");
+    const e = await client().post(call(p.url, "/availability/search", true)).catch((x: unknown) => x);
+    expect((e as GatewayError).code).toBe("platform_unavailable");
+    expect(p.deliveries).toHaveLength(1);
+  });
+});
+
+describe("idle pooled connections", () => {
+  it("are closed by the client before common servers would close them", () => {
+    // Node's own server default (5 s) is the shortest common keep-alive timeout; Apache's is 5 s too.
+    expect(IDLE_SOCKET_TIMEOUT_MS).toBeLessThan(http.createServer().keepAliveTimeout);
+  });
+
+  it("the client closes a connection idle for its idle timeout, and the next booking opens a new one", async () => {
+    const p = await platform(() => "answer");
+    p.server.keepAliveTimeout = 60_000;
+    const c = client(200);
+    await c.post(call(p.url, "/bookings", false));
+    await expect.poll(() => p.closedByClient(), { timeout: 2000, interval: 20 }).toBe(1);
+    await c.post(call(p.url, "/bookings", false));
+    expect(p.deliveries.map((d) => d.connection)).toEqual([1, 2]);
+  });
+});
