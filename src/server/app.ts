@@ -20,6 +20,8 @@ import { authenticate, errorModel } from "../rpc/interceptors.js";
 import { registerServices } from "../rpc/services.js";
 import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
 import { registerRest } from "../rest/rest-plugin.js";
+import { loadConsoleAssets } from "../console/console-assets.js";
+import { registerConsole } from "../console/console-plugin.js";
 import { corsOptions } from "./cors.js";
 import { createOnePortServer } from "./one-port-server.js";
 
@@ -118,6 +120,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     });
   });
   await registerRest(app, { handlers, contextValues });
+  registerConsole(app, await loadConsoleAssets());
 
   app.get("/healthz", async () => ({ status: "ok" }));
   return app;
