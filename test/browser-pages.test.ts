@@ -195,10 +195,15 @@ describe.skipIf(program.skip)("/console in a browser", () => {
 });
 
 describe.skipIf(program.skip)("/docs in a browser", () => {
-  it("loads nothing from elsewhere and logs no error", async () => {
-    const { page, requests, errors } = await visit("/docs");
+  it.each([
+    ["a desktop", { width: 1280, height: 900 }],
+    ["a phone", { width: 390, height: 844 }],
+  ])("loads nothing from elsewhere, logs no error and fits %s", async (_, viewport) => {
+    const { page, requests, errors } = await visit("/docs", viewport);
     await page.getByRole("navigation").getByRole("link", { name: "Create booking" }).click();
     expect(page.url()).toBe(`${h.url}/docs#createBooking`);
+    expect(await page.getByRole("heading", { name: "Create booking" }).isVisible()).toBe(true);
+    expect(await page.evaluate<number>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(viewport.width);
     expectOnlyOwnOrigin(requests);
     expect(requests.map((r) => r.resourceType())).toEqual(["document"]);
     expect(errors).toEqual([]);
