@@ -105,6 +105,12 @@ describe("/console", () => {
     }
   });
 
+  it("redirects /console/ to /console", async () => {
+    const res = await send(`${h.url}/console/`);
+    expect(res.status).toBe(308);
+    expect(res.headers.location).toBe("/console");
+  });
+
   it("answers an unknown asset with the REST 404 envelope", async () => {
     const res = await send(`${h.url}/console/assets/console.000000000000.js`);
     expect(res.status).toBe(404);

@@ -40,7 +40,7 @@ export interface ConsoleAssets {
   readonly style: ConsoleAsset;
 }
 
-export const CONSOLE_ASSET_PREFIX = "/console/assets/";
+const CONSOLE_ASSET_PREFIX = "/console/assets/";
 
 const CONTENT_TYPES = { script: "text/javascript; charset=utf-8", style: "text/css; charset=utf-8" } as const;
 

@@ -84,7 +84,7 @@ ${field(ID.day, "Day (UTC)", 'type="date" required')}
 <button type="submit">Search slots</button>
 </form>
 <div id="${ID.searchStatus}" class="output" role="status"></div>
-<div id="${ID.slots}" aria-live="polite"></div>
+<div id="${ID.slots}"></div>
 </section>
 <section class="card" aria-labelledby="result-title">
 <h2 id="result-title">Booking</h2>

@@ -12,9 +12,9 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import { chooseEncoding, type ConsoleAsset, type ConsoleAssets } from "./console-assets.js";
 import { renderConsolePage } from "./console-page.js";
 
-export const CONSOLE_PATH = "/console";
+const CONSOLE_PATH = "/console";
 
-export const CONSOLE_CSP = [
+const CONSOLE_CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",
@@ -58,6 +58,7 @@ export function registerConsole(app: FastifyInstance, assets: ConsoleAssets | un
     style: { url: assets.style.path, integrity: assets.style.integrity },
   });
   app.get(CONSOLE_PATH, (_request, reply) => reply.headers(PAGE_HEADERS).send(page));
+  app.get(`${CONSOLE_PATH}/`, (_request, reply) => reply.redirect(CONSOLE_PATH, 308));
   for (const asset of [assets.script, assets.style]) {
     app.get(asset.path, (request, reply) => sendAsset(reply, asset, request.headers["accept-encoding"]));
   }
