@@ -103,10 +103,8 @@ async function upToDate(options: BundleOptions, recipe: string): Promise<boolean
     const stamp = JSON.parse(await readFile(join(options.outdir, STAMP), "utf8")) as Stamp;
     if (stamp.recipe !== recipe) return false;
     await sizes(options.outdir); // every output is there
-    for (const [input, digest] of Object.entries(stamp.inputs)) {
-      if (hash(await readFile(join(options.root, input))) !== digest) return false;
-    }
-    return true;
+    const current = await Promise.all(Object.entries(stamp.inputs).map(async ([input, digest]) => hash(await readFile(join(options.root, input))) === digest));
+    return current.every(Boolean);
   } catch {
     return false;
   }
