@@ -63,6 +63,7 @@ function usage(config: Config, demo: Demo): string {
     `Caller lookup (the demo platform knows ${DEMO_CALLER.phone}, ${DEMO_CALLER.name}; any other number is not found), REST and gRPC:`,
     `  curl -s ${base}/v1/customers/lookup -H '${auth}' -H 'Content-Type: application/json' -d '${lookup}'`,
     `  npx buf curl --schema proto --protocol grpc --http2-prior-knowledge -H '${auth}' -d '${lookup}' ${base}/dialstack.partner.v1.CustomerService/LookupCustomer`,
+    `In a browser (paste the key, bot ${demo.botId}): ${base}/console   API reference: ${base}/docs`,
     "",
   ].join("\n");
 }

@@ -3,12 +3,16 @@
  * every annotated REST route and every error code with the status errors.ts
  * gives it, and the live answers of every route (successes and errors)
  * validate against its schemas, each error code under the status the document
- * lists it. The `/docs` page is rendered from it and loads nothing from outside.
+ * lists it; its curl samples run as written. The `/docs` page is rendered
+ * from it, loads nothing from outside, has a navigation list, a curl example
+ * per operation, and explains each error code once.
  */
-import { spawnSync } from "node:child_process";
+import { execFile, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
@@ -18,12 +22,15 @@ import { AvailabilityService } from "../src/gen/dialstack/partner/v1/availabilit
 import { BookingService } from "../src/gen/dialstack/partner/v1/booking_pb.js";
 import { CustomerService } from "../src/gen/dialstack/partner/v1/customer_pb.js";
 import { BotSessionService } from "../src/gen/dialstack/partner/v1/session_pb.js";
-import { BOOKING_SAMPLE, DOCUMENTED_ERRORS, LOOKUP_SAMPLE, openApiDocument, SEARCH_SAMPLE } from "../src/rest/openapi.js";
+import { BOOKING_SAMPLE, DOCUMENTED_ERRORS, EXAMPLE_KEY, LOOKUP_SAMPLE, openApiDocument, SEARCH_SAMPLE } from "../src/rest/openapi.js";
 import { restRoutes } from "../src/rest/rest-routes.js";
 import { send, type HttpAnswer } from "./support/http1.js";
 import { parseEvents } from "./support/server-sent-events.js";
 import { DEMO_CALLER } from "../src/demo/reference-platform.js";
 import { bookingBody, idempotencyKey, lookupBody, searchBody, startHarness, type Harness } from "./support/harness.js";
+import { curl } from "./support/system-programs.js";
+
+const curlProgram = curl("the OpenAPI document's curl samples");
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv2020) => void;
 
@@ -139,6 +146,14 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
   expect(DOCUMENTED_ERRORS.map((e) => e.code).sort()).toEqual(Object.keys(listed).sort());
   for (const e of DOCUMENTED_ERRORS) expect({ code: e.code, status: GatewayError.of(e.code, "").httpStatus }).toEqual({ code: e.code, status: e.status });
   expect(doc.components.schemas.ErrorCode.examples.sort()).toEqual(Object.keys(listed).sort());
+  // Each code is explained once, in ErrorCode, with its status; a platform's own code is any other string.
+  const explained = doc.components.schemas.ErrorCode.anyOf.filter((c: any) => c.const !== undefined);
+  expect(explained.map((c: any) => c.const).sort()).toEqual(Object.keys(listed).sort());
+  for (const c of explained) {
+    expect(c["x-http-status"], c.const).toBe(GatewayError.of(c.const, "").httpStatus);
+    expect(c.description, c.const).toBe(DOCUMENTED_ERRORS.find((e) => e.code === c.const)!.when);
+  }
+  validate("#/components/schemas/ErrorCode", "slot_unavailable");
 });
 
 it("has request examples that its own schemas accept", () => {
@@ -149,6 +164,8 @@ it("has request examples that its own schemas accept", () => {
     const media = item.post.requestBody.content["application/json"];
     for (const example of Object.values<any>(media.examples)) validate(media.schema.$ref, example.value);
     for (const [status, r] of Object.entries<any>(item.post.responses)) {
+      const events = resolve(r).content["text/event-stream"];
+      for (const example of Object.values<any>(events?.examples ?? {})) validate(events.schema.$ref, example.value);
       const m = resolve(r).content["application/json"];
       if (m === undefined) continue;
       for (const example of Object.values<any>(m.examples ?? {})) {
@@ -263,18 +280,23 @@ describe("matches the live answers", () => {
 
   it("the availability stream: its events, and its errors before the first window", async () => {
     const STREAM = "/v1/availability/search:stream";
-    const events = `#/paths/${STREAM.replaceAll("/", "~1")}/post/responses/200/content/text~1event-stream/x-event-data`;
+    const events = doc.paths[STREAM].post.responses["200"].content["text/event-stream"].schema.$ref;
+    expect(events).toBe("#/components/schemas/AvailabilityStreamEvent");
     const week = { bot_id: h.bots.a, query: { filter: { start_at_range: { start_at: "2030-01-07T00:00:00Z", end_at: "2030-01-10T00:00:00Z" } } } };
     const ok = await send(h.url + STREAM, { headers: auth(), body: week });
     expect(ok.status).toBe(200);
     expect(Object.keys(doc.paths[STREAM].post.responses["200"].content)).toEqual([String(ok.headers["content-type"]).split(";")[0]]);
     const got = parseEvents(ok.text);
     expect(got.map((e) => e.event)).toEqual(["message", "message", "message", "end"]);
-    for (const e of got) validate(`${events}/${e.event}`, JSON.parse(e.data));
+    for (const e of got) validate(events, { event: e.event, data: JSON.parse(e.data) });
+    // The schema tells the events apart: a window is not a valid `end`, nor an `end` a valid `error`.
+    const check = ajv.getSchema(`openapi.json${events}`)!;
+    expect(check({ event: "end", data: JSON.parse(got[0]!.data) })).toBe(false);
+    expect(check({ event: "error", data: {} })).toBe(false);
     h.script = (req) => ((req.body as any).query.filter.start_at_range.start_at.startsWith("2030-01-08") ? { status: 409, body: { error: { code: "calendar_locked", message: "locked" } }, delayMs: 100 } : undefined);
     const failed = parseEvents((await send(h.url + STREAM, { headers: auth(), body: week })).text);
     expect(failed.map((e) => e.event)).toEqual(["message", "error"]);
-    validate(`${events}/error`, JSON.parse(failed[1]!.data));
+    validate(events, { event: "error", data: JSON.parse(failed[1]!.data) });
     h.script = undefined;
     for (const res of [await send(h.url + STREAM, { headers: {}, body: week }), await send(h.url + STREAM, { headers: auth(), body: { bot_id: h.bots.a } })]) {
       expectDocumented(STREAM, res);
@@ -290,17 +312,29 @@ describe("matches the live answers", () => {
 });
 
 describe("/docs", () => {
-  it("renders the document as one self-contained page", async () => {
+  let page: string;
+  beforeAll(async () => {
     const res = await send(`${h.url}/docs`);
     expect(res.status).toBe(200);
     expect(res.headers["content-type"]).toBe("text/html; charset=utf-8");
-    expect(res.headers["content-security-policy"]).toContain("default-src 'none'");
-    const page = res.text;
+    // The one inline stylesheet is allowed by its hash; nothing else may load.
+    const style = /<style>([\s\S]*?)<\/style>/.exec(res.text)![1]!;
+    expect(res.headers["content-security-policy"]).toBe(
+      `default-src 'none'; style-src 'sha256-${createHash("sha256").update(style).digest("base64")}'; img-src data:; base-uri 'none'; form-action 'none'`,
+    );
+    expect(res.headers["x-content-type-options"]).toBe("nosniff");
+    page = res.text;
+  });
+
+  it("renders the document as one self-contained page", () => {
     expect(page).toContain("<title>DialStack Partner API 1.0.0</title>");
-    for (const text of [
+    const text = page.replaceAll("<wbr>", "");
+    for (const t of [
       "/v1/availability/search",
       "/v1/availability/search:stream",
       "event <code>message</code>",
+      "event <code>end</code>",
+      "event <code>error</code>",
       "/v1/bookings",
       "/v1/customers/lookup",
       "Idempotency-Key",
@@ -308,12 +342,69 @@ describe("/docs", () => {
       "booking.customer.phone",
       "customer.existing_appointment.start_at",
       "query.filter.start_at_range.start_at",
+      "<th>Required</th>",
+      "http://127.0.0.1:8080",
     ]) {
-      expect(page).toContain(text);
+      expect(text).toContain(t);
     }
-    for (const e of DOCUMENTED_ERRORS) expect(page, e.code).toContain(`<code>${e.code}</code>`);
-    // Nothing is loaded: no script, no stylesheet or image from elsewhere, links stay on the page.
-    expect(page).not.toMatch(/<script|<link|<img|<iframe|@import|url\(/i);
-    for (const m of page.matchAll(/(?:href|src)="([^"]*)"/g)) expect(m[1]).toMatch(/^#/);
+    // Nothing is loaded: no script, no stylesheet or image from elsewhere; links stay on this page or this server.
+    expect(page.replace('<link rel="icon" href="data:,">', "")).not.toMatch(/<script|<link|<img|<iframe|@import|url\(/i);
+    for (const m of page.matchAll(/(?:href|src)="([^"]*)"/g)) expect(m[1]).toMatch(/^(#[\w-]+|\/openapi\.json|\/console|data:,)$/);
+    for (const m of page.matchAll(/href="#([\w-]+)"/g)) expect(page, m[1]).toContain(`id="${m[1]}"`);
+  });
+
+  it("has a navigation list of every operation", () => {
+    const nav = /<nav aria-label="Contents">([\s\S]*?)<\/nav>/.exec(page)![1]!;
+    for (const item of Object.values<any>(doc.paths)) expect(nav).toContain(`<a href="#${item.post.operationId}">${item.post.summary}</a>`);
+    for (const section of ["servers", "authentication", "headers", "errors"]) expect(nav).toContain(`href="#${section}"`);
+  });
+
+  it("explains each error code once, and each operation links its codes there", () => {
+    for (const e of DOCUMENTED_ERRORS) {
+      const row = new RegExp(`<tr id="error-${e.code}"><td><code>${e.code}</code></td><td>${e.status}</td>`);
+      expect(page, e.code).toMatch(row);
+      const when = /<td>(.*?)<\/td><\/tr>/.exec(page.slice(page.search(row)))![1]!;
+      expect(page.split(when).length - 1, `${e.code} explained once`).toBe(1);
+    }
+    for (const item of Object.values<any>(doc.paths)) {
+      const op = item.post;
+      const section = new RegExp(`<section class="operation" id="${op.operationId}"[\\s\\S]*?</section>`).exec(page)![0];
+      for (const [status, r] of Object.entries<any>(op.responses)) {
+        if (!(Number(status) >= 400)) continue;
+        for (const code of Object.keys(r.content["application/json"].examples)) {
+          if (code === "slot_unavailable") expect(section).toContain(`<code>${code}</code>`);
+          else expect(section, `${op.operationId} ${code}`).toContain(`<a href="#error-${code}"><code>${code}</code></a>`);
+        }
+      }
+    }
+  });
+
+  it("shows a curl example per operation", () => {
+    for (const item of Object.values<any>(doc.paths)) {
+      const [sample] = item.post["x-codeSamples"];
+      expect(sample).toMatchObject({ lang: "Shell", label: "curl" });
+      const escaped = sample.source.replace(/[&<>"']/g, (c: string) => `&#${c.charCodeAt(0)};`);
+      expect(page).toContain(`<pre>${escaped}</pre>`);
+    }
+  });
+});
+
+describe("the document's curl samples", () => {
+  it.skipIf(curlProgram.skip)("work as written against a gateway, and answer as documented", async () => {
+    expect(doc.servers).toEqual([
+      { url: "https://appointments.dialstack.ai", description: "Production" },
+      { url: "http://127.0.0.1:8080", description: expect.stringContaining("npm start") },
+    ]);
+    await h.gateway.directory.store.putBot({ id: SEARCH_SAMPLE.bot_id, partnerId: h.partners.a, accountId: h.accounts.a });
+    for (const [path, item] of Object.entries<any>(doc.paths)) {
+      const command = item.post["x-codeSamples"][0].source.replaceAll(doc.servers[0].url, h.url).replaceAll(EXAMPLE_KEY, h.keys.a);
+      const { stdout } = await promisify(execFile)("bash", ["-c", command], { encoding: "utf8", timeout: 15_000 });
+      const [head, body] = stdout.split("\r\n\r\n", 2) as [string, string];
+      const status = head.split(" ")[1]!;
+      expect(Object.keys(item.post.responses).filter((s) => s.startsWith("2")), `${path}: ${stdout}`).toContain(status);
+      const media = resolve(item.post.responses[status]).content;
+      if (media["application/json"]) validate(media["application/json"].schema.$ref, JSON.parse(body));
+      else for (const e of parseEvents(body)) validate(media["text/event-stream"].schema.$ref, { event: e.event, data: JSON.parse(e.data) });
+    }
   });
 });

@@ -3,7 +3,8 @@
  * no configuration prints a demo key and ready-to-paste commands (searches on
  * every protocol, and a lookup of the demo platform's known caller), and every
  * printed `curl` and `buf curl` line works exactly as printed (run through a
- * shell from the project folder). The key never reaches a log line, and
+ * shell from the project folder), and the printed console and reference
+ * page answer. The key never reaches a log line, and
  * SIGTERM shuts the gateway down cleanly.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -72,6 +73,19 @@ describe("npm start with no configuration", () => {
         c.startsWith("curl ") ? ["duration_minutes", "start_at"] : ["durationMinutes", "startAt"],
       );
     }
+  });
+
+  it("prints the addresses of the browser console and the reference page, which answer", async () => {
+    const printed = /^In a browser \(paste the key, bot bot_demo\): (\S+)\/console {3}API reference: (\S+)\/docs$/m.exec(gw.stdout());
+    expect(printed?.[1]).toBe(`http://127.0.0.1:${port}`);
+    const page = await fetch(`${printed![1]}/console`);
+    expect(page.status).toBe(200);
+    const html = await page.text();
+    const script = /<script type="module" src="([^"]+)"/.exec(html)![1]!;
+    const asset = await fetch(printed![1] + script);
+    expect(asset.status).toBe(200);
+    expect(asset.headers.get("content-type")).toBe("text/javascript; charset=utf-8");
+    expect((await fetch(`${printed![2]}/docs`)).status).toBe(200);
   });
 
   it("logs each request without the key", () => {

@@ -6,6 +6,7 @@
  * every error code the gateway can produce is listed under the status it
  * comes with, and `redocly lint` passes.
  */
+import { STATUS_CODES } from "node:http";
 import type { GatewayErrorCode } from "../errors.js";
 
 type Json = { [key: string]: unknown };
@@ -60,6 +61,9 @@ const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 const dateTime = (description: string, example: string) => ({ type: "string", format: "date-time", description, examples: [example] });
 
 const BOT_ID = "bot_01h2xcejqtf2nbrexx3vqjhp41";
+const PRODUCTION_URL = "https://appointments.dialstack.ai";
+/** The key the examples show in place of a real one. */
+export const EXAMPLE_KEY = "sk_ptnr_YOUR_PARTNER_KEY";
 
 /** A phone number as the gateway accepts it (see `requirePhone`). */
 const E164 = { type: "string", pattern: "^\\+[1-9][0-9]{7,14}$", examples: ["+15551234567"] };
@@ -94,7 +98,7 @@ function errorResponses(operation: Operation): Json {
     const headers: Json = { "X-Request-Id": { $ref: "#/components/headers/XRequestId" } };
     if (errors.some((e) => e.retryAfter)) headers["Retry-After"] = { $ref: "#/components/headers/RetryAfter" };
     responses[String(status)] = {
-      description: errors.map((e) => `\`${e.code}\`: ${e.when}`).join("\n\n"),
+      description: errorDescription(status, errors.map((e) => e.code)),
       headers,
       content: {
         "application/json": {
@@ -106,7 +110,7 @@ function errorResponses(operation: Operation): Json {
   }
   if (operation === "booking") {
     const conflict = responses["409"] as { description: string; content: { "application/json": { examples: Json } } };
-    conflict.description += "\n\n`slot_unavailable` (from the platform): the slot was taken meanwhile.";
+    conflict.description = errorDescription(409, ["idempotency_key_in_use", "slot_unavailable"]);
     conflict.content["application/json"].examples.slot_unavailable = {
       summary: "The platform's own error: the slot was taken meanwhile",
       value: { error: { code: "slot_unavailable", message: "the slot at 2024-01-15T10:00:00Z is no longer available" } },
@@ -119,6 +123,11 @@ function errorResponses(operation: Operation): Json {
     content: { "application/json": { schema: ref("Error") } },
   };
   return responses;
+}
+
+/** A status's description: the codes that come with it; what each means is said once, in `ErrorCode`. */
+function errorDescription(status: number, codes: readonly string[]): string {
+  return `${STATUS_CODES[status]}: ${codes.map((c) => `\`${c}\``).join(", ")}. The codes are explained under \`ErrorCode\`.`;
 }
 
 function exampleMessage(code: GatewayErrorCode): string {
@@ -141,7 +150,7 @@ function exampleMessage(code: GatewayErrorCode): string {
 const successHeaders = { "X-Request-Id": { $ref: "#/components/headers/XRequestId" } };
 
 export function openApiDocument(): Json {
-  return {
+  return withCurlSamples({
     openapi: "3.1.0",
     info: {
       title: "DialStack Partner API",
@@ -160,7 +169,10 @@ export function openApiDocument(): Json {
       contact: { name: "DialStack API Support", email: "info@dialstack.ai", url: "https://docs.dialstack.ai" },
       license: { name: "Proprietary", url: "https://docs.dialstack.ai" },
     },
-    servers: [{ url: "https://appointments.dialstack.ai", description: "Production" }],
+    servers: [
+      { url: PRODUCTION_URL, description: "Production" },
+      { url: "http://127.0.0.1:8080", description: "A gateway on your own machine (`npm start`)" },
+    ],
     security: [{ PartnerAuth: [] }],
     tags: [
       { name: "Customers", description: "Recognise the caller at the start of a phone call." },
@@ -245,7 +257,7 @@ export function openApiDocument(): Json {
           description: [
             "Takes the same request as **Search availability** and answers with Server-Sent Events. The range is cut into windows (a day by default) that are relayed to the platform concurrently and sent in chronological order, each as soon as it and all windows before it are known, so a voice bot can offer the first slots while later days are still being looked up.",
             "",
-            "- `message`: one window; the data is an `AvailabilityWindow` (JSON on one line).",
+            "- `message`: one window; the data is an `AvailabilityWindow`.",
             "- `end`: the stream is complete; the data is `{}`.",
             "- `error`: the stream failed after some windows were sent; the data is the error envelope. Nothing follows.",
             "",
@@ -258,17 +270,20 @@ export function openApiDocument(): Json {
           },
           responses: {
             "200": {
-              description: "The windows, as Server-Sent Events.",
+              description: [
+                "The windows, as Server-Sent Events: each event is described by `AvailabilityStreamEvent` (its `data` is written as JSON on one line). On the wire:",
+                "",
+                "```",
+                `event: message\ndata: ${JSON.stringify(STREAM_WINDOW_SAMPLE)}\n\nevent: end\ndata: {}`,
+                "```",
+              ].join("\n"),
               headers: successHeaders,
               content: {
                 "text/event-stream": {
-                  schema: { type: "string", description: "Events `message` (data: an `AvailabilityWindow`), `end` and `error` (data: an `Error`)." },
-                  "x-event-data": { message: AVAILABILITY_WINDOW, end: { type: "object", maxProperties: 0 }, error: ref("Error") },
+                  schema: ref("AvailabilityStreamEvent"),
                   examples: {
-                    day: {
-                      summary: "One day, then the end",
-                      value: `event: message\ndata: ${JSON.stringify(STREAM_WINDOW_SAMPLE)}\n\nevent: end\ndata: {}\n\n`,
-                    },
+                    window: { summary: "A day's window, the data of a `message` event", value: { event: "message", data: STREAM_WINDOW_SAMPLE } },
+                    end: { summary: "The end of the stream", value: { event: "end", data: {} } },
                   },
                 },
               },
@@ -314,7 +329,7 @@ export function openApiDocument(): Json {
         PartnerAuth: {
           type: "http",
           scheme: "bearer",
-          description: "Your partner API key (it starts with `sk_ptnr_`): `Authorization: Bearer sk_ptnr_YOUR_PARTNER_KEY`.",
+          description: `Your partner API key (it starts with \`sk_ptnr_\`): \`Authorization: Bearer ${EXAMPLE_KEY}\`.`,
         },
       },
       parameters: {
@@ -519,23 +534,87 @@ export function openApiDocument(): Json {
             },
           },
         },
+        AvailabilityWindow: AVAILABILITY_WINDOW,
+        AvailabilityStreamEvent: {
+          description:
+            "One event of the availability stream (Server-Sent Events): `event` is the SSE event name, `data` the event's data, which is JSON on the wire.",
+          oneOf: [ref("AvailabilityWindowEvent"), ref("StreamEndEvent"), ref("StreamErrorEvent")],
+          discriminator: {
+            propertyName: "event",
+            mapping: {
+              message: "#/components/schemas/AvailabilityWindowEvent",
+              end: "#/components/schemas/StreamEndEvent",
+              error: "#/components/schemas/StreamErrorEvent",
+            },
+          },
+        },
+        AvailabilityWindowEvent: streamEvent("message", "One window of the range, with its free slots.", ref("AvailabilityWindow")),
+        StreamEndEvent: streamEvent("end", "The stream is complete; nothing follows.", { type: "object", maxProperties: 0 }),
+        StreamErrorEvent: streamEvent("error", "The stream failed after some windows were sent; the data is the error envelope. Nothing follows.", ref("Error")),
         ErrorCode: {
           type: "string",
-          description: [
-            "Stable machine code. The gateway's own codes are listed here; errors a scheduling platform answers with keep the platform's code (for example `slot_unavailable`).",
-            "",
-            ...ERRORS.map((e) => `- \`${e.code}\` (${e.status}): ${e.when}`),
-          ].join("\n"),
+          description:
+            "Stable machine code, for programs to branch on. The gateway's own codes are listed, each with the HTTP status it comes with (`x-http-status`); an error a scheduling platform answers with keeps the platform's code (for example `slot_unavailable`).",
+          anyOf: [
+            ...ERRORS.map((e) => ({ const: e.code, description: e.when, "x-http-status": e.status })),
+            { type: "string", description: "A scheduling platform's own code, passed through." },
+          ],
           examples: ERRORS.map((e) => e.code),
         },
       },
     },
+  });
+}
+
+/**
+ * Adds a `curl` command to each operation (`x-codeSamples`, the extension
+ * Redoc and other renderers show): the operation's first request example,
+ * sent to the first server with the headers it requires.
+ */
+function withCurlSamples(doc: Json): Json {
+  const server = ((doc.servers as Json[])[0]!.url as string);
+  const components = doc.components as { parameters: Record<string, Json> };
+  for (const [path, item] of Object.entries(doc.paths as Record<string, Record<string, Json>>)) {
+    for (const [method, op] of Object.entries(item)) {
+      const body = op.requestBody as { content: Record<string, { examples: Record<string, { value: unknown }> }> } | undefined;
+      const example = body === undefined ? undefined : Object.values(Object.values(body.content)[0]!.examples)[0]!.value;
+      const streams = Object.values(op.responses as Record<string, Json>).some((r) => (r.content as Json | undefined)?.["text/event-stream"] !== undefined);
+      const required = ((op.parameters as { $ref: string }[] | undefined) ?? [])
+        .map((p) => components.parameters[p.$ref.split("/").pop()!]!)
+        .filter((p) => p.required === true && p.in === "header");
+      const lines = [
+        `curl -sS -i${streams ? " -N" : ""}${method === "post" ? "" : ` -X ${method.toUpperCase()}`} ${server}${path}`,
+        `-H 'Authorization: Bearer ${EXAMPLE_KEY}'`,
+        ...(example === undefined ? [] : ["-H 'Content-Type: application/json'"]),
+        ...required.map((p) => `-H '${p.name as string}: ${p.example as string}'`),
+        ...(example === undefined ? [] : [`-d '${spacedJson(example).replaceAll("'", "'\\''")}'`]),
+      ];
+      op["x-codeSamples"] = [{ lang: "Shell", label: "curl", source: lines.join(" \\\n  ") }];
+    }
+  }
+  return doc;
+}
+
+/** JSON on one line with a space after each `:` and `,`, as the partner documentation writes it (and where a long line can wrap). */
+function spacedJson(value: unknown): string {
+  return JSON.stringify(value, null, 1)
+    .replace(/\n */g, " ")
+    .replace(/([{[]) /g, "$1")
+    .replace(/ ([}\]])/g, "$1");
+}
+
+/** An event of a Server-Sent Events stream: its name, and the schema of its data. */
+function streamEvent(name: string, description: string, data: Json): Json {
+  return {
+    type: "object",
+    description,
+    required: ["event", "data"],
+    properties: { event: { type: "string", const: name }, data },
   };
 }
 
 /** The data of a `message` event of the availability stream. */
 const AVAILABILITY_WINDOW = {
-  title: "AvailabilityWindow",
   type: "object",
   description: "One window of a streamed search: the part of the range it covers, and the free slots in it.",
   required: ["window", "availabilities"],

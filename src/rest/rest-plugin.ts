@@ -17,7 +17,7 @@ import type { ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { GatewayError } from "../errors.js";
-import { renderDocsPage } from "./docs-page.js";
+import { DOCS_CONTENT_SECURITY_POLICY, renderDocsPage } from "./docs-page.js";
 import { openApiDocument } from "./openapi.js";
 import { restErrorOf, restErrorOfFramework, sendRestError } from "./rest-errors.js";
 import { restRoutes, type RestRoute } from "./rest-routes.js";
@@ -103,7 +103,9 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
     reply
       .header("content-type", "text/html; charset=utf-8")
       // The page is self-contained: it may load nothing, from anywhere.
-      .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'")
+      .header("content-security-policy", DOCS_CONTENT_SECURITY_POLICY)
+      .header("x-content-type-options", "nosniff")
+      .header("referrer-policy", "no-referrer")
       .send(page),
   );
 }

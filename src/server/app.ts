@@ -22,6 +22,8 @@ import { withStrictJson } from "../rpc/strict-json.js";
 import { registerServices } from "../rpc/services.js";
 import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
 import { registerRest } from "../rest/rest-plugin.js";
+import { loadConsoleAssets } from "../console/console-assets.js";
+import { registerConsole } from "../console/console-plugin.js";
 import { corsOptions } from "./cors.js";
 import { createOnePortServer } from "./one-port-server.js";
 
@@ -130,6 +132,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     });
   });
   await registerRest(app, { handlers, contextValues });
+  registerConsole(app, await loadConsoleAssets());
 
   app.get("/healthz", async () => ({ status: "ok" }));
   return app;
