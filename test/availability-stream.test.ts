@@ -14,7 +14,7 @@ import { startHarness, type Harness } from "./support/harness.js";
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { STREAM_CONCURRENCY: "7" } });
+  h = await startHarness({ env: { STREAM_CONCURRENCY: "7" } });
 });
 afterAll(() => h.close());
 

@@ -29,7 +29,7 @@ let other: GatewayProcess;
 let victims: GatewayProcess[] = [];
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: GATEWAY_ENV });
+  h = await startHarness({ env: GATEWAY_ENV });
   const shared = { REDIS_URL: h.config.redisUrl!, REDIS_KEY_PREFIX: h.config.redisKeyPrefix };
   [other, ...victims] = await Promise.all([
     startGatewayProcess({ ...GATEWAY_ENV, ...shared }),

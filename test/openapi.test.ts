@@ -31,7 +31,7 @@ const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { WEBHOOK_TIMEOUT_MS: "500" } });
+  h = await startHarness({ env: { WEBHOOK_TIMEOUT_MS: "500" } });
   const res = await send(`${h.url}/openapi.json`);
   expect(res.status).toBe(200);
   doc = res.json;

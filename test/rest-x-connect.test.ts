@@ -16,7 +16,7 @@ import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } f
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "600", IDEMPOTENCY_WAIT_MS: "100" } });
+  h = await startHarness({ env: { WEBHOOK_TIMEOUT_MS: "600", IDEMPOTENCY_WAIT_MS: "100" } });
 });
 afterAll(() => h.close());
 
@@ -196,7 +196,7 @@ describe("idempotency errors: the same on REST and Connect JSON", () => {
   });
 
   it("rate_limited, with Retry-After", async () => {
-    const limited = await startHarness({ store: "memory", env: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "1" } });
+    const limited = await startHarness({ env: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "1" } });
     try {
       const exchange = { rpc: "search", body: json(searchBody(limited.bots.a)), headers: { authorization: `Bearer ${limited.keys.a}` } } as const;
       const at = (base: string, x: Exchange, path: string, extra: Record<string, string>) =>

@@ -18,7 +18,7 @@ import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } f
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1500" } });
+  h = await startHarness({ env: { WEBHOOK_TIMEOUT_MS: "1500" } });
   // The bot of the documentation's samples, owned by partner A.
   await h.gateway.directory.store.putBot({ id: SEARCH_SAMPLE.bot_id, partnerId: h.partners.a, accountId: h.accounts.a });
 });

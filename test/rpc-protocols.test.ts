@@ -12,7 +12,7 @@ import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } f
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1000" } });
+  h = await startHarness({ env: { WEBHOOK_TIMEOUT_MS: "1000" } });
 });
 afterAll(() => h.close());
 

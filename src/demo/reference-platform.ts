@@ -4,9 +4,10 @@
  * platform; the tests run it as their platform, recording what it receives and
  * scripting answers through `respond`.
  *
- * It verifies every signature, generates plausible availability (weekdays,
- * 09:00 to 17:00 UTC, 30-minute slots, some taken), and books a slot at most
- * once per idempotency key (201 on creation, 200 on a replay).
+ * It verifies every signature (with the gateway's verifier unless given
+ * another), generates plausible availability (weekdays, 09:00 to 17:00 UTC,
+ * 30-minute slots, some taken), and books a slot at most once per idempotency
+ * key (201 on creation, 200 on a replay).
  */
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -45,6 +46,13 @@ export interface ReferencePlatformOptions {
    * most once, and return its reply when it was called.
    */
   readonly respond?: (req: ReceivedWebhook, reference: () => PlatformReply) => PlatformReply | undefined | Promise<PlatformReply | undefined>;
+  /**
+   * Checks a request's signature (`X-DialStack-Signature`); the gateway's own
+   * verifier by default. Tests give one written from the platform
+   * documentation, so the gateway's signing is checked against the documented
+   * format and not against its own code.
+   */
+  readonly verifySignature?: (secret: string, headers: http.IncomingHttpHeaders, rawBody: string) => boolean;
   readonly host?: string;
   readonly port?: number;
 }
@@ -119,7 +127,8 @@ export class ReferencePlatform {
     }
     const accountId = String(req.headers[ACCOUNT_HEADER] ?? "");
     const secret = this.secretFor(accountId);
-    const signatureValid = secret !== undefined && verifySignature(secret, req.headers[SIGNATURE_HEADER] as string | undefined, rawBody).ok;
+    const verify = this.options.verifySignature ?? gatewayVerifier;
+    const signatureValid = secret !== undefined && verify(secret, req.headers, rawBody);
     const path = (req.url ?? "").replace(/^\/dialstack/, "");
     const received: ReceivedWebhook = { path, headers: req.headers, rawBody, body, signatureValid };
     if (this.options.record) this.received.push(received);
@@ -209,6 +218,10 @@ export class ReferencePlatform {
     this.bookings.set(key, { key, booking });
     return { status: 201, body: { booking } };
   }
+}
+
+function gatewayVerifier(secret: string, headers: http.IncomingHttpHeaders, rawBody: string): boolean {
+  return verifySignature(secret, headers[SIGNATURE_HEADER] as string | undefined, rawBody).ok;
 }
 
 function iso(ms: number): string {
