@@ -3,8 +3,9 @@
  * at a time; see mutate.ts). Each stands for a mistake someone could make in
  * `src/`: the exact text to find (it must occur once in the file), what it
  * becomes, and the test files that must fail with it. Where `testName` is
- * given, the tests whose full name matches it must fail on their own: that
- * pins the bug to the test meant to catch it.
+ * given (a vitest `-t` pattern, matched against names joined with " > "),
+ * only the tests it matches run, and one of them must fail: that pins the
+ * bug to the test meant to catch it.
  *
  * A mutation must still compile (the runner refuses one that does not), so a
  * caught mutation is caught by a test, not by the type checker.
@@ -37,7 +38,7 @@ export const MUTATIONS: readonly Mutation[] = [
     area: "ownership",
     file: "src/store/directory.ts",
     find: `    if (route === undefined || route.bot.partnerId !== partner.id) {`,
-    replace: `    if (route === undefined) {`,
+    replace: `    if (route === undefined || partner.id === "") {`,
     tests: ["test/rpc-protocols.test.ts", "test/rest.test.ts"],
   },
   {
@@ -80,7 +81,7 @@ export const MUTATIONS: readonly Mutation[] = [
     find: `idempotency_key_mismatch: { httpStatus: 422, connectCode: Code.FailedPrecondition },`,
     replace: `idempotency_key_mismatch: { httpStatus: 400, connectCode: Code.FailedPrecondition },`,
     tests: ["test/idempotent-bookings.test.ts"],
-    testName: "^rest another body with the same key",
+    testName: "^rest > another body with the same key",
   },
   {
     name: "a platform 409 is mapped to aborted (the keeper's replayed-code test)",
@@ -100,20 +101,20 @@ export const MUTATIONS: readonly Mutation[] = [
     tests: ["test/rpc-protocols.test.ts"],
   },
   {
-    name: "REST error answers lose Retry-After (the OpenAPI check)",
+    name: "errors lose their Retry-After (the OpenAPI check of REST answers)",
     area: "error mapping",
-    file: "src/rest/rest-errors.ts",
-    find: `  if (error.retryAfter !== undefined) reply.header("retry-after", error.retryAfter);`,
+    file: "src/errors.ts",
+    find: `      metadata.set("retry-after", String(this.retryAfterSeconds));`,
     replace: ``,
     tests: ["test/openapi.test.ts"],
     testName: "Retry-After",
   },
   {
-    name: "the caller's deadline is not read from the call (the server's deadline answer)",
+    name: "the caller's deadline is read as seconds, not milliseconds (the server's deadline answer)",
     area: "deadlines",
     file: "src/rpc/call-context.ts",
-    find: `return { partner, signal: ctx.signal, deadline: remaining === undefined ? undefined : Date.now() + remaining };`,
-    replace: `return { partner, signal: ctx.signal, deadline: undefined };`,
+    find: `deadline: remaining === undefined ? undefined : Date.now() + remaining };`,
+    replace: `deadline: remaining === undefined ? undefined : Date.now() + remaining * 1000 };`,
     tests: ["test/rpc-protocols.test.ts"],
     testName: "the caller's own, shorter deadline",
   },
@@ -177,11 +178,11 @@ export const MUTATIONS: readonly Mutation[] = [
     tests: ["test/bot-session.test.ts"],
   },
   {
-    name: "a streamed search relays every window at once, ignoring the bound",
+    name: "a streamed search relays one window more than the bound at once",
     area: "streams",
     file: "src/gateway/ordered-pool.ts",
     find: `    while (next < count && next - finished < concurrency) {`,
-    replace: `    while (next < count) {`,
+    replace: `    while (next < count && next - finished <= concurrency) {`,
     tests: ["test/availability-stream.test.ts"],
   },
   {
@@ -203,11 +204,11 @@ export const MUTATIONS: readonly Mutation[] = [
     testName: "garbage on raw TCP",
   },
   {
-    name: "TLS configured but not served (plaintext on the TLS port)",
+    name: "the TLS configuration is not given to the listener (plaintext on the TLS port)",
     area: "transport",
-    file: "src/server/one-port-server.ts",
-    find: `  if (options.tls) {`,
-    replace: `  if (options.tls && false) {`,
+    file: "src/server/app.ts",
+    find: `{ tls: config.tls, keepAliveMs: 30_000 }`,
+    replace: `{ keepAliveMs: 30_000 }`,
     tests: ["test/tls.test.ts"],
     testName: "plaintext",
   },
