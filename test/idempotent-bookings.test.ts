@@ -269,8 +269,8 @@ describe.each(BOOKING_PROTOCOLS)("in flight past the wait bound (%s)", (protocol
     const c = clientOf(protocol);
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
-    // Slower than the wait bound (800 ms), within the webhook timeout (1500 ms).
-    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 1100 }));
+    // Slower than the wait bound (800 ms) by a wide margin, within the webhook timeout (1500 ms).
+    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 1250 }));
     const first = book(c, body, key);
     await expect.poll(() => platformSide(key).webhooks).toBe(1);
     const e = await expectRpcError(book(c, body, key), Code.Aborted, "idempotency_key_in_use");
