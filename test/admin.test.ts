@@ -24,7 +24,7 @@ let redis: Redis;
 
 beforeAll(async () => {
   // A long cache TTL: changes that show up quickly prove the change notices.
-  h = await startHarness({ store: "redis", env: { DIRECTORY_CACHE_TTL_MS: "60000" } });
+  h = await startHarness({ env: { DIRECTORY_CACHE_TTL_MS: "60000" } });
   env = { REDIS_URL: testRedisUrl(), REDIS_KEY_PREFIX: h.config.redisKeyPrefix };
   c = clientsFor("connect-json-h1", h.url);
   redis = await connectRedis(testRedisUrl());

@@ -1,7 +1,8 @@
 /**
  * StreamAvailability: the range is cut into day windows relayed concurrently
- * and sent in order as soon as each prefix is complete; a platform error ends
- * the stream after the windows already sent; cancelling aborts the webhooks.
+ * (at most STREAM_CONCURRENCY at once) and sent in order as soon as each
+ * prefix is complete; a platform error ends the stream after the windows
+ * already sent; cancelling aborts the webhooks.
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { timestampMs } from "@bufbuild/protobuf/wkt";
@@ -14,7 +15,7 @@ import { startHarness, type Harness } from "./support/harness.js";
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { STREAM_CONCURRENCY: "7" } });
+  h = await startHarness({ env: { STREAM_CONCURRENCY: "7" } });
 });
 afterAll(() => h.close());
 
@@ -93,6 +94,28 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
     expect(reasonOf(error)).toBe("invalid_request");
     expect(h.platform.received.length).toBe(before);
   });
+});
+
+it("relays at most STREAM_CONCURRENCY windows at once, and still sends them all in order", async () => {
+  const g = await startHarness({ env: { STREAM_CONCURRENCY: "3" } });
+  try {
+    let inFlight = 0;
+    let most = 0;
+    g.script = async () => {
+      most = Math.max(most, ++inFlight);
+      await new Promise((resolve) => setTimeout(resolve, 150));
+      inFlight--;
+      return { status: 200, body: { availabilities: [] } };
+    };
+    const windows: number[] = [];
+    for await (const m of clientsFor("grpc", g.url).availability.streamAvailability(week(g.bots.a), bearer(g.keys.a))) {
+      windows.push(timestampMs(m.window!.startAt!));
+    }
+    expect(windows).toEqual([0, 1, 2, 3, 4, 5, 6].map((d) => Date.parse("2030-01-07T00:00:00Z") + d * DAY));
+    expect(most).toBe(3);
+  } finally {
+    await g.close();
+  }
 });
 
 it("cancelling the stream aborts the outstanding webhook requests", async () => {

@@ -21,7 +21,7 @@ import { book, openSession, search, start } from "./support/session-client.js";
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { SESSION_MAX_IN_FLIGHT: "4" } });
+  h = await startHarness({ env: { SESSION_MAX_IN_FLIGHT: "4" } });
 });
 afterAll(() => h.close());
 
@@ -219,7 +219,7 @@ describe.each(HTTP2_PROTOCOLS)("%s", (protocol: RpcProtocol) => {
 describe("limits and lifecycle", () => {
   let g: Harness;
   beforeAll(async () => {
-    g = await startHarness({ store: "memory", env: { SESSION_IDLE_SECONDS: "1" } });
+    g = await startHarness({ env: { SESSION_IDLE_SECONDS: "1" } });
   });
   afterAll(() => g.close());
 
@@ -351,7 +351,6 @@ it("200 concurrent sessions on one gateway each complete a search and a booking"
 
 it("on shutdown, answers what is in flight and ends open sessions with shutting_down", async () => {
   const g = await startHarness({
-    store: "memory",
     respond: (req) => (req.path === "/availability/search" ? { status: 200, body: { availabilities: [] }, delayMs: 600 } : undefined),
   });
   try {

@@ -28,6 +28,35 @@ function prng(seed: number): () => number {
   };
 }
 
+/**
+ * Writes `payload` on a fresh TCP connection and half-closes it; reads
+ * everything the server sends until it closes the connection, or gives up
+ * after `timeoutMs`.
+ */
+function exchangeRaw(port: number, payload: Buffer, timeoutMs: number): Promise<{ answer: Buffer; closedByServer: boolean }> {
+  return new Promise((resolve) => {
+    const chunks: Buffer[] = [];
+    let timedOut = false;
+    const socket = net.connect(port, "127.0.0.1", () => socket.end(payload));
+    socket.setTimeout(timeoutMs, () => {
+      timedOut = true;
+      socket.destroy();
+    });
+    socket.on("data", (d: Buffer) => chunks.push(d));
+    socket.on("error", () => {});
+    socket.on("close", () => resolve({ answer: Buffer.concat(chunks), closedByServer: !timedOut }));
+  });
+}
+
+const GOAWAY = 0x07;
+
+/** The types of the HTTP/2 frames in `bytes`, in order. */
+function frameTypes(bytes: Buffer): number[] {
+  const types: number[] = [];
+  for (let at = 0; at + 9 <= bytes.length; at += 9 + bytes.readUIntBE(at, 3)) types.push(bytes[at + 3]!);
+  return types;
+}
+
 const random = prng(SEED);
 const int = (n: number) => Math.floor(random() * n);
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;
@@ -180,29 +209,24 @@ describe(`fuzzing the running gateway (FUZZ_SEED=${SEED})`, () => {
     expect([...statuses.values()].reduce((a, b) => a + b, 0)).toBeGreaterThan(REQUESTS * 0.8);
   });
 
-  it("garbage on raw TCP connections", async () => {
+  it("garbage on raw TCP connections: a 400 or a GOAWAY, and the server closes every connection", async () => {
     const preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-    const payloads = [
-      bytes(2000),
-      Buffer.concat([preface, bytes(500)]),
-      preface.subarray(0, 10),
-      Buffer.from("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"),
-      Buffer.from("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
-      Buffer.from("\r\n\r\n\r\n"),
+    const badRequest = (answer: Buffer) => /^HTTP\/1\.1 400 /.test(answer.toString("latin1"));
+    const cases: [name: string, payload: Buffer, expected: (answer: Buffer) => boolean][] = [
+      ["random bytes", bytes(2000), badRequest],
+      ["the HTTP/2 preface, then garbage", Buffer.concat([preface, bytes(500)]), (answer) => frameTypes(answer).includes(GOAWAY)],
+      ["part of the preface, then the end", preface.subarray(0, 10), (answer) => answer.length === 0],
+      ["a negative Content-Length", Buffer.from("GET / HTTP/1.1\r\nHost: x\r\nContent-Length: -5\r\n\r\n"), badRequest],
+      ["a broken chunk", Buffer.from("POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"), badRequest],
+      ["blank lines, then the end", Buffer.from("\r\n\r\n\r\n"), (answer) => answer.length === 0],
     ];
     const port = Number(new URL(base).port);
-    await Promise.all(
-      payloads.map(
-        (payload) =>
-          new Promise<void>((resolve) => {
-            const socket = net.connect(port, "127.0.0.1", () => socket.end(payload));
-            socket.setTimeout(3000, () => socket.destroy());
-            socket.on("data", (d: Buffer) => expect(d.toString("latin1")).not.toMatch(/^HTTP\/1\.1 500/));
-            socket.on("error", () => resolve());
-            socket.on("close", () => resolve());
-          }),
-      ),
-    );
+    const outcomes = await Promise.all(cases.map(([, payload]) => exchangeRaw(port, payload, 3000)));
+    const unexpected = cases.flatMap(([name, , expected], i) => {
+      const { answer, closedByServer } = outcomes[i]!;
+      return closedByServer && expected(answer) ? [] : [`${name}: ${closedByServer ? "closed" : "still open after 3 s"}, answered ${JSON.stringify(answer.toString("latin1").slice(0, 80))}`];
+    });
+    expect(unexpected).toEqual([]);
   });
 
   it("still serves, and logged no unexpected error", async () => {

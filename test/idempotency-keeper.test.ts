@@ -4,6 +4,7 @@
  * `perform` stands for the booking webhook.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { Code } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GatewayError } from "../src/errors.js";
@@ -137,11 +138,11 @@ describe.each(implementations)("%s keeper", (_name, make) => {
     expect(first.replayed).toBe(false);
     expect(second.replayed).toBe(true);
     for (const e of [first, second]) {
-      expect([e.code, e.httpStatus, e.message, e.connectCode]).toEqual([
+      expect([e.code, e.httpStatus, e.message, Code[e.connectCode]]).toEqual([
         "slot_unavailable",
         409,
         "the slot at 10:00 is no longer available",
-        first.connectCode,
+        Code[Code.AlreadyExists],
       ]);
     }
   });

@@ -9,7 +9,18 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
 import { downstreamIdempotencyKey } from "../src/gateway/idempotency.js";
-import { bearer, bookingRequest, clientsFor, expectRpcError, RPC_PROTOCOLS, type RpcClients, type RpcProtocol } from "./support/clients.js";
+import { covers } from "./support/behaviour-matrix.js";
+import {
+  bearer,
+  bookingRequest,
+  clientsFor,
+  deadlineHeaders,
+  expectRpcError,
+  reasonOf,
+  RPC_PROTOCOLS,
+  type Protocol,
+  type RpcClients,
+} from "./support/clients.js";
 import { startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
 import { restBookingClient } from "./support/rest-booking-client.js";
 import { bookingBody, idempotencyKey, startHarness, type Harness } from "./support/harness.js";
@@ -29,7 +40,7 @@ let other: GatewayProcess;
 let victims: GatewayProcess[] = [];
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: GATEWAY_ENV });
+  h = await startHarness({ env: GATEWAY_ENV });
   const shared = { REDIS_URL: h.config.redisUrl!, REDIS_KEY_PREFIX: h.config.redisKeyPrefix };
   [other, ...victims] = await Promise.all([
     startGatewayProcess({ ...GATEWAY_ENV, ...shared }),
@@ -49,15 +60,15 @@ interface Booked {
 
 interface BookOptions {
   readonly partnerKey?: string;
-  readonly timeoutMs?: number;
+  /** More request headers (a deadline, say). */
+  readonly headers?: Record<string, string>;
 }
 
 /** Books through `c` with `key` in the `Idempotency-Key` header; tells whether the answer was a replay. */
 async function book(c: Pick<RpcClients, "booking">, body: object, key: string, options: BookOptions = {}): Promise<Booked> {
   let replayed = false;
   const res = await c.booking.createBooking(bookingRequest(body), {
-    ...bearer(options.partnerKey ?? h.keys.a, { "idempotency-key": key }),
-    timeoutMs: options.timeoutMs,
+    ...bearer(options.partnerKey ?? h.keys.a, { "idempotency-key": key, ...options.headers }),
     onHeader: (headers) => {
       replayed = headers.get("idempotent-replayed") === "true";
     },
@@ -81,31 +92,46 @@ function onBooking(key: string, reply: Script, partnerId = h.partners.a): void {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A client for `protocol`: REST through restBookingClient, the others through connect-es. */
+const clientOf = (protocol: Protocol, url = h.url): Pick<RpcClients, "booking"> => (protocol === "rest" ? restBookingClient(url) : clientsFor(protocol, url));
+
+/** Every protocol a booking can be made on. */
+const BOOKING_PROTOCOLS: readonly Protocol[] = ["rest", ...RPC_PROTOCOLS];
+
 describe("two gateway processes sharing Redis", () => {
   it("50 concurrent requests, one key and one body, over REST, gRPC and Connect on both processes: one booking, every caller gets it", async () => {
-    const clients: Pick<RpcClients, "booking">[] = [
-      clientsFor("grpc", h.url),
-      clientsFor("connect-json-h1", h.url),
-      restBookingClient(h.url),
-      clientsFor("grpc", other.url),
-      clientsFor("connect-json-h1", other.url),
-      restBookingClient(other.url),
-    ];
+    const kinds = ["grpc", "connect-json-h1", "rest"] as const;
+    const clients = [h.url, other.url].flatMap((url) => kinds.map((kind) => ({ kind, url, client: clientOf(kind, url) })));
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
-    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 200 }));
-    const results = await Promise.allSettled(Array.from({ length: 50 }, (_, i) => book(clients[i % clients.length]!, body, key)));
+    // The platform is slower than the wait bound (800 ms): callers that arrive
+    // early wait out the bound and are refused, on every protocol.
+    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 1300 }));
+    const callers = Array.from({ length: 50 }, (_, i) => clients[i % clients.length]!);
+    const results = await Promise.allSettled(callers.map(({ client }) => book(client, body, key)));
 
     const { webhooks, bookingId } = platformSide(key);
     expect(webhooks).toBe(1);
     expect(bookingId).toMatch(/^bkg_/);
     const booked = results.flatMap((r) => (r.status === "fulfilled" ? [r.value] : []));
-    const refused = results.flatMap((r) => (r.status === "rejected" ? [ConnectError.from(r.reason)] : []));
-    expect(booked.length).toBeGreaterThan(0);
     expect(booked.every((b) => b.id === bookingId)).toBe(true);
     expect(booked.filter((b) => !b.replayed)).toHaveLength(1);
     // Callers still waiting past the bound are told to retry, nothing else.
-    expect(refused.map((e) => Code[e.code])).toEqual(refused.map(() => "Aborted"));
+    const refusedBy = new Map<string, string[]>();
+    results.forEach((r, i) => {
+      if (r.status === "fulfilled") return;
+      const { kind, url } = callers[i]!;
+      const e = ConnectError.from(r.reason);
+      const name = `${kind}@${url === h.url ? "harness" : "process"}`;
+      refusedBy.set(name, [...(refusedBy.get(name) ?? []), `${Code[e.code]}/${reasonOf(e)}/${e.metadata.get("retry-after")}`]);
+    });
+    expect([...refusedBy.keys()].sort()).toEqual(clients.map(({ kind, url }) => `${kind}@${url === h.url ? "harness" : "process"}`).sort());
+    for (const outcomes of refusedBy.values()) expect(new Set(outcomes)).toEqual(new Set(["Aborted/idempotency_key_in_use/1"]));
+    // Each refused caller's retry gets the booking, as a replay.
+    const retried = await Promise.all(results.flatMap((r, i) => (r.status === "rejected" ? [book(callers[i]!.client, body, key)] : [])));
+    expect(retried.length + booked.length).toBe(50);
+    expect(retried.every((b) => b.id === bookingId && b.replayed)).toBe(true);
+    expect(platformSide(key).webhooks).toBe(1);
   });
 
   it("the same key with another body on the other process: 422 while in flight and after, never sent", async () => {
@@ -123,10 +149,10 @@ describe("two gateway processes sharing Redis", () => {
   });
 });
 
-describe.each(["rest", "grpc", "connect-json-h1"] as const)("%s", (protocol: RpcProtocol | "rest") => {
+describe.each(BOOKING_PROTOCOLS)("%s", (protocol) => {
   let c: Pick<RpcClients, "booking">;
   beforeAll(() => {
-    c = protocol === "rest" ? restBookingClient(h.url) : clientsFor(protocol, h.url);
+    c = clientOf(protocol);
   });
 
   it("another body with the same key: idempotency_key_mismatch while in flight and after; the platform never sees it", async () => {
@@ -141,6 +167,7 @@ describe.each(["rest", "grpc", "connect-json-h1"] as const)("%s", (protocol: Rpc
     await expectRpcError(book(c, otherSlot, key), Code.FailedPrecondition, "idempotency_key_mismatch");
     expect(during.rawMessage).toContain("different request");
     expect(platformSide(key).webhooks).toBe(1);
+    covers("422 mismatch · booking", protocol);
   });
 
   it("field order and spelling do not change the fingerprint", async () => {
@@ -174,8 +201,8 @@ describe.each(["rest", "grpc", "connect-json-h1"] as const)("%s", (protocol: Rpc
     await book(c, taken, idempotencyKey());
     const body = { ...taken, booking: { ...taken.booking, notes: "again" } };
     const key = idempotencyKey();
-    const first = await expectRpcError(book(c, body, key), Code.AlreadyExists, "slot_unavailable");
-    const replay = await expectRpcError(book(c, body, key), Code.AlreadyExists, "slot_unavailable");
+    const first = await expectRpcError(book(c, body, key), Code.AlreadyExists, "slot_unavailable", { httpStatus: 409 });
+    const replay = await expectRpcError(book(c, body, key), Code.AlreadyExists, "slot_unavailable", { httpStatus: 409 });
     expect(replay.rawMessage).toBe(first.rawMessage);
     expect(replay.details).toEqual(first.details);
     expect(first.metadata.get("idempotent-replayed")).toBeNull();
@@ -187,12 +214,13 @@ describe.each(["rest", "grpc", "connect-json-h1"] as const)("%s", (protocol: Rpc
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
     onBooking(key, () => ({ status: 503, body: { error: { code: "maintenance", message: "back in a minute" } } }));
-    await expectRpcError(book(c, body, key), Code.Unavailable, "maintenance");
+    await expectRpcError(book(c, body, key), Code.Unavailable, "maintenance", { httpStatus: 503 });
     h.script = undefined;
     const retry = await book(c, body, key);
     expect(retry.replayed).toBe(false);
     expect(platformSide(key)).toEqual({ webhooks: 2, bookingId: retry.id });
     expect(await book(c, body, key)).toEqual({ id: retry.id, replayed: true });
+    covers("platform error pass-through · booking", protocol);
   });
 
   describe("key edge cases", () => {
@@ -236,23 +264,29 @@ describe.each(["rest", "grpc", "connect-json-h1"] as const)("%s", (protocol: Rpc
   });
 });
 
-describe.each(["rest", "connect-json-h1"] as const)("timing-bound cases (%s)", (protocol) => {
-  let c: Pick<RpcClients, "booking">;
-  beforeAll(() => {
-    c = protocol === "rest" ? restBookingClient(h.url) : clientsFor(protocol, h.url);
-  });
-
-  it("still in flight past the wait bound: idempotency_key_in_use with Retry-After, then the replay", async () => {
+describe.each(BOOKING_PROTOCOLS)("in flight past the wait bound (%s)", (protocol) => {
+  it("idempotency_key_in_use with Retry-After, then the replay", async () => {
+    const c = clientOf(protocol);
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
-    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 1200 }));
+    // Slower than the wait bound (800 ms) by a wide margin, within the webhook timeout (1500 ms).
+    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 1250 }));
     const first = book(c, body, key);
-    await sleep(50);
+    await expect.poll(() => platformSide(key).webhooks).toBe(1);
     const e = await expectRpcError(book(c, body, key), Code.Aborted, "idempotency_key_in_use");
     expect(e.metadata.get("retry-after")).toBe("1");
     const booked = await first;
+    expect(booked.replayed).toBe(false);
     expect(await book(c, body, key)).toEqual({ id: booked.id, replayed: true });
     expect(platformSide(key).webhooks).toBe(1);
+    covers("409 in flight · booking", protocol);
+  });
+});
+
+describe.each(["rest", "connect-json-h1"] as const)("timing-bound cases (%s)", (protocol) => {
+  let c: Pick<RpcClients, "booking">;
+  beforeAll(() => {
+    c = clientOf(protocol);
   });
 
   it("platform timeout, then retry: the booking the platform made comes back, one booking", async () => {
@@ -265,28 +299,31 @@ describe.each(["rest", "connect-json-h1"] as const)("timing-bound cases (%s)", (
     expect(platformSide(key)).toEqual({ webhooks: 2, bookingId: retry.id });
   });
 
-  it("a caller that leaves mid-booking does not cut the booking short; its retry gets the booking", async () => {
+  it("a caller whose deadline passes mid-booking gets platform_timeout; the booking goes on and its retry gets it", async () => {
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
     const abortedBefore = h.platform.aborted;
     onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 500 }));
-    await expect(book(c, body, key, { timeoutMs: 150 })).rejects.toMatchObject({ code: Code.DeadlineExceeded });
+    // The deadline travels as a header, without a client-side timer: the answer is the server's.
+    await expectRpcError(book(c, body, key, { headers: deadlineHeaders(protocol, 150) }), Code.DeadlineExceeded, "platform_timeout");
     const retry = await book(c, body, key);
     expect(retry.replayed).toBe(true);
     expect(h.platform.aborted).toBe(abortedBefore);
     expect(platformSide(key)).toEqual({ webhooks: 1, bookingId: retry.id });
+    covers("server deadline · booking", protocol);
   });
 });
 
-describe.each(RPC_PROTOCOLS)("replay over %s", (protocol) => {
+describe.each(BOOKING_PROTOCOLS)("replay over %s", (protocol) => {
   it("returns the original booking, marked Idempotent-Replayed, without a second webhook", async () => {
-    const c = clientsFor(protocol, h.url);
+    const c = clientOf(protocol);
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
     const first = await book(c, body, key);
     expect(first.replayed).toBe(false);
     expect(await book(c, body, key)).toEqual({ id: first.id, replayed: true });
     expect(platformSide(key)).toEqual({ webhooks: 1, bookingId: first.id });
+    covers("replay · booking", protocol);
   });
 });
 

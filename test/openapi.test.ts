@@ -40,7 +40,7 @@ const ajv = new Ajv2020({ strict: false, allErrors: true });
 addFormats(ajv);
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { WEBHOOK_TIMEOUT_MS: "500" } });
+  h = await startHarness({ env: { WEBHOOK_TIMEOUT_MS: "500" } });
   const res = await send(`${h.url}/openapi.json`);
   expect(res.status).toBe(200);
   doc = res.json;
@@ -58,6 +58,9 @@ function validate(schemaRef: string, value: unknown): void {
   expect(check(value) ? [] : check.errors, JSON.stringify(value)).toEqual([]);
 }
 
+/** The codes the README says come with `Retry-After`. */
+const RETRY_AFTER_CODES = ["idempotency_key_in_use", "rate_limited", "service_unavailable"];
+
 /** Checks a live answer against the document's description of `path`'s POST operation. */
 function expectDocumented(path: string, res: HttpAnswer, { platformCode = false } = {}): void {
   const op = doc.paths[path].post;
@@ -66,10 +69,17 @@ function expectDocumented(path: string, res: HttpAnswer, { platformCode = false 
   expect(response, `status ${res.status} of ${path}`).toBeDefined();
   const media = response.content["application/json"];
   validate(media.schema.$ref, res.json);
-  for (const name of Object.keys(response.headers ?? {})) {
-    if (resolve(response.headers[name]).schema && (name === "X-Request-Id" || (name === "Retry-After" && res.headers["retry-after"] !== undefined))) {
-      expect(res.headers[name.toLowerCase()], name).toBeDefined();
-    }
+  const headers = Object.keys(response.headers ?? {});
+  expect(headers, `X-Request-Id is documented for ${res.status} of ${path}`).toContain("X-Request-Id");
+  expect(res.headers["x-request-id"], "X-Request-Id").toBeTruthy();
+  // Retry-After: sent with exactly the codes that promise it, and documented wherever it is sent.
+  const retryAfter = res.headers["retry-after"];
+  expect(retryAfter !== undefined, `Retry-After with ${res.json?.error?.code}`).toBe(RETRY_AFTER_CODES.includes(res.json?.error?.code));
+  if (retryAfter !== undefined) {
+    expect(headers, `Retry-After is documented for ${res.status} of ${path}`).toContain("Retry-After");
+    expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
+  }
+  for (const name of headers) {
     const values = resolve(response.headers[name]).schema?.enum;
     if (name === "Cache-Control") expect(values).toContain(res.headers["cache-control"]);
   }
@@ -260,6 +270,31 @@ describe("matches the live answers", () => {
         "platform_timeout",
       ]);
       for (const a of answers) expectDocumented(path, a);
+    }
+  });
+
+  it("errors that ask for a retry send the Retry-After the document promises", async () => {
+    const g = await startHarness({ env: { IDEMPOTENCY_WAIT_MS: "100", RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "3" } });
+    try {
+      const headers = { authorization: `Bearer ${g.keys.a}`, "idempotency-key": idempotencyKey() };
+      const body = bookingBody(g.bots.a);
+      g.script = () => ({ status: 201, body: { booking: { id: "bkg_slow", status: "accepted" } }, delayMs: 600 });
+      const first = send(g.url + BOOK, { headers, body });
+      await expect.poll(() => g.platform.received.length).toBe(1);
+      const inUse = await send(g.url + BOOK, { headers, body });
+      expect({ status: inUse.status, code: inUse.json.error.code }).toEqual({ status: 409, code: "idempotency_key_in_use" });
+      expectDocumented(BOOK, inUse);
+      expect((await first).status).toBe(201);
+      g.script = undefined;
+      let limited: HttpAnswer | undefined;
+      for (let i = 0; i < 10 && limited === undefined; i++) {
+        const res = await send(g.url + SEARCH, { headers: { authorization: headers.authorization }, body: searchBody(g.bots.a) });
+        if (res.status !== 200) limited = res;
+      }
+      expect({ status: limited?.status, code: limited?.json.error.code }).toEqual({ status: 429, code: "rate_limited" });
+      expectDocumented(SEARCH, limited!);
+    } finally {
+      await g.close();
     }
   });
 

@@ -10,6 +10,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { SearchAvailabilityRequestSchema } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { CreateBookingRequestSchema } from "../src/gen/dialstack/partner/v1/booking_pb.js";
+import { covers } from "./support/behaviour-matrix.js";
 import { bookingRequest, searchRequest } from "./support/clients.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
 import { envelope, frame, H2, h1, headersFor, outcomeOf, send, WIRE_PROTOCOLS, type Outcome, type RawRequest, type WireProtocol } from "./support/wire.js";
@@ -32,6 +33,10 @@ afterAll(async () => {
 
 function encode(p: WireProtocol, json: unknown): Buffer {
   return p.codec === "json" ? Buffer.from(JSON.stringify(json)) : Buffer.from(toBinary(SearchAvailabilityRequestSchema, searchRequest(json)));
+}
+
+function encodeBooking(p: WireProtocol, json: unknown): Buffer {
+  return p.codec === "json" ? Buffer.from(JSON.stringify(json)) : Buffer.from(toBinary(CreateBookingRequestSchema, bookingRequest(json)));
 }
 
 async function call(p: WireProtocol, req: RawRequest, timeoutMs?: number): Promise<Outcome> {
@@ -80,6 +85,20 @@ describe.each(WIRE_PROTOCOLS)("$name", (p) => {
   it(`body over MAX_REQUEST_BYTES (${LIMIT}): request_too_large`, async () => {
     const big = { ...searchBody(h.bots.a), bot_id: "b".repeat(LIMIT + 100) };
     expect(await search(frame(p, encode(p, big)))).toMatchObject({ code: "resource_exhausted", reason: "request_too_large" });
+    covers("size limit · search", p);
+  });
+
+  it(`booking over MAX_REQUEST_BYTES (${LIMIT}): request_too_large, nothing sent`, async () => {
+    const before = h.platform.received.length;
+    const big = bookingBody(h.bots.a);
+    big.booking.notes = "n".repeat(LIMIT + 100);
+    const headers = headersFor(p, { ...auth(), "idempotency-key": idempotencyKey() });
+    expect(await call(p, { path: BOOK, headers, body: frame(p, encodeBooking(p, big)) })).toMatchObject({
+      code: "resource_exhausted",
+      reason: "request_too_large",
+    });
+    expect(h.platform.received.length).toBe(before);
+    covers("size limit · booking", p);
   });
 
   it("gzip-compressed request: accepted", async () => {
@@ -104,13 +123,14 @@ describe.each(WIRE_PROTOCOLS)("$name", (p) => {
     expect(await search(body, { [header]: "snappy" })).toMatchObject({ code: "unimplemented", reason: "unsupported_encoding" });
   });
 
-  it("honours the client's deadline header", async () => {
+  it("honours the client's deadline header: the server answers platform_timeout", async () => {
     h.script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
     const header: Record<string, string> = p.framing === "connect" ? { "connect-timeout-ms": "300" } : { "grpc-timeout": "300m" };
     const started = Date.now();
     const outcome = await search(frame(p, encode(p, searchBody(h.bots.a))), header);
-    expect(outcome.code).toBe("deadline_exceeded");
+    expect(outcome).toMatchObject({ code: "deadline_exceeded", reason: "platform_timeout" });
     expect(Date.now() - started).toBeLessThan(1500);
+    covers("server deadline · search", p);
   });
 
   it("a malformed deadline header: invalid_request", async () => {
@@ -119,9 +139,7 @@ describe.each(WIRE_PROTOCOLS)("$name", (p) => {
   });
 
   it("reaches the booking method too: its key is required, then it books", async () => {
-    const body = bookingBody(h.bots.a);
-    const payload =
-      p.codec === "json" ? Buffer.from(JSON.stringify(body)) : Buffer.from(toBinary(CreateBookingRequestSchema, bookingRequest(body)));
+    const payload = encodeBooking(p, bookingBody(h.bots.a));
     const withoutKey = await call(p, { path: BOOK, headers: headersFor(p, auth()), body: frame(p, payload) });
     expect(withoutKey).toMatchObject({ code: "invalid_argument", reason: "idempotency_key_invalid" });
     const booked = await call(p, { path: BOOK, headers: headersFor(p, { ...auth(), "idempotency-key": idempotencyKey() }), body: frame(p, payload) });

@@ -100,7 +100,7 @@ const curlProgram = curl("the README examples run with curl");
 let h: Harness;
 beforeEach(async () => {
   // A fresh platform for each run, so the guide's booking is a new booking every time.
-  h = await startHarness({ store: "memory" });
+  h = await startHarness();
   await h.gateway.directory.store.putBot({ id: SEARCH_SAMPLE.bot_id, partnerId: h.partners.a, accountId: h.accounts.a });
 });
 afterEach(() => h.close());

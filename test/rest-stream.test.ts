@@ -18,7 +18,7 @@ import { parseEvents } from "./support/server-sent-events.js";
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory", env: { STREAM_CONCURRENCY: "7" } });
+  h = await startHarness({ env: { STREAM_CONCURRENCY: "7" } });
 });
 afterAll(() => h.close());
 

@@ -10,13 +10,14 @@ import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PlatformReply } from "../src/demo/reference-platform.js";
 import { ErrorInfoSchema } from "../src/gen/google/rpc/error_details_pb.js";
+import { covers, type Behaviour } from "./support/behaviour-matrix.js";
 import { send, type HttpAnswer } from "./support/http1.js";
 import { bookingBody, idempotencyKey, lookupBody, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "600", IDEMPOTENCY_WAIT_MS: "100" } });
+  h = await startHarness({ env: { WEBHOOK_TIMEOUT_MS: "600", IDEMPOTENCY_WAIT_MS: "100" } });
 });
 afterAll(() => h.close());
 
@@ -83,17 +84,19 @@ interface ErrorRow {
   readonly platform?: PlatformReply;
   /** False where REST reads the body itself and words the message its own way. */
   readonly sameMessage?: boolean;
+  /** The row of the behaviour table the case checks, if any. */
+  readonly behaviour?: Behaviour;
 }
 
 const ERROR_ROWS: readonly ErrorRow[] = [
   { name: "no Authorization", exchange: () => ({ rpc: "search", body: json(searchBody("bot_a")), headers: {} }), status: 401, code: "unauthorized" },
   { name: "malformed Authorization", exchange: () => ({ rpc: "search", body: json(searchBody("bot_a")), headers: { authorization: "Basic abc" } }), status: 401, code: "unauthorized" },
-  { name: "unknown key", exchange: () => ({ rpc: "book", body: json(bookingBody("bot_a")), headers: { authorization: "Bearer sk_ptnr_nope", "idempotency-key": "k" } }), status: 401, code: "unauthorized" },
+  { name: "unknown key", exchange: () => ({ rpc: "book", body: json(bookingBody("bot_a")), headers: { authorization: "Bearer sk_ptnr_nope", "idempotency-key": "k" } }), status: 401, code: "unauthorized", behaviour: "auth failure · booking" },
   { name: "unknown bot", exchange: () => ({ rpc: "search", body: json(searchBody("bot_nope")), headers: auth() }), status: 404, code: "bot_not_found" },
-  { name: "another partner's bot", exchange: () => ({ rpc: "book", body: json(bookingBody(h.bots.b)), headers: keyed() }), status: 404, code: "bot_not_found" },
+  { name: "another partner's bot", exchange: () => ({ rpc: "book", body: json(bookingBody(h.bots.b)), headers: keyed() }), status: 404, code: "bot_not_found", behaviour: "bot ownership · booking" },
   { name: "bot_id missing", exchange: () => ({ rpc: "search", body: json({ ...searchBody("x"), bot_id: "" }), headers: auth() }), status: 400, code: "invalid_request" },
   { name: "query missing", exchange: () => ({ rpc: "search", body: json({ bot_id: "bot_a" }), headers: auth() }), status: 400, code: "invalid_request" },
-  { name: "range missing", exchange: () => ({ rpc: "search", body: json({ bot_id: "bot_a", query: { filter: {} } }), headers: auth() }), status: 400, code: "invalid_request" },
+  { name: "range missing", exchange: () => ({ rpc: "search", body: json({ bot_id: "bot_a", query: { filter: {} } }), headers: auth() }), status: 400, code: "invalid_request", behaviour: "validation · search" },
   { name: "end before start", exchange: () => ({ rpc: "search", body: withRange("2030-01-07T08:00:00Z"), headers: auth() }), status: 400, code: "invalid_request" },
   { name: "range too long", exchange: () => ({ rpc: "search", body: withRange("2030-03-07T08:00:00Z"), headers: auth() }), status: 400, code: "invalid_request" },
   { name: "bad timestamp", exchange: () => ({ rpc: "search", body: withRange("tomorrow"), headers: auth() }), status: 400, code: "invalid_request" },
@@ -107,6 +110,7 @@ const ERROR_ROWS: readonly ErrorRow[] = [
     },
     status: 400,
     code: "invalid_request",
+    behaviour: "validation · booking",
   },
   { name: "customer missing", exchange: () => ({ rpc: "book", body: json({ bot_id: "bot_a", booking: { start_at: "2031-01-01T09:00:00Z", duration_minutes: 30 } }), headers: keyed() }), status: 400, code: "invalid_request" },
   { name: "body not JSON", exchange: () => ({ rpc: "search", body: "{bad", headers: auth() }), status: 400, code: "invalid_request", sameMessage: false },
@@ -116,6 +120,7 @@ const ERROR_ROWS: readonly ErrorRow[] = [
     status: 413,
     code: "request_too_large",
     sameMessage: false,
+    behaviour: "size limit · search",
   },
   { name: "Idempotency-Key missing", exchange: () => ({ rpc: "book", body: json(bookingBody("bot_a")), headers: auth() }), status: 400, code: "idempotency_key_invalid" },
   { name: "Idempotency-Key too long", exchange: () => ({ rpc: "book", body: json(bookingBody("bot_a")), headers: { ...auth(), "idempotency-key": "k".repeat(256) } }), status: 400, code: "idempotency_key_invalid" },
@@ -153,6 +158,7 @@ const ERROR_ROWS: readonly ErrorRow[] = [
       platform: { status, body: { error: { code, message: `platform says ${code}` } } },
       status,
       code,
+      behaviour: "platform error pass-through · booking",
     }),
   ),
   ...([
@@ -196,6 +202,10 @@ describe("errors: same status, code and message on REST and Connect JSON", () =>
     expect({ status: connect.status, code: connect.code }).toEqual({ status: row.status, code: row.code });
     expect(rest.retryAfter).toBe(connect.retryAfter);
     if (row.sameMessage !== false) expect(rest.message).toBe(connect.message);
+    if (row.behaviour !== undefined) {
+      covers(row.behaviour, "rest");
+      covers(row.behaviour, "connect-json-h1");
+    }
   });
 });
 
@@ -209,6 +219,8 @@ describe("idempotency errors: the same on REST and Connect JSON", () => {
     const connect = connectOutcome(await viaConnect(other));
     expect(rest).toEqual(connect);
     expect({ status: rest.status, code: rest.code }).toEqual({ status: 422, code: "idempotency_key_mismatch" });
+    covers("422 mismatch · booking", "rest");
+    covers("422 mismatch · booking", "connect-json-h1");
   });
 
   it("idempotency_key_in_use: the same key while the first booking is in flight, with Retry-After", async () => {
@@ -223,10 +235,12 @@ describe("idempotency errors: the same on REST and Connect JSON", () => {
     expect({ status: rest.status, code: rest.code }).toEqual({ status: 409, code: "idempotency_key_in_use" });
     expect(Number(rest.retryAfter)).toBeGreaterThan(0);
     expect((await inFlight).status).toBe(201);
+    covers("409 in flight · booking", "rest");
+    covers("409 in flight · booking", "connect-json-h1");
   });
 
   it("rate_limited, with Retry-After", async () => {
-    const limited = await startHarness({ store: "memory", env: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "1" } });
+    const limited = await startHarness({ env: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "1" } });
     try {
       const exchange = { rpc: "search", body: json(searchBody(limited.bots.a)), headers: { authorization: `Bearer ${limited.keys.a}` } } as const;
       const at = (base: string, x: Exchange, path: string, extra: Record<string, string>) =>
@@ -237,6 +251,8 @@ describe("idempotency errors: the same on REST and Connect JSON", () => {
       expect({ status: rest.status, code: rest.code }).toEqual({ status: 429, code: "rate_limited" });
       expect(rest).toEqual(connect);
       expect(Number(rest.retryAfter)).toBeGreaterThan(0);
+      covers("rate limit · search", "rest");
+      covers("rate limit · search", "connect-json-h1");
     } finally {
       await limited.close();
     }
@@ -252,6 +268,8 @@ describe("idempotency errors: the same on REST and Connect JSON", () => {
     expect({ status: rest.status, replayed: rest.headers["idempotent-replayed"], body: rest.json }).toEqual({ status: 201, replayed: "true", body: first.json });
     expect(connect.headers["idempotent-replayed"]).toBe("true");
     expect(unflatten(connect.json)).toEqual(first.json);
+    covers("replay · booking", "rest");
+    covers("replay · booking", "connect-json-h1");
   });
 });
 

@@ -12,13 +12,14 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BOOKING_SAMPLE, SEARCH_SAMPLE } from "../src/rest/openapi.js";
 import { buildServer } from "../src/server/app.js";
+import { covers } from "./support/behaviour-matrix.js";
 import { send, type HttpAnswer } from "./support/http1.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
 
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1500" } });
+  h = await startHarness({ env: { WEBHOOK_TIMEOUT_MS: "1500" } });
   // The bot of the documentation's samples, owned by partner A.
   await h.gateway.directory.store.putBot({ id: SEARCH_SAMPLE.bot_id, partnerId: h.partners.a, accountId: h.accounts.a });
 });
@@ -71,6 +72,8 @@ describe("the documentation's request samples, verbatim", () => {
     const again = await book(BOOKING_SAMPLE, auth(h.keys.a, { "Idempotency-Key": key }));
     expect({ status: again.status, replayed: again.headers["idempotent-replayed"], text: again.text }).toEqual({ status: 201, replayed: "true", text: res.text });
     expect(res.headers["idempotent-replayed"]).toBeUndefined();
+    expect(h.platform.received.slice(before).filter((r) => r.path === "/bookings")).toHaveLength(1);
+    covers("replay · booking", "rest");
   });
 });
 
@@ -105,6 +108,12 @@ describe("pass-through of the platform's answer", () => {
     const res = await book(bookingBody(h.bots.a));
     expectEnvelope(res, 409, "slot_unavailable");
     expect(res.json.error.message).toBe("taken");
+    covers("platform error pass-through · booking", "rest");
+    h.script = () => ({ status: 422, body: { error: { code: "outside_hours", message: "closed then" } } });
+    const searched = await search(searchBody(h.bots.a));
+    expectEnvelope(searched, 422, "outside_hours");
+    expect(searched.json.error.message).toBe("closed then");
+    covers("platform error pass-through · search", "rest");
   });
 
   it("still validates: non-JSON and schema-breaking answers are platform_invalid_response", async () => {
@@ -155,8 +164,12 @@ describe("errors the framework would answer by itself come in the envelope", () 
   });
 
   it.each(paths)("413 request_too_large (%s)", async (path) => {
+    const before = h.platform.received.length;
     const big = JSON.stringify({ bot_id: h.bots.a, padding: "x".repeat(h.config.maxRequestBytes) });
-    expectEnvelope(await send(h.url + path, { headers: auth(h.keys.a, { "content-type": "application/json" }), body: big }), 413, "request_too_large");
+    const headers = auth(h.keys.a, { "content-type": "application/json", "idempotency-key": idempotencyKey() });
+    expectEnvelope(await send(h.url + path, { headers, body: big }), 413, "request_too_large");
+    expect(h.platform.received.length).toBe(before);
+    covers(path.includes("search") ? "size limit · search" : "size limit · booking", "rest");
   });
 
   it("accepts a gzip body; refuses other encodings, bad gzip and gzip that expands past the limit", async () => {
@@ -197,20 +210,45 @@ describe("errors the framework would answer by itself come in the envelope", () 
 
 describe("the gateway's own errors", () => {
   it("401 unauthorized", async () => {
+    const before = h.platform.received.length;
     expectEnvelope(await search(searchBody(h.bots.a), {}), 401, "unauthorized");
     expectEnvelope(await search(searchBody(h.bots.a), { authorization: "Basic abc" }), 401, "unauthorized");
     expectEnvelope(await search(searchBody(h.bots.a), auth("sk_ptnr_unknown")), 401, "unauthorized");
+    covers("auth failure · search", "rest");
+    const key = { "idempotency-key": idempotencyKey() };
+    expectEnvelope(await book(bookingBody(h.bots.a), key), 401, "unauthorized");
+    expectEnvelope(await book(bookingBody(h.bots.a), { authorization: "Basic abc", ...key }), 401, "unauthorized");
+    expectEnvelope(await book(bookingBody(h.bots.a), auth("sk_ptnr_unknown", key)), 401, "unauthorized");
+    expect(h.platform.received.length).toBe(before);
+    covers("auth failure · booking", "rest");
   });
 
   it("404 bot_not_found", async () => {
+    const before = h.platform.received.length;
     expectEnvelope(await search(searchBody("bot_nope")), 404, "bot_not_found");
-    expectEnvelope(await search(searchBody(h.bots.b)), 404, "bot_not_found");
+    const foreign = await search(searchBody(h.bots.b));
+    expectEnvelope(foreign, 404, "bot_not_found");
+    expect((await search(searchBody(h.bots.b), auth(h.keys.b))).status).toBe(200);
+    covers("bot ownership · search", "rest");
+    const unknownBooking = await book(bookingBody("bot_nope"));
+    const foreignBooking = await book(bookingBody(h.bots.b));
+    expectEnvelope(foreignBooking, 404, "bot_not_found");
+    expect(foreignBooking.json.error.message.replace(h.bots.b, "X")).toBe(unknownBooking.json.error.message.replace("bot_nope", "X"));
+    expect(h.platform.received.length).toBe(before + 1);
+    covers("bot ownership · booking", "rest");
   });
 
   it("400 invalid_request names the field", async () => {
     const res = await search({ bot_id: h.bots.a, query: { filter: {} } });
     expectEnvelope(res, 400, "invalid_request");
     expect(res.json.error.message).toContain("start_at_range");
+    covers("validation · search", "rest");
+    const b = bookingBody(h.bots.a);
+    b.booking.duration_minutes = 0;
+    const booking = await book(b);
+    expectEnvelope(booking, 400, "invalid_request");
+    expect(booking.json.error.message).toContain("booking.duration_minutes");
+    covers("validation · booking", "rest");
   });
 
   it("400 invalid_request: a booking's customer.phone that is not E.164, and nothing is booked", async () => {
@@ -240,6 +278,15 @@ describe("the gateway's own errors", () => {
     expectEnvelope(await search(searchBody(h.bots.a), auth(h.keys.a, { "x-server-timeout": "0.3" })), 504, "platform_timeout");
     expect(Date.now() - started).toBeLessThan(1200);
     expectEnvelope(await search(searchBody(h.bots.a), auth(h.keys.a, { "x-server-timeout": "soon" })), 400, "invalid_request");
+    covers("server deadline · search", "rest");
+  });
+
+  it("504 platform_timeout for a booking past X-Server-Timeout", async () => {
+    h.script = (req) => (req.path === "/bookings" ? { status: 201, body: { booking: { id: "bkg_late", status: "accepted" } }, delayMs: 3000 } : undefined);
+    const started = Date.now();
+    expectEnvelope(await book(bookingBody(h.bots.a), auth(h.keys.a, { "idempotency-key": idempotencyKey(), "x-server-timeout": "0.3" })), 504, "platform_timeout");
+    expect(Date.now() - started).toBeLessThan(1200);
+    covers("server deadline · booking", "rest");
   });
 });
 

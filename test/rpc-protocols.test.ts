@@ -5,14 +5,15 @@
  */
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { verifySignature } from "../src/platform/signature.js";
-import { bearer, bookingRequest, clientsFor, expectRpcError, RPC_PROTOCOLS, searchRequest, type RpcClients } from "./support/clients.js";
+import { covers } from "./support/behaviour-matrix.js";
+import { bearer, bookingRequest, clientsFor, deadlineHeaders, expectRpcError, RPC_PROTOCOLS, searchRequest, type RpcClients } from "./support/clients.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
+import { documentedSignatureValid } from "./support/webhook-signature.js";
 
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "redis", env: { WEBHOOK_TIMEOUT_MS: "1000" } });
+  h = await startHarness({ env: { WEBHOOK_TIMEOUT_MS: "1000" } });
 });
 afterAll(() => h.close());
 
@@ -33,7 +34,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
     expect(webhook.path).toBe("/availability/search");
     expect(webhook.headers["content-type"]).toBe("application/json");
     expect(webhook.headers["x-dialstack-account-id"]).toBe(h.accounts.a);
-    expect(verifySignature(h.secret, webhook.headers["x-dialstack-signature"] as string, webhook.rawBody)).toEqual({ ok: true });
+    expect(documentedSignatureValid(h.secret, webhook.headers["x-dialstack-signature"], webhook.rawBody)).toBe(true);
     expect(JSON.parse(webhook.rawBody)).toEqual({
       account_id: h.accounts.a,
       query: { filter: { start_at_range: { start_at: "2030-01-07T09:00:00Z", end_at: "2030-01-07T12:00:00Z" } } },
@@ -78,6 +79,8 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
 
   describe("errors", () => {
     const search = () => searchBody(h.bots.a);
+    const book = (body: object, key = idempotencyKey(), options: { headers?: Record<string, string> } = bearer(h.keys.a)) =>
+      c.booking.createBooking(bookingRequest(body), { ...options, headers: { ...options.headers, "idempotency-key": key } });
 
     it("unauthorized: no, malformed or unknown key", async () => {
       await expectRpcError(c.availability.searchAvailability(searchRequest(search())), Code.Unauthenticated, "unauthorized");
@@ -87,6 +90,16 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
         "unauthorized",
       );
       await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer("sk_ptnr_unknown")), Code.Unauthenticated, "unauthorized");
+      covers("auth failure · search", protocol);
+    });
+
+    it("unauthorized bookings: no, malformed or unknown key; nothing reaches the platform", async () => {
+      const before = h.platform.received.length;
+      await expectRpcError(book(bookingBody(h.bots.a), idempotencyKey(), {}), Code.Unauthenticated, "unauthorized");
+      await expectRpcError(book(bookingBody(h.bots.a), idempotencyKey(), { headers: { authorization: "Basic abc" } }), Code.Unauthenticated, "unauthorized");
+      await expectRpcError(book(bookingBody(h.bots.a), idempotencyKey(), bearer("sk_ptnr_unknown")), Code.Unauthenticated, "unauthorized");
+      expect(h.platform.received.length).toBe(before);
+      covers("auth failure · booking", protocol);
     });
 
     it("bot_not_found: unknown bot, and another partner's bot, alike", async () => {
@@ -101,6 +114,19 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
         "bot_not_found",
       );
       expect(foreign.rawMessage.replace(h.bots.b, "X")).toBe(unknown.rawMessage.replace("bot_nope", "X"));
+      covers("bot ownership · search", protocol);
+    });
+
+    it("bot_not_found: a booking for another partner's bot, answered like an unknown bot, nothing sent", async () => {
+      const before = h.platform.received.length;
+      const unknown = await expectRpcError(book(bookingBody("bot_nope")), Code.NotFound, "bot_not_found");
+      const foreign = await expectRpcError(book(bookingBody(h.bots.b)), Code.NotFound, "bot_not_found");
+      expect(foreign.rawMessage.replace(h.bots.b, "X")).toBe(unknown.rawMessage.replace("bot_nope", "X"));
+      expect(h.platform.received.length).toBe(before);
+      // The owner books the same bot.
+      const own = await c.booking.createBooking(bookingRequest(bookingBody(h.bots.b)), bearer(h.keys.b, { "idempotency-key": idempotencyKey() }));
+      expect(own.booking?.status).toBe("accepted");
+      covers("bot ownership · booking", protocol);
     });
 
     it.each([
@@ -116,6 +142,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
       const e = await expectRpcError(c.availability.searchAvailability(searchRequest(b), bearer(h.keys.a)), Code.InvalidArgument, "invalid_request");
       expect(e.rawMessage).toContain(fieldHint);
       expect(h.platform.received.length).toBe(before);
+      covers("validation · search", protocol);
     });
 
     it("invalid_request: booking duration_minutes <= 0", async () => {
@@ -127,6 +154,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
         "invalid_request",
       );
       expect(e.rawMessage).toContain("booking.duration_minutes");
+      covers("validation · booking", protocol);
     });
 
     it.each(["call me maybe", "", "15551234567", "+1 555 123 4567", "+1555"])("invalid_request: booking customer.phone %j is not E.164", async (phone) => {
@@ -163,8 +191,20 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
       [500, "configuration_error", Code.Unavailable],
     ] as const)("platform error envelope %i %s", async (status, code, connectCode) => {
       h.script = () => ({ status, body: { error: { code, message: `platform says ${code}` } } });
-      const e = await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), connectCode, code);
+      const e = await expectRpcError(c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a)), connectCode, code, { httpStatus: status });
       expect(e.rawMessage).toBe(`platform says ${code}`);
+      covers("platform error pass-through · search", protocol);
+    });
+
+    it.each([
+      [409, "slot_unavailable", Code.AlreadyExists],
+      [422, "customer_blocked", Code.FailedPrecondition],
+      [503, "maintenance", Code.Unavailable],
+    ] as const)("platform error envelope %i %s on a booking", async (status, code, connectCode) => {
+      h.script = (req) => (req.path === "/bookings" ? { status, body: { error: { code, message: `platform says ${code}` } } } : undefined);
+      const e = await expectRpcError(book(bookingBody(h.bots.a)), connectCode, code, { httpStatus: status });
+      expect(e.rawMessage).toBe(`platform says ${code}`);
+      covers("platform error pass-through · booking", protocol);
     });
 
     it.each([
@@ -198,15 +238,31 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
       expect(Date.now() - started).toBeLessThan(2500);
     });
 
-    it("platform_timeout: the caller's own, shorter deadline", async () => {
+    // The deadline travels as the protocol's header, with no client-side timer: the answer is the server's.
+    it("platform_timeout: the caller's own, shorter deadline; the webhook is cut short", async () => {
       h.script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 3000 });
       const started = Date.now();
       const abortedBefore = h.platform.aborted;
-      await expect(c.availability.searchAvailability(searchRequest(search()), { ...bearer(h.keys.a), timeoutMs: 300 })).rejects.toMatchObject({
-        code: Code.DeadlineExceeded,
-      });
+      await expectRpcError(
+        c.availability.searchAvailability(searchRequest(search()), bearer(h.keys.a, deadlineHeaders(protocol, 300))),
+        Code.DeadlineExceeded,
+        "platform_timeout",
+      );
       expect(Date.now() - started).toBeLessThan(900);
       await expect.poll(() => h.platform.aborted, { timeout: 2000 }).toBeGreaterThan(abortedBefore);
+      covers("server deadline · search", protocol);
+    });
+
+    it("platform_timeout: a booking past the caller's own deadline", async () => {
+      h.script = (req) => (req.path === "/bookings" ? { status: 201, body: { booking: { id: "bkg_late", status: "accepted" } }, delayMs: 3000 } : undefined);
+      const started = Date.now();
+      await expectRpcError(
+        c.booking.createBooking(bookingRequest(bookingBody(h.bots.a)), bearer(h.keys.a, { "idempotency-key": idempotencyKey(), ...deadlineHeaders(protocol, 300) })),
+        Code.DeadlineExceeded,
+        "platform_timeout",
+      );
+      expect(Date.now() - started).toBeLessThan(900);
+      covers("server deadline · booking", protocol);
     });
   });
 });

@@ -17,7 +17,7 @@ import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } f
 let h: Harness;
 
 beforeAll(async () => {
-  h = await startHarness({ store: "memory" });
+  h = await startHarness();
 });
 afterAll(() => h.close());
 

@@ -4,10 +4,11 @@
  * platform; the tests run it as their platform, recording what it receives and
  * scripting answers through `respond`.
  *
- * It verifies every signature, generates plausible availability (weekdays,
- * 09:00 to 17:00 UTC, 30-minute slots, some taken), books a slot at most
- * once per idempotency key (201 on creation, 200 on a replay), and recognises
- * one caller, `DEMO_CALLER`, who has an appointment on the next weekday.
+ * It verifies every signature (with the gateway's verifier unless given
+ * another), generates plausible availability (weekdays, 09:00 to 17:00 UTC,
+ * 30-minute slots, some taken), books a slot at most once per idempotency key
+ * (201 on creation, 200 on a replay), and recognises one caller,
+ * `DEMO_CALLER`, who has an appointment on the next weekday.
  */
 import { createHash, randomBytes } from "node:crypto";
 import http from "node:http";
@@ -48,6 +49,13 @@ export interface ReferencePlatformOptions {
    * and then reset the connection so the answer is lost; call it at most once.
    */
   readonly respond?: (req: ReceivedWebhook, reference: () => PlatformReply) => PlatformReply | undefined | Promise<PlatformReply | undefined>;
+  /**
+   * Checks a request's signature (`X-DialStack-Signature`); the gateway's own
+   * verifier by default. Tests give one written from the platform
+   * documentation, so the gateway's signing is checked against the documented
+   * format and not against its own code.
+   */
+  readonly verifySignature?: (secret: string, headers: http.IncomingHttpHeaders, rawBody: string) => boolean;
   readonly host?: string;
   readonly port?: number;
 }
@@ -128,7 +136,8 @@ export class ReferencePlatform {
     }
     const accountId = String(req.headers[ACCOUNT_HEADER] ?? "");
     const secret = this.secretFor(accountId);
-    const signatureValid = secret !== undefined && verifySignature(secret, req.headers[SIGNATURE_HEADER] as string | undefined, rawBody).ok;
+    const verify = this.options.verifySignature ?? gatewayVerifier;
+    const signatureValid = secret !== undefined && verify(secret, req.headers, rawBody);
     const path = (req.url ?? "").replace(/^\/dialstack/, "");
     const connection = this.connections.get(req.socket) ?? 0;
     const received: ReceivedWebhook = { connection, path, headers: req.headers, rawBody, body, signatureValid };
@@ -241,6 +250,10 @@ export class ReferencePlatform {
     this.bookings.set(key, { key, booking });
     return { status: 201, body: { booking } };
   }
+}
+
+function gatewayVerifier(secret: string, headers: http.IncomingHttpHeaders, rawBody: string): boolean {
+  return verifySignature(secret, headers[SIGNATURE_HEADER] as string | undefined, rawBody).ok;
 }
 
 function iso(ms: number): string {

@@ -82,8 +82,41 @@ export function reasonOf(e: unknown): string | undefined {
   return error.findDetails(ErrorInfoSchema)[0]?.reason;
 }
 
-/** Awaits a call that must fail with `code` and an ErrorInfo whose reason is `reason`. */
-export async function expectRpcError(call: Promise<unknown>, code: Code, reason: string): Promise<ConnectError> {
+/**
+ * The REST status of each machine code of the gateway's own, as the README's
+ * error table documents it. Every protocol carries it: REST as the HTTP
+ * status, the RPC protocols as the ErrorInfo's `http_status` metadata.
+ */
+export const DOCUMENTED_STATUS: Readonly<Record<string, number>> = {
+  unauthorized: 401,
+  bot_not_found: 404,
+  invalid_request: 400,
+  request_too_large: 413,
+  idempotency_key_invalid: 400,
+  idempotency_key_mismatch: 422,
+  idempotency_key_in_use: 409,
+  webhook_not_configured: 422,
+  customer_lookup_not_supported: 501,
+  not_found: 404,
+  method_not_allowed: 405,
+  unsupported_media_type: 415,
+  unsupported_encoding: 415,
+  platform_rejected: 502,
+  platform_unavailable: 502,
+  platform_invalid_response: 502,
+  platform_timeout: 504,
+  rate_limited: 429,
+  service_unavailable: 503,
+  internal_error: 500,
+};
+
+/**
+ * Awaits a call that must fail with `code` and an ErrorInfo whose reason is
+ * `reason`, and whose `http_status` is `httpStatus` (by default the status
+ * `DOCUMENTED_STATUS` gives the reason; a platform's own codes have none, so
+ * pass-through checks name the platform's status).
+ */
+export async function expectRpcError(call: Promise<unknown>, code: Code, reason: string, options: { httpStatus?: number } = {}): Promise<ConnectError> {
   let caught: unknown;
   try {
     await call;
@@ -92,8 +125,30 @@ export async function expectRpcError(call: Promise<unknown>, code: Code, reason:
   }
   expect(caught, `expected ${Code[code]}/${reason}`).toBeInstanceOf(ConnectError);
   const error = caught as ConnectError;
-  expect({ code: Code[error.code], reason: reasonOf(error) }).toEqual({ code: Code[code], reason });
+  const status = options.httpStatus ?? DOCUMENTED_STATUS[reason];
+  const seen = { code: Code[error.code], reason: reasonOf(error), httpStatus: httpStatusOf(error) };
+  expect(seen).toEqual({ code: Code[code], reason, httpStatus: status === undefined ? seen.httpStatus : status });
   return error;
+}
+
+/** The REST status an RPC error carries in its ErrorInfo (a REST answer's own status, through restBookingClient). */
+export function httpStatusOf(e: unknown): number | undefined {
+  const status = ConnectError.from(e).findDetails(ErrorInfoSchema)[0]?.metadata.http_status;
+  return status === undefined ? undefined : Number(status);
+}
+
+/** Protocols a test may speak: the RPC ones, and REST. */
+export type Protocol = RpcProtocol | "rest";
+
+/**
+ * Request headers that give the call a deadline of `ms` the way `protocol`
+ * carries it. No client-side timer is armed, so the answer that comes back is
+ * the server's own.
+ */
+export function deadlineHeaders(protocol: Protocol, ms: number): Record<string, string> {
+  if (protocol === "rest") return { "x-server-timeout": String(ms / 1000) };
+  if (protocol.startsWith("connect-")) return { "connect-timeout-ms": String(ms) };
+  return { "grpc-timeout": `${ms}m` };
 }
 
 export { create, type MessageInitShape };

@@ -6,8 +6,15 @@
  *   platform has no webhook);
  * - partner B (`keys.b`) owns `bots.b`.
  *
- * `store: "redis"` keeps the directory in the test Redis under a prefix of its
- * own, so test files never see each other's keys.
+ * The directory and the idempotency records live in the test run's Redis,
+ * under a key prefix of the harness's own, so test files never see each
+ * other's keys; `store: "memory"` is the embedded default instead, for the
+ * tests of that default.
+ *
+ * The platform checks every webhook's signature against the documented format
+ * (test/support/webhook-signature.ts), not with the gateway's code, and
+ * answers a badly signed webhook with 401 `invalid_signature` even when a test
+ * scripts its answers.
  */
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
@@ -19,8 +26,10 @@ import { ReferencePlatform, type ReferencePlatformOptions } from "../../src/demo
 import { createGateway } from "../../src/gateway/create-gateway.js";
 import { buildServer, type Gateway } from "../../src/server/app.js";
 import { importSeed, parseSeed } from "../../src/store/seed.js";
+import { documentedSignatureValid } from "./webhook-signature.js";
 
 export interface HarnessOptions {
+  /** Where the directory and the idempotency records live; Redis by default. */
   readonly store?: "memory" | "redis";
   /** Configuration variables, as the environment would give them. */
   readonly env?: Record<string, string>;
@@ -72,10 +81,13 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
   const platform = await new ReferencePlatform({
     secret,
     record: true,
-    respond: async (req, reference) => (await script?.(req, reference)) ?? options.respond?.(req, reference),
+    verifySignature: (key, headers, rawBody) => documentedSignatureValid(key, headers["x-dialstack-signature"], rawBody),
+    // A script answers only properly signed webhooks; the reference answers the others with invalid_signature.
+    respond: async (req, reference) =>
+      req.signatureValid ? ((await script?.(req, reference)) ?? options.respond?.(req, reference)) : undefined,
   }).start();
   const keys = { a: newPartnerKey(), b: newPartnerKey() };
-  const useRedis = options.store === "redis" || options.redisUrl !== undefined;
+  const useRedis = options.store !== "memory";
   const config = loadConfig({
     PORT: "0",
     LOG_LEVEL: "silent",
