@@ -19,6 +19,7 @@ import { DEMO_CALLER, type PlatformReply, type ReceivedWebhook } from "../src/de
 import { CustomerService } from "../src/gen/dialstack/partner/v1/customer_pb.js";
 import type { ConverseResponse } from "../src/gen/dialstack/partner/v1/session_pb.js";
 import { verifySignature } from "../src/platform/signature.js";
+import { covers } from "./support/behaviour-matrix.js";
 import { bearer, clientsFor, expectRpcError, HTTP2_PROTOCOLS, lookupRequest, RPC_PROTOCOLS, type RpcClients } from "./support/clients.js";
 import { send, type HttpAnswer } from "./support/http1.js";
 import { lookupBody, searchBody, startHarness, type Harness } from "./support/harness.js";
@@ -162,6 +163,8 @@ describe("REST: POST /v1/customers/lookup", () => {
     expectEnvelope(await post(lookupBody(h.bots.noWebhook, DEMO_CALLER.phone)), 422, "webhook_not_configured");
     expectEnvelope(await post({ customer: { phone: DEMO_CALLER.phone } }), 400, "invalid_request");
     expect(h.platform.received.length).toBe(before);
+    covers("auth failure · lookup", "rest");
+    covers("bot ownership · lookup", "rest");
   });
 
   it.each(BAD_PHONES)("400 invalid_request naming customer.phone: %s", async (_name, body) => {
@@ -170,6 +173,7 @@ describe("REST: POST /v1/customers/lookup", () => {
     expectEnvelope(res, 400, "invalid_request");
     expect(res.json.error.message).toMatch(/^customer(\.phone)? /);
     expect(h.platform.received.length).toBe(before);
+    covers("validation · lookup", "rest");
   });
 
   it.each(NOT_IMPLEMENTED)("501 customer_lookup_not_supported: the platform answers %s", async (_name, reply) => {
@@ -190,6 +194,17 @@ describe("REST: POST /v1/customers/lookup", () => {
     const res = await post(lookupBody(h.bots.a, DEMO_CALLER.phone));
     expectEnvelope(res, status, code);
     expect(res.json.error.message).toBe(`platform says ${code}`);
+    covers("platform error pass-through · lookup", "rest");
+  });
+
+  it("502 platform_rejected when the platform refuses the gateway (401/403)", async () => {
+    for (const status of [401, 403]) {
+      h.script = onLookup({ status, body: { error: { code: "invalid_signature", message: "bad signature" } } });
+      const res = await post(lookupBody(h.bots.a, DEMO_CALLER.phone));
+      expectEnvelope(res, 502, "platform_rejected");
+      expect(res.json.error.message).toContain(`(${status} invalid_signature)`);
+    }
+    covers("platform rejected · lookup", "rest");
   });
 
   it("502 platform_invalid_response, 502 platform_unavailable, 504 platform_timeout", async () => {
@@ -264,6 +279,8 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
     await expectRpcError(call(lookupBody(h.bots.noWebhook, DEMO_CALLER.phone)), Code.FailedPrecondition, "webhook_not_configured");
     await expectRpcError(c.customer.lookupCustomer(lookupRequest(lookupBody(h.bots.a, DEMO_CALLER.phone))), Code.Unauthenticated, "unauthorized");
     expect(h.platform.received.length).toBe(before);
+    covers("auth failure · lookup", protocol);
+    covers("bot ownership · lookup", protocol);
   });
 
   it.each(BAD_PHONES)("invalid_request naming the field: %s", async (_name, body) => {
@@ -271,6 +288,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
     const e = await expectRpcError(call({ ...(body as object), bot_id: h.bots.a }), Code.InvalidArgument, "invalid_request");
     expect(e.rawMessage).toMatch(/^customer(\.phone)? /);
     expect(h.platform.received.length).toBe(before);
+    covers("validation · lookup", protocol);
   });
 
   it.each(NOT_IMPLEMENTED)("customer_lookup_not_supported (unimplemented): the platform answers %s", async (_name, reply) => {
@@ -287,6 +305,16 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
     h.script = onLookup({ status, body: { error: { code, message: `platform says ${code}` } } });
     const e = await expectRpcError(call(lookupBody(h.bots.a, DEMO_CALLER.phone)), connectCode, code);
     expect(e.rawMessage).toBe(`platform says ${code}`);
+    covers("platform error pass-through · lookup", protocol);
+  });
+
+  it("platform_rejected when the platform refuses the gateway (401/403); the partner's key is not blamed", async () => {
+    for (const status of [401, 403]) {
+      h.script = onLookup({ status, body: { error: { code: "invalid_signature", message: "bad signature" } } });
+      const e = await expectRpcError(call(lookupBody(h.bots.a, DEMO_CALLER.phone)), Code.FailedPrecondition, "platform_rejected");
+      expect(e.rawMessage).toContain(`(${status} invalid_signature)`);
+    }
+    covers("platform rejected · lookup", protocol);
   });
 
   it("platform_invalid_response, platform_unavailable, platform_timeout", async () => {

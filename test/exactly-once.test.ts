@@ -18,6 +18,7 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ReferencePlatform } from "../src/demo/reference-platform.js";
 import { downstreamIdempotencyKey } from "../src/gateway/idempotency.js";
+import { covers } from "./support/behaviour-matrix.js";
 import { bearer, bookingRequest, clientsFor, expectRpcError, reasonOf, searchRequest, type RpcClients } from "./support/clients.js";
 import { admin } from "./support/commands.js";
 import { startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
@@ -282,6 +283,7 @@ describe("a platform that refuses the gateway (wrong secret), then is fixed", ()
       // Two refused by the signature check, then the booking.
       expect({ protocol, ...side }).toEqual({ protocol, webhooks: 3, bookingId: booked.id });
       expect(await book(c, h.keys.a, body, key)).toEqual({ id: booked.id, replayed: true });
+      covers("platform rejected · booking", protocol);
     }
   });
 });

@@ -47,6 +47,7 @@ describe.each(RPC_PROTOCOLS)("%s", (protocol) => {
     expect(Number(retryAfter)).toBeGreaterThanOrEqual(1);
     await c.availability.searchAvailability(searchRequest(searchBody(h.bots.b)), bearer(h.keys.b));
     covers("rate limit · search", protocol);
+    covers("rate limit · lookup", protocol);
   });
 
   it("answers rate_limited to bookings past the burst; the refused booking is not sent", async () => {
@@ -112,6 +113,12 @@ describe("REST", () => {
     const refused = (await untilRefused(h, () => failing(post("/v1/bookings", bookingBody(h.bots.a), { "idempotency-key": idempotencyKey() })))) as HttpAnswer;
     expectRateLimited(refused);
     covers("rate limit · booking", "rest");
+  });
+
+  it("answers 429 rate_limited with Retry-After to caller lookups past the burst", async () => {
+    const refused = (await untilRefused(h, () => failing(post("/v1/customers/lookup", lookupBody(h.bots.a, "+15551234567"))))) as HttpAnswer;
+    expectRateLimited(refused);
+    covers("rate limit · lookup", "rest");
   });
 });
 

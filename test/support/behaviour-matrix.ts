@@ -47,6 +47,13 @@ export const REQUIRED = {
   "size limit · booking": COLUMNS,
   "rate limit · search": COLUMNS,
   "rate limit · booking": COLUMNS,
+  "platform rejected · booking": COLUMNS,
+  "auth failure · lookup": COLUMNS,
+  "bot ownership · lookup": COLUMNS,
+  "validation · lookup": COLUMNS,
+  "platform error pass-through · lookup": COLUMNS,
+  "platform rejected · lookup": COLUMNS,
+  "rate limit · lookup": COLUMNS,
 } as const satisfies Record<string, readonly Column[]>;
 
 export type Behaviour = keyof typeof REQUIRED;
