@@ -22,6 +22,12 @@
  * a Connect end-stream message, or a gRPC / gRPC-Web trailers-only response.
  * The connection is still closed, so a client waiting to stream is released.
  *
+ * connect-es answers a method it does not serve (405) or a content type none
+ * of its protocols takes (415) with a bare status; those get the protocol's
+ * error body too. And it spells `grpc-message` with `encodeURIComponent`; the
+ * trailers it writes are respelled as the gRPC specification says (see
+ * grpc-message.ts), so grpc-js and grpc-go show the message as it was.
+ *
  * A deadline longer than a Node timer holds (`maxTimeoutMs`) is refused here,
  * before connect-es, which would refuse it too but arm a timer with it first
  * (and have Node print a `TimeoutOverflowWarning` for a client's input).
@@ -39,6 +45,7 @@ import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { GatewayError } from "../errors.js";
+import { respellGrpcMessage } from "./grpc-message.js";
 import { lacksErrorInfo, toRpcError } from "./rpc-error.js";
 
 const COMPRESSED_FLAG = 0b00000001;
@@ -63,6 +70,7 @@ export function withErrorDetails(handler: UniversalHandler, maxTimeoutMs: number
     if (tooLong !== undefined) return errorResponse(req.header.get("content-type"), tooLong, new Headers());
     const res = await handler(req);
     if (res.status === 505) return http2Required(req.header.get("content-type"), res);
+    if (res.status === 405 || res.status === 415) return refused(handler, req.header.get("content-type"), res);
     switch (protocolOf(req.header.get("content-type"))) {
       case "connect":
         return isStream ? mapChunks(res, endStreamFlag, rewriteEndStream) : rewriteConnectUnary(res);
@@ -107,6 +115,26 @@ function http2Required(contentType: string | null, res: UniversalServerResponse)
 }
 
 /**
+ * connect-es answers a method it does not serve (a GET of a method with side
+ * effects, a PUT) with a bare 405, and a content type no protocol of the
+ * method accepts with a bare 415: clients then see only `HTTP 405`. Both are
+ * answered in the protocol's error shape instead, with the same status.
+ */
+function refused(handler: UniversalHandler, contentType: string | null, res: UniversalServerResponse): UniversalServerResponse {
+  const header = new Headers(res.header);
+  if (res.status === 405) {
+    header.set("allow", handler.allowedMethods.join(", "));
+    const error = GatewayError.of("method_not_allowed", `${handler.requestPath} accepts ${handler.allowedMethods.join(" or ")}`);
+    return errorResponse(contentType, error.toConnectError(), header, 405);
+  }
+  const error = GatewayError.of(
+    "unsupported_media_type",
+    `content type ${JSON.stringify(contentType ?? "")} is not supported; use one of Connect, gRPC or gRPC-Web's content types`,
+  );
+  return errorResponse(contentType, error.toConnectError(), header, 415);
+}
+
+/**
  * The deadline a request asks for (`connect-timeout-ms`, `grpc-timeout`), as
  * an error when it is longer than `maxTimeoutMs`. Malformed values are left
  * to connect-es, which refuses them without a timer.
@@ -139,6 +167,7 @@ function errorResponse(contentType: string | null, error: ConnectError, header: 
   if (/^application\/grpc/.test(type)) {
     header.set("content-type", type);
     setTrailerStatus(header, error);
+    respellGrpcMessage(header);
     return { status: 200, header };
   }
   header.set("content-type", "application/json");
@@ -180,12 +209,14 @@ function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
   const body = res.body;
   if (trailer === undefined || body === undefined || body instanceof Uint8Array) return res;
   const fix = () => {
+    if (!trailer.has("grpc-message")) return;
     const error = findTrailerError(trailer);
     if (error !== undefined && lacksErrorInfo(error)) {
       const fixed = toRpcError(error);
       for (const k of [...trailer.keys()]) trailer.delete(k);
       setTrailerStatus(trailer, fixed);
     }
+    respellGrpcMessage(trailer);
   };
   async function* watched(): AsyncIterable<Uint8Array> {
     try {
@@ -233,6 +264,11 @@ function rewriteEndStream(data: Uint8Array): Uint8Array | undefined {
 function rewriteGrpcWebTrailer(data: Uint8Array): Uint8Array | undefined {
   const trailer = trailerParse(data);
   const error = findTrailerError(trailer);
-  if (error === undefined || !lacksErrorInfo(error)) return undefined;
-  return trailerSerialize(setTrailerStatus(new Headers(), toRpcError(error)));
+  if (error === undefined) return undefined;
+  if (lacksErrorInfo(error)) {
+    const fixed = setTrailerStatus(new Headers(), toRpcError(error));
+    respellGrpcMessage(fixed);
+    return trailerSerialize(fixed);
+  }
+  return respellGrpcMessage(trailer) ? trailerSerialize(trailer) : undefined;
 }
