@@ -88,7 +88,8 @@ async function main(): Promise<void> {
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   const store_ = config.redisUrl !== undefined ? "redis" : "memory";
-  app.log.info({ port, store: store_, tls: config.tls !== undefined }, "gateway listening");
+  const metrics = config.metrics.serve === "port" ? app.metricsServer?.port : config.metrics.serve;
+  app.log.info({ port, store: store_, tls: config.tls !== undefined, metrics, tracing: config.tracing !== undefined }, "gateway listening");
   if (demo !== undefined) process.stdout.write(usage({ ...config, port }, demo) + "\n");
 
   let stopping = false;

@@ -2,7 +2,8 @@
  * Assembles the gateway's components from a `Config`: the directory store
  * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
  * client, the idempotency keeper (in Redis too when there is one) and the
- * business logic.
+ * business logic; and what operators watch them with: the logger, metrics,
+ * the tracer and the health state.
  */
 import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
@@ -20,24 +21,42 @@ import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.
 import { Appointments } from "./appointments.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { HealthState } from "../health/health-state.js";
+import { NO_METRICS, PrometheusMetrics, type IdempotencyOutcome } from "../metrics/metrics.js";
+import { createLogger } from "../observability/logger.js";
+import { propagatingTracer } from "../tracing/tracer.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
   readonly directoryStore?: DirectoryStore;
+  /** Where the log goes; stdout by default. */
+  readonly logStream?: NodeJS.WritableStream;
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
+  const log = createLogger({ level: config.logLevel, stream: parts.logStream });
+  const metrics = config.metrics.serve === "off" ? NO_METRICS : new PrometheusMetrics();
+  // The OpenTelemetry SDK is loaded only when spans are exported.
+  const tracer = config.tracing !== undefined ? await (await import("../tracing/otlp-tracer.js")).startOtlpTracer(config.tracing) : propagatingTracer;
   const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
   const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
   const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
-  const directory = new Directory(store, config.directoryCacheTtlMs);
+  const directory = new Directory(store, config.directoryCacheTtlMs, () => metrics.redisError("directory"));
   const watch =
     redis !== undefined && store instanceof RedisDirectoryStore
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
       : undefined;
-  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
-  const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
+  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs, metrics, log });
+  const keeping = {
+    claimTtlMs: config.idempotencyClaimTtlMs,
+    resultTtlMs: config.idempotencyTtlMs,
+    waitMs: config.idempotencyWaitMs,
+    onOutcome: (outcome: IdempotencyOutcome) => {
+      metrics.idempotency(outcome);
+      if (outcome === "store_unavailable" && redis !== undefined) metrics.redisError("idempotency");
+    },
+  };
   const keeper: IdempotencyKeeper =
     redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping) : new MemoryIdempotencyKeeper(keeping);
   const appointments = new Appointments(directory, webhooks, keeper, {
@@ -45,17 +64,24 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     streamWindowMs: config.streamWindowMs,
     streamConcurrency: config.streamConcurrency,
   });
+  const health = new HealthState(redis, log, metrics);
   return {
     config,
     directory,
     appointments,
-    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
+    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }, (partner) => metrics.rateLimited(partner)),
+    log,
+    metrics,
+    tracer,
+    health,
     redis,
     async close() {
+      health.close();
       await keeper.close();
       webhooks.close();
       await watch?.close();
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
+      await tracer.close();
     },
   };
 }

@@ -39,7 +39,8 @@ interface JsonBody {
 
 const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
-export async function registerRest(app: FastifyInstance, options: RestOptions): Promise<void> {
+/** Registers the REST routes and returns them. */
+export async function registerRest(app: FastifyInstance, options: RestOptions): Promise<readonly RestRoute[]> {
   // Client and bidirectional streams have no REST form.
   const routes = restRoutes(options.handlers).filter((r) => r.method.methodKind === "unary" || r.method.methodKind === "server_streaming");
   const matchers = routes.map((r) => ({ route: r, pattern: pathPattern(r) }));
@@ -103,6 +104,7 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
       .header("content-security-policy", "default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'")
       .send(page),
   );
+  return routes;
 }
 
 /**

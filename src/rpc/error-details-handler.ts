@@ -45,6 +45,7 @@ import { findTrailerError, setTrailerStatus } from "@connectrpc/connect/protocol
 import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect/protocol-grpc-web";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { GatewayError } from "../errors.js";
+import { callKey } from "./call-context.js";
 import { respellGrpcMessage } from "./grpc-message.js";
 import { lacksErrorInfo, toRpcError } from "./rpc-error.js";
 
@@ -62,22 +63,28 @@ function protocolOf(contentType: string | null): "grpc" | "grpc-web" | "connect"
 export function withErrorDetails(handler: UniversalHandler, maxTimeoutMs: number): UniversalHandler {
   const isStream = handler.method.methodKind !== "unary";
   const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
+    // The call's status, for metrics and tracing, where it is decided here.
+    const call = req.contextValues?.get(callKey);
+    const settled = (error: ConnectError) => {
+      call?.settle(error.code);
+      return error;
+    };
     if (req.method === "GET") {
       const undecodable = checkGetMessage(req.url);
-      if (undecodable !== undefined) return connectUnaryError(undecodable);
+      if (undecodable !== undefined) return connectUnaryError(settled(undecodable));
     }
     const tooLong = checkDeadline(req.header, maxTimeoutMs);
-    if (tooLong !== undefined) return errorResponse(req.header.get("content-type"), tooLong, new Headers());
+    if (tooLong !== undefined) return errorResponse(req.header.get("content-type"), settled(tooLong), new Headers());
     const res = await handler(req);
-    if (res.status === 505) return http2Required(req.header.get("content-type"), res);
-    if (res.status === 405 || res.status === 415) return refused(handler, req.header.get("content-type"), res);
+    if (res.status === 505) return http2Required(req.header.get("content-type"), res, settled);
+    if (res.status === 405 || res.status === 415) return refused(handler, req.header.get("content-type"), res, settled);
     switch (protocolOf(req.header.get("content-type"))) {
       case "connect":
-        return isStream ? mapChunks(res, endStreamFlag, rewriteEndStream) : rewriteConnectUnary(res);
+        return isStream ? mapChunks(res, endStreamFlag, (data) => rewriteEndStream(data, settled)) : rewriteConnectUnary(res, settled);
       case "grpc":
-        return rewriteGrpc(res);
+        return rewriteGrpc(res, settled);
       case "grpc-web":
-        return mapChunks(res, trailerFlag, rewriteGrpcWebTrailer);
+        return mapChunks(res, trailerFlag, (data) => rewriteGrpcWebTrailer(data, settled));
     }
   };
   return Object.assign(wrapped, handler) as UniversalHandler;
@@ -110,8 +117,11 @@ const HTTP2_REQUIRED = GatewayError.of(
   "bidirectional streams need HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2); this request came over HTTP/1.1",
 ).toConnectError();
 
-function http2Required(contentType: string | null, res: UniversalServerResponse): UniversalServerResponse {
-  return errorResponse(contentType, HTTP2_REQUIRED, new Headers(res.header), 505);
+/** Records a status the wrapper decides (on the call's observation) and returns the error. */
+type Settle = (error: ConnectError) => ConnectError;
+
+function http2Required(contentType: string | null, res: UniversalServerResponse, settle: Settle): UniversalServerResponse {
+  return errorResponse(contentType, settle(HTTP2_REQUIRED), new Headers(res.header), 505);
 }
 
 /**
@@ -120,18 +130,18 @@ function http2Required(contentType: string | null, res: UniversalServerResponse)
  * method accepts with a bare 415: clients then see only `HTTP 405`. Both are
  * answered in the protocol's error shape instead, with the same status.
  */
-function refused(handler: UniversalHandler, contentType: string | null, res: UniversalServerResponse): UniversalServerResponse {
+function refused(handler: UniversalHandler, contentType: string | null, res: UniversalServerResponse, settle: Settle): UniversalServerResponse {
   const header = new Headers(res.header);
   if (res.status === 405) {
     header.set("allow", handler.allowedMethods.join(", "));
     const error = GatewayError.of("method_not_allowed", `${handler.requestPath} accepts ${handler.allowedMethods.join(" or ")}`);
-    return errorResponse(contentType, error.toConnectError(), header, 405);
+    return errorResponse(contentType, settle(error.toConnectError()), header, 405);
   }
   const error = GatewayError.of(
     "unsupported_media_type",
     `content type ${JSON.stringify(contentType ?? "")} is not supported; use one of Connect, gRPC or gRPC-Web's content types`,
   );
-  return errorResponse(contentType, error.toConnectError(), header, 415);
+  return errorResponse(contentType, settle(error.toConnectError()), header, 415);
 }
 
 /**
@@ -186,7 +196,7 @@ async function readAll(body: UniversalServerResponse["body"]): Promise<Uint8Arra
   return Buffer.concat(parts);
 }
 
-async function rewriteConnectUnary(res: UniversalServerResponse): Promise<UniversalServerResponse> {
+async function rewriteConnectUnary(res: UniversalServerResponse, settle: Settle): Promise<UniversalServerResponse> {
   if (res.status === 200 || res.header?.has("content-encoding") || res.body === undefined) return res;
   const bytes = await readAll(res.body);
   let error: ConnectError;
@@ -196,7 +206,7 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
     return { ...res, body: single(bytes) };
   }
   if (!lacksErrorInfo(error)) return { ...res, body: single(bytes) };
-  const fixed = toRpcError(error);
+  const fixed = settle(toRpcError(error));
   const body = errorToJsonBytes(fixed, {});
   const header = new Headers(res.header);
   header.set("content-length", String(body.byteLength));
@@ -204,7 +214,7 @@ async function rewriteConnectUnary(res: UniversalServerResponse): Promise<Univer
   return { ...res, status: codeToHttpStatus(fixed.code), header, body: single(body) };
 }
 
-function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
+function rewriteGrpc(res: UniversalServerResponse, settle: Settle): UniversalServerResponse {
   const trailer = res.trailer;
   const body = res.body;
   if (trailer === undefined || body === undefined || body instanceof Uint8Array) return res;
@@ -212,7 +222,7 @@ function rewriteGrpc(res: UniversalServerResponse): UniversalServerResponse {
     if (!trailer.has("grpc-message")) return;
     const error = findTrailerError(trailer);
     if (error !== undefined && lacksErrorInfo(error)) {
-      const fixed = toRpcError(error);
+      const fixed = settle(toRpcError(error));
       for (const k of [...trailer.keys()]) trailer.delete(k);
       setTrailerStatus(trailer, fixed);
     }
@@ -255,18 +265,18 @@ function mapChunks(
   return { ...res, body: mapped() };
 }
 
-function rewriteEndStream(data: Uint8Array): Uint8Array | undefined {
+function rewriteEndStream(data: Uint8Array, settle: Settle): Uint8Array | undefined {
   const end = endStream.parse(data);
   if (end.error === undefined || !lacksErrorInfo(end.error)) return undefined;
-  return endStream.serialize({ metadata: end.metadata, error: toRpcError(end.error) });
+  return endStream.serialize({ metadata: end.metadata, error: settle(toRpcError(end.error)) });
 }
 
-function rewriteGrpcWebTrailer(data: Uint8Array): Uint8Array | undefined {
+function rewriteGrpcWebTrailer(data: Uint8Array, settle: Settle): Uint8Array | undefined {
   const trailer = trailerParse(data);
   const error = findTrailerError(trailer);
   if (error === undefined) return undefined;
   if (lacksErrorInfo(error)) {
-    const fixed = setTrailerStatus(new Headers(), toRpcError(error));
+    const fixed = setTrailerStatus(new Headers(), settle(toRpcError(error)));
     respellGrpcMessage(fixed);
     return trailerSerialize(fixed);
   }

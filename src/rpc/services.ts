@@ -11,6 +11,7 @@ import { BotSessionService } from "../gen/dialstack/partner/v1/session_pb.js";
 import type { Appointments } from "../gateway/appointments.js";
 import { BotSession, type BotSessionOptions } from "../gateway/bot-session.js";
 import { GatewayError } from "../errors.js";
+import type { Metrics } from "../metrics/metrics.js";
 import { callerOf, passThrough } from "./call-context.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
@@ -31,9 +32,11 @@ export interface Services {
   readonly appointments: Appointments;
   /** Limits and the shutdown signal of bot sessions. */
   readonly sessions: BotSessionOptions;
+  /** Counts open sessions. */
+  readonly metrics: Metrics;
 }
 
-export function registerServices(router: ConnectRouter, { appointments, sessions }: Services): void {
+export function registerServices(router: ConnectRouter, { appointments, sessions, metrics }: Services): void {
   router.service(AvailabilityService, {
     async searchAvailability(req, ctx) {
       const result = await appointments.searchAvailability(callerOf(ctx), req);
@@ -62,7 +65,13 @@ export function registerServices(router: ConnectRouter, { appointments, sessions
   router.service(BotSessionService, {
     // Authentication ran once for the whole stream, in the interceptor.
     async *converse(requests, ctx) {
-      yield* new BotSession(appointments, callerOf(ctx), sessions).converse(requests);
+      const session = new BotSession(appointments, callerOf(ctx), sessions);
+      metrics.sessionOpened();
+      try {
+        yield* session.converse(requests);
+      } finally {
+        metrics.sessionClosed();
+      }
     },
   });
 }

@@ -23,6 +23,8 @@ export class Directory {
   constructor(
     readonly store: DirectoryStore,
     cacheTtlMs: number,
+    /** Told of every store failure (metrics). */
+    private readonly onStoreError: () => void = () => {},
   ) {
     this.partners = new TtlCache(cacheTtlMs);
     this.routes = new TtlCache(cacheTtlMs);
@@ -77,6 +79,7 @@ export class Directory {
       return await fn();
     } catch (e) {
       if (e instanceof GatewayError) throw e;
+      this.onStoreError();
       throw GatewayError.of("service_unavailable", "the directory store is unavailable; retry shortly", {
         retryAfterSeconds: 1,
         cause: e,
