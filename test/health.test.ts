@@ -4,7 +4,8 @@
  * @grpc/grpc-js; NOT_SERVING while a test-owned Redis is frozen with SIGSTOP
  * and SERVING again after SIGCONT; `/healthz` and `/readyz` answering within
  * a second meanwhile; one log line when Redis is lost and one when it is
- * back; NOT_SERVING and an ended Watch at shutdown.
+ * back, and the failed checks counted; NOT_SERVING and an ended Watch at
+ * shutdown.
  */
 import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
@@ -15,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Health, HealthCheckResponse_ServingStatus as Status } from "../src/gen/grpc/health/v1/health_pb.js";
 import { expectRpcError, RPC_PROTOCOLS, transportFor } from "./support/clients.js";
 import { startHarness, type Harness } from "./support/harness.js";
+import { parsePrometheusText, sampleValue } from "./support/prometheus-text.js";
 import { RedisServer } from "./support/redis-server.js";
 
 const PROTO_DIR = fileURLToPath(new URL("../proto", import.meta.url));
@@ -152,6 +154,9 @@ describe("with Redis frozen (SIGSTOP) and thawed (SIGCONT)", () => {
     await expect.poll(() => w.seen).toEqual(["SERVING", "NOT_SERVING", "SERVING"]);
     expect((await fetch(`${h.url}/readyz`)).status).toBe(200);
     w.cancel();
+
+    const metrics = parsePrometheusText(await (await fetch(`${h.url}/metrics`)).text());
+    expect(sampleValue(metrics, "gateway_redis_errors_total", { source: "health_check" })).toBeGreaterThanOrEqual(1);
 
     const redisLines = lines.filter((l) => l.condition === "redis");
     expect(redisLines.map((l) => [l.level, l.msg])).toEqual([
