@@ -96,6 +96,8 @@ describe("request ids and trace context", () => {
       expect(m, String(webhook.headers.traceparent)).not.toBeNull();
       expect(m![1]).not.toBe(CALLER_TRACE);
       expect(m![1]).not.toBe("0".repeat(32));
+      // Without span export nothing is recorded, so the new trace is not sampled.
+      expect(m![3]).toBe("00");
       // A tracestate belongs to the caller's trace; a new trace does not carry it.
       expect(webhook.headers.tracestate).toBeUndefined();
     });

@@ -38,8 +38,4 @@ export class ConditionLog {
       this.log.warn(line, this.messages.good);
     }
   }
-
-  holds(subject = ""): boolean {
-    return this.bad.has(subject);
-  }
 }

@@ -12,7 +12,7 @@ import type { Appointments } from "../gateway/appointments.js";
 import { BotSession, type BotSessionOptions } from "../gateway/bot-session.js";
 import { GatewayError } from "../errors.js";
 import type { Metrics } from "../metrics/metrics.js";
-import { callerOf, passThrough } from "./call-context.js";
+import { callerOf, callKey, passThrough } from "./call-context.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
 
@@ -27,6 +27,8 @@ const NOT_SENT = {
   booking: () => create(CreateBookingResponseSchema),
 };
 export const REPLAYED_HEADER = "idempotent-replayed";
+
+const CONVERSE = "dialstack.partner.v1.BotSessionService/Converse";
 
 export interface Services {
   readonly appointments: Appointments;
@@ -65,7 +67,10 @@ export function registerServices(router: ConnectRouter, { appointments, sessions
   router.service(BotSessionService, {
     // Authentication ran once for the whole stream, in the interceptor.
     async *converse(requests, ctx) {
-      const session = new BotSession(appointments, callerOf(ctx), sessions);
+      // Failures inside the session are logged with the stream's request id.
+      const log = ctx.values.get(callKey)?.log;
+      const options = log === undefined ? sessions : { ...sessions, reportError: (e: unknown) => log.error({ err: e, procedure: CONVERSE }, "unexpected error") };
+      const session = new BotSession(appointments, callerOf(ctx), options);
       metrics.sessionOpened();
       try {
         yield* session.converse(requests);

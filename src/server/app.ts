@@ -19,7 +19,7 @@ import { registerProbes } from "../health/probes.js";
 import { PrometheusMetrics, type Metrics } from "../metrics/metrics.js";
 import { registerMetricsRoute, startMetricsServer, type MetricsServer } from "../metrics/metrics-server.js";
 import { CallObserver } from "../observability/call-observer.js";
-import { REDACTED_PATHS } from "../observability/logger.js";
+import { REDACTED_PATHS, type Logger } from "../observability/logger.js";
 import { requestIdOf, REQUEST_ID_HEADER } from "../observability/request-id.js";
 import { DescriptorIndex } from "../reflection/descriptor-index.js";
 import { REFLECTION_SERVICES, registerReflection } from "../reflection/reflection-service.js";
@@ -109,8 +109,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     closing.abort();
   });
 
-  const reportError = (e: unknown, procedure: string, log = gateway.log as { error: PinoLogger["error"] }) =>
-    log.error({ err: e, procedure }, "unexpected error");
+  const reportError = (e: unknown, procedure: string, log: Logger = gateway.log) => log.error({ err: e, procedure }, "unexpected error");
   const contextValues = (req: FastifyRequest) => createContextValues().set(callKey, req.call);
   const rpcOptions = (interceptors: Interceptor[]) => ({
     readMaxBytes: config.maxRequestBytes,

@@ -51,8 +51,6 @@ export function formatTraceParent(p: TraceParent): string {
   return `00-${p.traceId}-${p.spanId}-${p.flags.toString(16).padStart(2, "0")}`;
 }
 
-export const SAMPLED = 0x01;
-
 // Random ids come from a pool refilled in blocks: one system call per 256 spans.
 const pool = Buffer.alloc(4096);
 let offset = pool.length;
