@@ -132,6 +132,32 @@ describe("on the main port", () => {
     expect([...labelNames].sort()).toEqual(["code", "le", "outcome", "path", "procedure", "protocol"]);
   });
 
+  it("histograms are cumulative, end at +Inf with the count, and sum what they observed", async () => {
+    h.script = () => ({ status: 200, body: { availabilities: [] }, delayMs: 120 });
+    expect((await restPost(h, "/v1/availability/search", searchBody(h.bots.b), { authorization: `Bearer ${h.keys.b}` })).status).toBe(200);
+    const { families } = await scrape(h.url);
+    for (const family of [...families.values()].filter((f) => f.type === "histogram" && f.name.startsWith("gateway_"))) {
+      const series = new Map<string, { le: number; value: number }[]>();
+      for (const s of family.samples.filter((x) => x.name.endsWith("_bucket"))) {
+        const { le, ...rest } = s.labels;
+        const key = JSON.stringify(rest);
+        series.set(key, [...(series.get(key) ?? []), { le: le === "+Inf" ? Infinity : Number(le), value: s.value }]);
+      }
+      expect(series.size, family.name).toBeGreaterThan(0);
+      for (const [key, buckets] of series) {
+        const labels = JSON.parse(key) as Record<string, string>;
+        expect(buckets.map((b) => b.le)).toEqual([...buckets.map((b) => b.le)].sort((a, b) => a - b));
+        buckets.forEach((b, i) => expect(b.value).toBeGreaterThanOrEqual(buckets[i - 1]?.value ?? 0));
+        expect(buckets.at(-1)).toEqual({ le: Infinity, value: sampleValue(families, `${family.name}_count`, labels) });
+      }
+    }
+    // The slow webhook (120 ms) is above the 0.1 s bound and within 0.25 s.
+    const slow = { path: "/availability/search", outcome: "ok" };
+    const le = (bound: string) => sampleValue(families, "gateway_webhook_duration_seconds_bucket", { ...slow, le: bound });
+    expect(le("0.25") - le("0.1")).toBeGreaterThanOrEqual(1);
+    expect(sampleValue(families, "gateway_webhook_duration_seconds_sum", slow)).toBeGreaterThanOrEqual(0.12);
+  });
+
   it.skipIf(promtool().skip)("passes promtool check metrics", async () => {
     const { text } = await scrape(h.url);
     const result = await new Promise<{ code: number | null; output: string }>((resolve, reject) => {

@@ -12,7 +12,8 @@
  * it has throttled partners. No key, secret, bot, account or request id is
  * ever a label.
  */
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Registry } from "prom-client";
+import { CounterSeries, HistogramSeries } from "./series.js";
 
 /** How a call reached the gateway. REST calls count under the RPC procedure they map to. */
 export type CallProtocol = "rest" | "connect" | "grpc" | "grpc_web";
@@ -52,32 +53,33 @@ const LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
 
 export class PrometheusMetrics implements Metrics {
   readonly registry = new Registry();
-  private readonly calls = new Counter({
-    name: "gateway_calls_total",
-    help: "Calls answered, by procedure, protocol and status code (a Connect code; ok for success).",
-    labelNames: ["procedure", "protocol", "code"] as const,
-    registers: [this.registry],
-  });
-  private readonly callSeconds = new Histogram({
-    name: "gateway_call_duration_seconds",
-    help: "Time from a call's arrival to the end of its answer (a whole stream for streaming calls).",
-    labelNames: ["procedure", "protocol"] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
-  private readonly webhooks = new Counter({
-    name: "gateway_webhook_calls_total",
-    help: "Webhook calls to scheduling platforms, by webhook path and outcome.",
-    labelNames: ["path", "outcome"] as const,
-    registers: [this.registry],
-  });
-  private readonly webhookSeconds = new Histogram({
-    name: "gateway_webhook_duration_seconds",
-    help: "Webhook call latency, by webhook path and outcome.",
-    labelNames: ["path", "outcome"] as const,
-    buckets: LATENCY_BUCKETS,
-    registers: [this.registry],
-  });
+  // The per-call series: recorded on every call and webhook.
+  private readonly calls = new CounterSeries(
+    "gateway_calls_total",
+    "Calls answered, by procedure, protocol and status code (a Connect code; ok for success).",
+    ["procedure", "protocol", "code"],
+    this.registry,
+  );
+  private readonly callSeconds = new HistogramSeries(
+    "gateway_call_duration_seconds",
+    "Time from a call's arrival to the end of its answer (a whole stream for streaming calls).",
+    ["procedure", "protocol"],
+    LATENCY_BUCKETS,
+    this.registry,
+  );
+  private readonly webhooks = new CounterSeries(
+    "gateway_webhook_calls_total",
+    "Webhook calls to scheduling platforms, by webhook path and outcome.",
+    ["path", "outcome"],
+    this.registry,
+  );
+  private readonly webhookSeconds = new HistogramSeries(
+    "gateway_webhook_duration_seconds",
+    "Webhook call latency, by webhook path and outcome.",
+    ["path", "outcome"],
+    LATENCY_BUCKETS,
+    this.registry,
+  );
   private readonly idempotencyOutcomes = new Counter({
     name: "gateway_idempotency_outcomes_total",
     help: "Idempotency keys of bookings by outcome: claimed, replayed, mismatch, in_flight (gave up waiting), store_unavailable.",
@@ -107,13 +109,13 @@ export class PrometheusMetrics implements Metrics {
   }
 
   callFinished(procedure: string, protocol: CallProtocol, code: string, seconds: number): void {
-    this.calls.inc({ procedure, protocol, code });
-    this.callSeconds.observe({ procedure, protocol }, seconds);
+    this.calls.inc(procedure, protocol, code);
+    this.callSeconds.observe(seconds, procedure, protocol);
   }
 
   webhookFinished(path: string, outcome: WebhookOutcome, seconds: number): void {
-    this.webhooks.inc({ path, outcome });
-    this.webhookSeconds.observe({ path, outcome }, seconds);
+    this.webhooks.inc(path, outcome);
+    this.webhookSeconds.observe(seconds, path, outcome);
   }
 
   idempotency(outcome: IdempotencyOutcome): void {
