@@ -1,7 +1,9 @@
 /**
  * Server reflection, as tools use it with no copy of the `.proto` files:
  * `buf curl --list-methods`, and `buf curl` calls with no `--schema` on each
- * protocol (buf resolves the messages through reflection); and the
+ * protocol (buf resolves the messages through reflection); what grpcurl
+ * does, done with @grpc/grpc-js and protobufjs (v1alpha first, the schema
+ * rebuilt from the descriptors, then a call made with it); and the
  * reflection protocol itself, v1 and v1alpha, on every protocol that carries
  * bidirectional streams: files with their imports (down to
  * google/protobuf/*.proto), symbols, extensions, services, and NOT_FOUND
@@ -10,6 +12,11 @@
 import { create, fromBinary, type DescService } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
+import protobuf from "protobufjs";
+import descriptorExtension from "protobufjs/ext/descriptor.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ServerReflection as ReflectionV1,
@@ -83,6 +90,64 @@ describe("buf curl, with no schema: everything comes from reflection", () => {
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout).availabilities[0]).toMatchObject({ startAt: "2030-01-07T09:00:00Z", durationMinutes: 30 });
+  });
+});
+
+describe("grpcurl's way, with @grpc/grpc-js and protobufjs: reflection, then a call built from what it returned", () => {
+  it("lists services, fetches the schema of AvailabilityService, and searches with it", async () => {
+    const definition = protoLoader.loadSync("grpc/reflection/v1alpha/reflection.proto", {
+      includeDirs: [fileURLToPath(new URL("../proto", import.meta.url))],
+      keepCase: true,
+    });
+    const pkg = grpc.loadPackageDefinition(definition) as any;
+    const client = new pkg.grpc.reflection.v1alpha.ServerReflection(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure()) as grpc.Client &
+      Record<string, Function>;
+    try {
+      const stream = client.ServerReflectionInfo!() as grpc.ClientDuplexStream<object, any>;
+      const answers: any[] = [];
+      const ask = (request: object) =>
+        new Promise<any>((resolve, reject) => {
+          stream.once("data", (answer: any) => {
+            answers.push(answer);
+            resolve(answer);
+          });
+          stream.once("error", reject);
+          stream.write(request);
+        });
+      const listed = await ask({ list_services: "" });
+      expect(listed.list_services_response.service.map((s: { name: string }) => s.name)).toEqual(expect.arrayContaining(SERVICES));
+      const files = await ask({ file_containing_symbol: "dialstack.partner.v1.AvailabilityService" });
+      stream.end();
+
+      // The schema as protobufjs reads it from the FileDescriptorProtos, with no .proto file at hand.
+      const set = { file: files.file_descriptor_response.file_descriptor_proto.map((b: Buffer) => (descriptorExtension as unknown as typeof import("protobufjs/ext/descriptor.js")).FileDescriptorProto.decode(b)) };
+      const root = (protobuf.Root as any).fromDescriptor(set) as protobuf.Root;
+      const service = root.lookupService("dialstack.partner.v1.AvailabilityService");
+      const method = service.methods["SearchAvailability"]!.resolve() as protobuf.Method;
+      const input = method.resolvedRequestType!;
+      const output = method.resolvedResponseType!;
+      const request = input.fromObject({
+        botId: h.bots.a,
+        query: { filter: { startAtRange: { startAt: { seconds: Date.parse("2030-01-07T09:00:00Z") / 1000 }, endAt: { seconds: Date.parse("2030-01-07T12:00:00Z") / 1000 } } } },
+      });
+      const metadata = new grpc.Metadata();
+      metadata.set("authorization", `Bearer ${h.keys.a}`);
+      const answer = await new Promise<any>((resolve, reject) =>
+        client.makeUnaryRequest(
+          "/dialstack.partner.v1.AvailabilityService/SearchAvailability",
+          (m: protobuf.Message) => Buffer.from(input.encode(m).finish()),
+          (b: Buffer) => output.toObject(output.decode(b), { longs: Number }),
+          request,
+          metadata,
+          { deadline: Date.now() + 5000 },
+          (e: grpc.ServiceError | null, r: unknown) => (e ? reject(e) : resolve(r)),
+        ),
+      );
+      expect(answer.availabilities.length).toBeGreaterThan(0);
+      expect(answer.availabilities[0]).toMatchObject({ startAt: { seconds: Date.parse("2030-01-07T09:00:00Z") / 1000 }, durationMinutes: 30 });
+    } finally {
+      client.close();
+    }
   });
 });
 
