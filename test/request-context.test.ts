@@ -166,23 +166,36 @@ interface ExportedSpan {
   attributes: { key: string; value: Record<string, unknown> }[];
 }
 
+interface OtlpReceiver {
+  readonly url: string;
+  readonly bodies: { contentType: string; body: Buffer }[];
+  /** When set, exports are refused with this status (400: not retried). */
+  refuse: number | undefined;
+  close(): Promise<void>;
+}
+
 /** An OTLP/HTTP receiver on loopback that keeps what it is sent. */
-async function otlpReceiver(): Promise<{ url: string; bodies: { contentType: string; body: Buffer }[]; close(): Promise<void> }> {
+async function otlpReceiver(): Promise<OtlpReceiver> {
   const bodies: { contentType: string; body: Buffer }[] = [];
+  const receiver = { refuse: undefined as number | undefined };
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
     req.on("end", () => {
+      if (receiver.refuse !== undefined) {
+        res.writeHead(receiver.refuse, { "content-type": "text/plain" }).end("refused");
+        return;
+      }
       if (req.url === "/v1/traces") bodies.push({ contentType: String(req.headers["content-type"]), body: Buffer.concat(chunks) });
       res.writeHead(200, { "content-type": String(req.headers["content-type"] ?? "application/json") }).end(req.headers["content-type"] === "application/json" ? "{}" : "");
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  return {
+  return Object.assign(receiver, {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     bodies,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
-  };
+  });
 }
 
 describe("span export over OTLP/HTTP", () => {
@@ -210,6 +223,39 @@ describe("span export over OTLP/HTTP", () => {
       expect(client).toMatchObject({ traceId: CALLER_TRACE, parentSpanId: server.spanId, spanId: platformParent, name: "POST /availability/search" });
       const resource = JSON.parse(receiver.bodies[0]!.body.toString()).resourceSpans[0].resource.attributes;
       expect(resource).toEqual(expect.arrayContaining([{ key: "service.name", value: { stringValue: "gateway-under-test" } }]));
+    } finally {
+      await h.close();
+      await receiver.close();
+    }
+  });
+
+  it("an export the collector refuses is logged once, and once more when exports work again", async () => {
+    const receiver = await otlpReceiver();
+    receiver.refuse = 400;
+    const lines: Record<string, unknown>[] = [];
+    const stream = new Writable({
+      write(chunk, _enc, done) {
+        for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
+        done();
+      },
+    });
+    const h = await startHarness({
+      env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_EXPORTER_OTLP_HEADERS: "api-key=otlp-secret-1", LOG_LEVEL: "warn" },
+      logStream: stream,
+    });
+    const exportLines = () => lines.filter((l) => l.condition === "otlp_export").map((l) => l.msg);
+    try {
+      await searchWith(h, "rest", {});
+      await searchWith(h, "grpc", {});
+      await expect.poll(exportLines, { timeout: 8000 }).toEqual(["span export failing: spans are dropped until the collector accepts them"]);
+      receiver.refuse = undefined;
+      await searchWith(h, "rest", {});
+      await expect.poll(exportLines, { timeout: 8000 }).toEqual([
+        "span export failing: spans are dropped until the collector accepts them",
+        "span export working again",
+      ]);
+      expect(receiver.bodies.length).toBeGreaterThanOrEqual(1);
+      expect(JSON.stringify(lines)).not.toContain("otlp-secret-1");
     } finally {
       await h.close();
       await receiver.close();

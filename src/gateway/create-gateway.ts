@@ -37,7 +37,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const log = createLogger({ level: config.logLevel, stream: parts.logStream });
   const metrics = config.metrics.serve === "off" ? NO_METRICS : new PrometheusMetrics();
   // The OpenTelemetry SDK is loaded only when spans are exported.
-  const tracer = config.tracing !== undefined ? await (await import("../tracing/otlp-tracer.js")).startOtlpTracer(config.tracing) : propagatingTracer;
+  const tracer = config.tracing !== undefined ? await (await import("../tracing/otlp-tracer.js")).startOtlpTracer(config.tracing, log) : propagatingTracer;
   const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
   const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
   const store = parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix) : new MemoryDirectoryStore());

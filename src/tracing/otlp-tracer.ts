@@ -6,7 +6,10 @@
  * span as its parent.
  *
  * The SDK is loaded only here, and this module only when tracing is on, so
- * a gateway without an endpoint carries none of its cost.
+ * a gateway without an endpoint carries none of its cost. Exports that fail
+ * (the collector down, refusing) are logged once when they start failing and
+ * once when they succeed again; spans meanwhile are dropped, calls are not
+ * affected.
  */
 import { ROOT_CONTEXT, createTraceState, SpanKind, SpanStatusCode, trace, type Span, type Tracer as OtelTracer } from "@opentelemetry/api";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -21,6 +24,8 @@ import {
   type SpanExporter,
 } from "@opentelemetry/sdk-trace-base";
 import type { TracingConfig } from "../config.js";
+import { ConditionLog } from "../observability/condition-log.js";
+import type { Logger } from "../observability/logger.js";
 import { formatTraceParent, parseTraceParent, parseTraceState } from "./trace-context.js";
 import type { CallSpan, CallSpanStart, TraceHeaders, Tracer, WebhookSpan } from "./tracer.js";
 
@@ -52,11 +57,35 @@ async function exporterOf(config: TracingConfig): Promise<SpanExporter> {
   return new OTLPTraceExporter(options);
 }
 
-export async function startOtlpTracer(config: TracingConfig): Promise<Tracer> {
+/** `ExportResultCode.SUCCESS` of @opentelemetry/core. */
+const EXPORT_SUCCESS = 0;
+
+/** The exporter, with its failures and recoveries logged (see ConditionLog). */
+function reporting(exporter: SpanExporter, endpoint: string, log: Logger): SpanExporter {
+  const failing = new ConditionLog(log, "otlp_export", {
+    bad: "span export failing: spans are dropped until the collector accepts them",
+    good: "span export working again",
+    level: "warn",
+  });
+  const collector = new URL(endpoint).host;
+  return {
+    export(spans, done) {
+      exporter.export(spans, (result: { code: number; error?: Error }) => {
+        failing.report(result.code !== EXPORT_SUCCESS, collector, result.error === undefined ? {} : { error: result.error.message });
+        done(result as Parameters<typeof done>[0]);
+      });
+    },
+    shutdown: () => exporter.shutdown(),
+    forceFlush: () => exporter.forceFlush?.() ?? Promise.resolve(),
+  };
+}
+
+export async function startOtlpTracer(config: TracingConfig, log: Logger): Promise<Tracer> {
+  const exporter = reporting(await exporterOf(config), config.endpoint, log);
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes({ ...config.resourceAttributes, "service.name": config.serviceName }),
     sampler: samplerOf(config),
-    spanProcessors: [new BatchSpanProcessor(await exporterOf(config), { scheduledDelayMillis: 1000 })],
+    spanProcessors: [new BatchSpanProcessor(exporter, { scheduledDelayMillis: 1000 })],
   });
   const tracer = provider.getTracer("dialstack-gateway");
   return {
