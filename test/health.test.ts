@@ -134,7 +134,8 @@ describe("with Redis frozen (SIGSTOP) and thawed (SIGCONT)", () => {
 
     redis.pause();
     try {
-      await expect.poll(() => check(client, ""), { timeout: 5000, interval: 100 }).toBe("NOT_SERVING");
+      // Two PINGs in a row unanswered for a second each: two to three seconds.
+      await expect.poll(() => check(client, ""), { timeout: 8000, interval: 100 }).toBe("NOT_SERVING");
       expect(await check(client, "dialstack.partner.v1.AvailabilityService")).toBe("NOT_SERVING");
       // Health itself still serves: it answers the question.
       expect(await check(client, "grpc.health.v1.Health")).toBe("SERVING");
