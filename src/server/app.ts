@@ -2,6 +2,8 @@
  * The fastify application: every protocol on one server. Connect, gRPC and
  * gRPC-Web are served by connect-es; REST is translated onto the same
  * handlers, so auth, validation and errors are shared by construction.
+ * Beside the partner services: gRPC health and reflection (no key needed),
+ * the probes, `/metrics`, and the hook that observes every call.
  */
 import { setMaxListeners } from "node:events";
 import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
@@ -10,14 +12,14 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { fastifyCors } from "@fastify/cors";
 import { fastify, LogController, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from "fastify";
 import type { Logger as PinoLogger } from "pino";
-import { ConfigError, type Config } from "../config.js";
+import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
 import type { RateLimiter } from "../gateway/rate-limiter.js";
 import { HEALTH_SERVICE, registerHealth } from "../health/health-service.js";
 import type { HealthState } from "../health/health-state.js";
 import { registerProbes } from "../health/probes.js";
-import { PrometheusMetrics, type Metrics } from "../metrics/metrics.js";
-import { registerMetricsRoute, startMetricsServer, type MetricsServer } from "../metrics/metrics-server.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { serveMetrics } from "../metrics/metrics-server.js";
 import { CallObserver } from "../observability/call-observer.js";
 import { REDACTED_PATHS, type Logger } from "../observability/logger.js";
 import { requestIdOf, REQUEST_ID_HEADER } from "../observability/request-id.js";
@@ -46,13 +48,6 @@ export interface Gateway {
   readonly health: HealthState;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
-}
-
-declare module "fastify" {
-  interface FastifyInstance {
-    /** The metrics listener, when `METRICS_PORT` names a port of its own. */
-    metricsServer: MetricsServer | undefined;
-  }
 }
 
 /**
@@ -175,20 +170,6 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
   });
 
   registerProbes(app, gateway.health);
-  app.decorate("metricsServer", undefined);
-  if (gateway.metrics instanceof PrometheusMetrics) {
-    if (config.metrics.serve === "main") registerMetricsRoute(app, gateway.metrics);
-    if (config.metrics.serve === "port") {
-      const port = config.metrics.port;
-      const server = await startMetricsServer(gateway.metrics, config.host, port).catch((e: NodeJS.ErrnoException) => {
-        if (e.code === "EADDRINUSE" || e.code === "EACCES") {
-          throw new ConfigError("METRICS_PORT", `cannot listen on port ${port}: ${e.code === "EADDRINUSE" ? "already in use" : "permission denied"}`);
-        }
-        throw e;
-      });
-      app.metricsServer = server;
-      app.addHook("onClose", () => server.close());
-    }
-  }
+  await serveMetrics(app, gateway.metrics, config);
   return app;
 }
