@@ -66,12 +66,48 @@ export interface Config {
    * Unset: those values are stored in clear.
    */
   readonly encryption: EncryptionKeys | undefined;
+  /** Where Prometheus metrics are served (`METRICS_PORT`). */
+  readonly metrics: MetricsConfig;
+  /** Span export through OpenTelemetry; absent, trace context is only propagated. */
+  readonly tracing: TracingConfig | undefined;
 }
 
 export interface EncryptionKeys {
   readonly key: Buffer;
   readonly previousKeys: readonly Buffer[];
 }
+
+/**
+ * `main`: `/metrics` on the gateway's own port; `port`: on a listener of its
+ * own (on `HOST`), so the partner-facing port need not expose it; `off`: no
+ * metrics are collected at all.
+ */
+export type MetricsConfig = { readonly serve: "main" } | { readonly serve: "port"; readonly port: number } | { readonly serve: "off" };
+
+/** The standard `OTEL_*` settings the gateway honours, validated. */
+export interface TracingConfig {
+  /** The full URL spans are posted to (OTLP over HTTP). */
+  readonly endpoint: string;
+  readonly protocol: "http/protobuf" | "http/json";
+  /** Sent with every export (often an API key: never logged). */
+  readonly headers: Readonly<Record<string, string>>;
+  readonly serviceName: string;
+  readonly resourceAttributes: Readonly<Record<string, string>>;
+  readonly sampler: TraceSampler;
+  /** The ratio of the `traceidratio` samplers, 0 to 1. */
+  readonly samplerRatio: number;
+}
+
+export const TRACE_SAMPLERS = [
+  "always_on",
+  "always_off",
+  "traceidratio",
+  "parentbased_always_on",
+  "parentbased_always_off",
+  "parentbased_traceidratio",
+] as const;
+
+export type TraceSampler = (typeof TRACE_SAMPLERS)[number];
 
 export class ConfigError extends Error {
   constructor(
@@ -160,6 +196,90 @@ function encryptionKeys(env: Env): EncryptionKeys | undefined {
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
+function metricsConfig(env: Env): MetricsConfig {
+  const raw = optional(env, "METRICS_PORT");
+  if (raw === undefined) return { serve: "main" };
+  if (raw === "off") return { serve: "off" };
+  return { serve: "port", port: int(env, "METRICS_PORT", 0, 0, 65535) };
+}
+
+/** `k1=v1,k2=v2` with percent-encoded values, as the OpenTelemetry specification writes headers and resource attributes. */
+function keyValues(env: Env, name: string): Record<string, string> {
+  const raw = optional(env, name);
+  const out: Record<string, string> = {};
+  if (raw === undefined) return out;
+  for (const [n, pair] of raw.split(",").entries()) {
+    const i = pair.indexOf("=");
+    const key = i > 0 ? pair.slice(0, i).trim() : "";
+    if (key === "" || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(key)) {
+      // The value may be a credential: name the entry by its position, never echo it.
+      throw new ConfigError(name, `expected key=value pairs separated by commas; entry ${n + 1} is not one`);
+    }
+    let value: string;
+    try {
+      value = decodeURIComponent(pair.slice(i + 1).trim());
+    } catch {
+      throw new ConfigError(name, `the value of "${key}" is not valid percent-encoding`);
+    }
+    out[key] = value;
+  }
+  return out;
+}
+
+function otlpProtocol(env: Env, name: string): TracingConfig["protocol"] | undefined {
+  const raw = optional(env, name);
+  if (raw === undefined || raw === "http/protobuf" || raw === "http/json") return raw;
+  throw new ConfigError(name, `expected http/protobuf or http/json (grpc is not supported), got "${raw}"`);
+}
+
+function httpUrl(name: string, raw: string): URL {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, "expected an http:// or https:// URL");
+  }
+  if (url.protocol !== "http:" && url.protocol !== "https:") throw new ConfigError(name, "expected an http:// or https:// URL");
+  return url;
+}
+
+/**
+ * Tracing from the standard OpenTelemetry variables: export is on when an
+ * OTLP endpoint is set and `OTEL_SDK_DISABLED` is not `true`.
+ * `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` is the full URL; the generic
+ * `OTEL_EXPORTER_OTLP_ENDPOINT` is a base URL that `/v1/traces` is appended to.
+ */
+function tracingConfig(env: Env): TracingConfig | undefined {
+  const disabled = optional(env, "OTEL_SDK_DISABLED");
+  if (disabled !== undefined && disabled !== "true" && disabled !== "false") {
+    throw new ConfigError("OTEL_SDK_DISABLED", `expected true or false, got "${disabled}"`);
+  }
+  const tracesEndpoint = optional(env, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+  const baseEndpoint = optional(env, "OTEL_EXPORTER_OTLP_ENDPOINT");
+  let endpoint: string | undefined;
+  if (tracesEndpoint !== undefined) {
+    endpoint = httpUrl("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", tracesEndpoint).toString();
+  } else if (baseEndpoint !== undefined) {
+    const base = httpUrl("OTEL_EXPORTER_OTLP_ENDPOINT", baseEndpoint);
+    endpoint = base.toString().replace(/\/+$/, "") + "/v1/traces";
+  }
+  const protocol = otlpProtocol(env, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") ?? otlpProtocol(env, "OTEL_EXPORTER_OTLP_PROTOCOL") ?? "http/protobuf";
+  const headers = { ...keyValues(env, "OTEL_EXPORTER_OTLP_HEADERS"), ...keyValues(env, "OTEL_EXPORTER_OTLP_TRACES_HEADERS") };
+  const resourceAttributes = keyValues(env, "OTEL_RESOURCE_ATTRIBUTES");
+  const sampler = (optional(env, "OTEL_TRACES_SAMPLER") ?? "parentbased_always_on") as TraceSampler;
+  if (!TRACE_SAMPLERS.includes(sampler)) {
+    throw new ConfigError("OTEL_TRACES_SAMPLER", `expected one of ${TRACE_SAMPLERS.join(", ")}, got "${sampler}"`);
+  }
+  const ratioRaw = optional(env, "OTEL_TRACES_SAMPLER_ARG");
+  const samplerRatio = ratioRaw === undefined ? 1 : Number(ratioRaw);
+  if (!/^\d*\.?\d+$/.test(ratioRaw ?? "1") || !(samplerRatio >= 0 && samplerRatio <= 1)) {
+    throw new ConfigError("OTEL_TRACES_SAMPLER_ARG", `expected a number from 0 to 1, got "${ratioRaw}"`);
+  }
+  if (endpoint === undefined || disabled === "true") return undefined;
+  const serviceName = optional(env, "OTEL_SERVICE_NAME") ?? resourceAttributes["service.name"] ?? "dialstack-gateway";
+  return { endpoint, protocol, headers, serviceName, resourceAttributes, sampler, samplerRatio };
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const redisUrl = optional(env, "REDIS_URL");
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
@@ -208,5 +328,7 @@ export function loadConfig(env: Env = process.env): Config {
     demoPlatformPort: int(env, "DEMO_PLATFORM_PORT", 0, 0, 65535),
     logLevel,
     encryption: encryptionKeys(env),
+    metrics: metricsConfig(env),
+    tracing: tracingConfig(env),
   };
 }

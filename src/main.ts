@@ -7,8 +7,7 @@ import { randomBytes } from "node:crypto";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 import { createGateway } from "./gateway/create-gateway.js";
 import { DEMO_CALLER, ReferencePlatform } from "./demo/reference-platform.js";
-import { pino } from "pino";
-import { buildServer, loggerOptions } from "./server/app.js";
+import { buildServer } from "./server/app.js";
 import { MemoryDirectoryStore } from "./store/memory-directory-store.js";
 import { generatePartnerKey, hashPartnerKey } from "./store/partner-key.js";
 import { SeedError } from "./store/seed.js";
@@ -85,17 +84,17 @@ function nameListenError(portVariable: "PORT" | "DEMO_PLATFORM_PORT", config: Co
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const log = pino(loggerOptions(config));
   const embedded = config.redisUrl === undefined && config.seedFile === undefined;
   const store = new MemoryDirectoryStore();
-  const gateway = await createGateway(config, embedded ? { directoryStore: store, log } : { log });
+  const gateway = await createGateway(config, embedded ? { directoryStore: store } : {});
   const demo = embedded ? await startDemo(config, store).catch(nameListenError("DEMO_PLATFORM_PORT", config)) : undefined;
-  const app = await buildServer(gateway, { loggerInstance: log });
+  const app = await buildServer(gateway);
   await app.listen({ port: config.port, host: config.host }).catch(nameListenError("PORT", config));
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
   const store_ = config.redisUrl !== undefined ? "redis" : "memory";
-  app.log.info({ port, store: store_, tls: config.tls !== undefined }, "gateway listening");
+  const metrics = config.metrics.serve === "port" ? app.metricsServer?.port : config.metrics.serve;
+  app.log.info({ port, store: store_, tls: config.tls !== undefined, metrics, tracing: config.tracing !== undefined }, "gateway listening");
   if (demo !== undefined) process.stdout.write(usage({ ...config, port }, demo) + "\n");
 
   let stopping = false;

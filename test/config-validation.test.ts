@@ -55,6 +55,7 @@ const STARTS: readonly Case[] = [
   ["REDIS_URL unreachable", () => ({ PORT: "0", REDIS_URL: "redis://:secret@127.0.0.1:1" }), "REDIS_URL", /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/],
   ["GATEWAY_SEED with a bad key", () => ({ PORT: "0", GATEWAY_SEED: files.badSeed! }), "GATEWAY_SEED", /api_key" must start with sk_ptnr_/],
   ["DEMO_PLATFORM_PORT in use", () => ({ PORT: "0", DEMO_PLATFORM_PORT: String(busyPort) }), "DEMO_PLATFORM_PORT", /already in use/],
+  ["METRICS_PORT in use", () => ({ PORT: "0", METRICS_PORT: String(busyPort) }), "METRICS_PORT", /cannot listen on port \d+: already in use/],
   // The certificate comes from openssl; without it (outside CI) this case is left out.
   ...(opensslProgram.skip
     ? []
@@ -86,6 +87,15 @@ const VALUES: readonly Case[] = [
     "GATEWAY_ENCRYPTION_PREVIOUS_KEYS",
     /32 random bytes/,
   ],
+  ["METRICS_PORT not a port", () => ({ METRICS_PORT: "metrics" }), "METRICS_PORT", /expected a whole number, got "metrics"/],
+  ["METRICS_PORT out of range", () => ({ METRICS_PORT: "65536" }), "METRICS_PORT", /between 0 and 65535/],
+  ["OTEL_EXPORTER_OTLP_ENDPOINT not a URL", () => ({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" }), "OTEL_EXPORTER_OTLP_ENDPOINT", /http:\/\/ or https:\/\/ URL/],
+  ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT not http", () => ({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "grpc://c:4317" }), "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", /http:\/\//],
+  ["OTEL_EXPORTER_OTLP_PROTOCOL grpc", () => ({ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" }), "OTEL_EXPORTER_OTLP_PROTOCOL", /grpc is not supported/],
+  ["OTEL_EXPORTER_OTLP_HEADERS without =, the value never echoed", () => ({ OTEL_EXPORTER_OTLP_HEADERS: "api-key=ok,secretvalue123" }), "OTEL_EXPORTER_OTLP_HEADERS", /^(?!.*secretvalue123).*entry 2 is not one/],
+  ["OTEL_TRACES_SAMPLER unknown", () => ({ OTEL_TRACES_SAMPLER: "sometimes" }), "OTEL_TRACES_SAMPLER", /expected one of always_on/],
+  ["OTEL_TRACES_SAMPLER_ARG over 1", () => ({ OTEL_TRACES_SAMPLER_ARG: "1.5" }), "OTEL_TRACES_SAMPLER_ARG", /from 0 to 1/],
+  ["OTEL_SDK_DISABLED not a boolean", () => ({ OTEL_SDK_DISABLED: "yes" }), "OTEL_SDK_DISABLED", /true or false/],
 ];
 
 describe.concurrent("the built gateway refuses to start", () => {
@@ -127,5 +137,31 @@ describe("loadConfig names the variable", () => {
 
   it("accepts an empty environment: the embedded default", () => {
     expect(loadConfig({})).toMatchObject({ port: 8080, host: "127.0.0.1", redisUrl: undefined, maxRequestBytes: 65536, webhookTimeoutMs: 30_000 });
+    expect(loadConfig({})).toMatchObject({ metrics: { serve: "main" }, tracing: undefined });
+  });
+
+  it("reads METRICS_PORT and the OpenTelemetry variables", () => {
+    expect(loadConfig({ METRICS_PORT: "9464" }).metrics).toEqual({ serve: "port", port: 9464 });
+    expect(loadConfig({ METRICS_PORT: "off" }).metrics).toEqual({ serve: "off" });
+    expect(
+      loadConfig({
+        OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318/",
+        OTEL_EXPORTER_OTLP_HEADERS: "api-key=a%2Cb, x-tenant = t1",
+        OTEL_RESOURCE_ATTRIBUTES: "deployment.environment=prod,service.name=from-attributes",
+        OTEL_TRACES_SAMPLER: "parentbased_traceidratio",
+        OTEL_TRACES_SAMPLER_ARG: "0.25",
+      }).tracing,
+    ).toEqual({
+      endpoint: "http://collector:4318/v1/traces",
+      protocol: "http/protobuf",
+      headers: { "api-key": "a,b", "x-tenant": "t1" },
+      serviceName: "from-attributes",
+      resourceAttributes: { "deployment.environment": "prod", "service.name": "from-attributes" },
+      sampler: "parentbased_traceidratio",
+      samplerRatio: 0.25,
+    });
+    const traces = loadConfig({ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: "https://c/custom", OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: "http/json", OTEL_SERVICE_NAME: "gw" }).tracing;
+    expect(traces).toMatchObject({ endpoint: "https://c/custom", protocol: "http/json", serviceName: "gw" });
+    expect(loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "http://c:4318", OTEL_SDK_DISABLED: "true" }).tracing).toBeUndefined();
   });
 });

@@ -121,8 +121,8 @@ describe.each([
 
   it("an empty directory answers service_unavailable, not unauthorized or bot_not_found, and logs an error once per change", async () => {
     const lines: { level: string; message: string }[] = [];
-    const record = (level: string) => (_fields: object, message: string) => lines.push({ level, message });
-    const directory = new Directory(store, 60_000, { info: record("info"), warn: record("warn"), error: record("error") });
+    const record = (level: string) => (_fields: object, message: string) => void lines.push({ level, message });
+    const directory = new Directory(store, 60_000, { info: record("info"), warn: record("warn"), error: record("error"), debug() {} });
     const codes = async () => [await codeOf(directory.authenticate(`Bearer ${newPartnerKey()}`)), await codeOf(directory.authenticate(`Bearer ${newPartnerKey()}`))];
     if (_name === "memory") {
       expect(await codes()).toEqual(["unauthorized", "unauthorized"]);

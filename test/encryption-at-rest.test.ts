@@ -6,12 +6,12 @@
  */
 import { createHash, randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
+import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig } from "../src/config.js";
 import { aesGcmCipher, FieldCipherError, isSealed, keyId, NO_ENCRYPTION } from "../src/encryption/field-cipher.js";
 import { createGateway } from "../src/gateway/create-gateway.js";
 import { RedisIdempotencyStore } from "../src/idempotency/redis-idempotency-keeper.js";
-import type { Log } from "../src/log.js";
 import { connectRedis } from "../src/store/redis-connection.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../src/store/redis-directory-store.js";
 import { admin } from "./support/commands.js";
@@ -154,9 +154,19 @@ describe("a gateway on Redis with GATEWAY_ENCRYPTION_KEY", () => {
 });
 
 describe("start-up in Redis mode", () => {
-  function recorder(): Log & { warnings: string[] } {
-    const warnings: string[] = [];
-    return { warnings, info() {}, error() {}, warn: (_f, m) => warnings.push(m) };
+  /** The gateway's log lines at warn and above, as JSON. */
+  function recorder(): { stream: PassThrough; warnings: () => string[] } {
+    const stream = new PassThrough();
+    let text = "";
+    stream.on("data", (chunk: Buffer) => (text += chunk.toString()));
+    const warnings = () =>
+      text
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as { level: number; msg: string })
+        .filter((l) => l.level >= 40)
+        .map((l) => l.msg);
+    return { stream, warnings };
   }
 
   it.each([
@@ -165,8 +175,8 @@ describe("start-up in Redis mode", () => {
   ] as const)("%s", async (_name, env, expected) => {
     const log = recorder();
     const prefix = `test:${randomBytes(6).toString("hex")}:`;
-    const gateway = await createGateway(loadConfig({ REDIS_URL: testRedisUrl(), REDIS_KEY_PREFIX: prefix, ...env }), { log });
+    const gateway = await createGateway(loadConfig({ REDIS_URL: testRedisUrl(), REDIS_KEY_PREFIX: prefix, LOG_LEVEL: "warn", ...env }), { logStream: log.stream });
     await gateway.close();
-    expect(log.warnings.filter((w) => w.startsWith("GATEWAY_ENCRYPTION_KEY is not set"))).toHaveLength(expected);
+    expect(log.warnings().filter((w) => w.startsWith("GATEWAY_ENCRYPTION_KEY is not set"))).toHaveLength(expected);
   });
 });

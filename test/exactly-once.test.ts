@@ -222,15 +222,16 @@ describe("Redis restarted empty (no persistence)", () => {
       });
     }
     expect(g.platform.received.length).toBe(webhooksBefore);
-    const errors = gw.log.filter((l) => l.level >= 50);
-    expect(errors).toHaveLength(1);
-    expect(errors[0]!.msg).toMatch(/^the directory is empty: its marker is missing from Redis/);
+    // One line for the lost directory (the restart itself may add the Redis outage's own line).
+    const directoryErrors = () => gw.log.filter((l) => l.level >= 50 && !/^Redis unreachable/.test(l.msg));
+    expect(directoryErrors()).toHaveLength(1);
+    expect(directoryErrors()[0]!.msg).toMatch(/^the directory is empty: its marker is missing from Redis/);
 
     const imported = await admin(["import", seedFileOf(g)], { REDIS_URL: redis.url, REDIS_KEY_PREFIX: g.config.redisKeyPrefix });
     expect(imported.code).toBe(0);
     await expect.poll(search, { timeout: 3000, interval: 50 }).toBe("ok");
     await expect.poll(() => gw.log.some((l) => l.level === 30 && /directory is back/.test(l.msg)), { timeout: 2000, interval: 20 }).toBe(true);
-    expect(gw.log.filter((l) => l.level >= 50)).toHaveLength(1);
+    expect(directoryErrors()).toHaveLength(1);
 
     // The stored result went with the data: the retry is sent again, and the platform's de-duplication answers it.
     const retry = await book(restBookingClient(gw.url), g.keys.a, body, key);

@@ -169,4 +169,40 @@ describe("@grpc/grpc-js client", () => {
     expect(err?.code).toBe(grpc.status.UNAUTHENTICATED);
     expect(errorInfoReasons(err!).reasons).toEqual(["unauthorized"]);
   });
+
+  it("reads error messages verbatim: ':', '%' and non-ASCII text survive grpc-message", async () => {
+    const noKey = await unary(s.availability, "SearchAvailability", searchMessage(h.bots.a), { authorization: "Basic abc" }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(noKey?.details).toBe("missing or malformed Authorization header: expected Bearer sk_ptnr_...");
+    h.script = () => ({ status: 409, body: { error: { code: "slot_unavailable", message: "slot 10:00 taken: 100% booked, déjà" } } });
+    const taken = await unary(s.availability, "SearchAvailability", searchMessage(h.bots.a), { authorization: `Bearer ${h.keys.a}` }).then(
+      () => undefined,
+      (e: grpc.ServiceError) => e,
+    );
+    expect(taken?.code).toBe(grpc.status.ALREADY_EXISTS);
+    expect(taken?.details).toBe("slot 10:00 taken: 100% booked, déjà");
+  });
+
+  it("an unknown method is UNIMPLEMENTED", async () => {
+    const client = new grpc.Client(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure());
+    try {
+      const err = await new Promise<grpc.ServiceError>((resolve, reject) => {
+        client.makeUnaryRequest(
+          "/dialstack.partner.v1.AvailabilityService/NoSuchMethod",
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          Buffer.alloc(0),
+          new grpc.Metadata(),
+          { deadline: Date.now() + 5000 },
+          (e) => (e ? resolve(e) : reject(new Error("the call succeeded"))),
+        );
+      });
+      expect(err.code).toBe(grpc.status.UNIMPLEMENTED);
+      expect(err.details).toBe("unknown method: /dialstack.partner.v1.AvailabilityService/NoSuchMethod");
+    } finally {
+      client.close();
+    }
+  });
 });

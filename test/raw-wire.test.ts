@@ -13,7 +13,7 @@ import { CreateBookingRequestSchema } from "../src/gen/dialstack/partner/v1/book
 import { covers } from "./support/behaviour-matrix.js";
 import { bookingRequest, searchRequest } from "./support/clients.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
-import { envelope, frame, H2, h1, headersFor, outcomeOf, send, WIRE_PROTOCOLS, type Outcome, type RawRequest, type WireProtocol } from "./support/wire.js";
+import { envelope, frame, grpcWebTrailer, H2, h1, headersFor, outcomeOf, send, WIRE_PROTOCOLS, type Outcome, type RawRequest, type WireProtocol } from "./support/wire.js";
 
 const SEARCH = "/dialstack.partner.v1.AvailabilityService/SearchAvailability";
 const BOOK = "/dialstack.partner.v1.BookingService/CreateBooking";
@@ -182,9 +182,52 @@ describe("Connect GET for SearchAvailability (NO_SIDE_EFFECTS)", () => {
     });
   });
 
-  it("is not offered for CreateBooking", async () => {
+  it("is not offered for CreateBooking: 405 with Allow and the Connect error body", async () => {
     const message = encodeURIComponent(JSON.stringify(bookingBody(h.bots.a)));
     const res = await h1(h.url, { method: "GET", path: `${BOOK}?connect=v1&encoding=json&message=${message}`, headers: auth() });
     expect(res.status).toBe(405);
+    expect(res.headers.allow).toBe("POST");
+    expect(outcomeOf("connect", res)).toMatchObject({ httpStatus: 405, code: "unimplemented", reason: "method_not_allowed" });
+  });
+});
+
+describe("refusals connect-es answers without a body carry the error body", () => {
+  it("405: a method no protocol serves (PUT), over HTTP/1.1 and HTTP/2", async () => {
+    for (const res of [
+      await h1(h.url, { method: "PUT", path: SEARCH, headers: { ...auth(), "content-type": "application/json" }, body: Buffer.from("{}") }),
+      await h2.request({ method: "PUT", path: SEARCH, headers: { ...auth(), "content-type": "application/json" }, body: Buffer.from("{}") }),
+    ]) {
+      expect(res.status).toBe(405);
+      expect(res.headers.allow).toBe("POST, GET");
+      expect(outcomeOf("connect", res)).toMatchObject({ code: "unimplemented", reason: "method_not_allowed" });
+    }
+  });
+
+  it("415: a content type the method's protocols do not accept", async () => {
+    const res = await h1(h.url, { path: SEARCH, headers: { ...auth(), "content-type": "application/json; charset=latin1" }, body: Buffer.from("{}") });
+    expect(res.status).toBe(415);
+    expect(outcomeOf("connect", res)).toMatchObject({ code: "invalid_argument", reason: "unsupported_media_type" });
+  });
+});
+
+describe("gRPC and gRPC-Web specifics", () => {
+  const grpcFramings = WIRE_PROTOCOLS.filter((p) => p.framing !== "connect");
+
+  it.each(grpcFramings)("$name: grpc-message is percent-encoded as the gRPC spec says (only non-printable bytes and %)", async (p) => {
+    h.script = () => ({ status: 409, body: { error: { code: "slot_unavailable", message: "slot 10:00 taken: 100% booked, déjà" } } });
+    const res = await send(p, h.url, h2, { path: SEARCH, headers: headersFor(p, auth()), body: frame(p, encode(p, searchBody(h.bots.a))) });
+    const trailer = p.framing === "grpc" ? { ...res.headers, ...res.trailers } : Object.fromEntries(grpcWebTrailer(res.body)!);
+    expect(trailer["grpc-message"]).toBe("slot 10:00 taken: 100%25 booked, d%C3%A9j%C3%A0");
+    expect(outcomeOf(p.framing, res)).toMatchObject({ code: "already_exists", reason: "slot_unavailable", message: "slot 10:00 taken: 100% booked, déjà" });
+  });
+
+  it.each(grpcFramings)("$name: an unknown method is unimplemented (grpc-status 12), not an HTTP 404", async (p) => {
+    const res = await send(p, h.url, h2, { path: "/dialstack.partner.v1.NoSuchService/Nothing", headers: headersFor(p, auth()), body: frame(p, Buffer.alloc(0)) });
+    expect(res.status).toBe(200);
+    expect(res.headers["content-type"]).toBe(p.contentType);
+    // gRPC reads the status from the trailers, gRPC-Web (no trailers in browsers) from the headers.
+    const status = p.framing === "grpc" ? res.trailers : res.headers;
+    expect(status["grpc-status"]).toBe("12");
+    expect(status["grpc-message"]).toBe("unknown method: /dialstack.partner.v1.NoSuchService/Nothing");
   });
 });

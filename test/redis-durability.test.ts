@@ -4,7 +4,7 @@
  * that refuses `CONFIG` as managed Redis services do.
  */
 import { afterAll, describe, expect, it } from "vitest";
-import type { Log } from "../src/log.js";
+import type { Logger } from "../src/observability/logger.js";
 import { connectRedis } from "../src/store/redis-connection.js";
 import { checkRedisDurability } from "../src/store/redis-durability.js";
 import { RedisServer, type RedisServerOptions } from "./support/redis-server.js";
@@ -20,10 +20,10 @@ interface Line {
   readonly message: string;
 }
 
-function recorder(): Log & { lines: Line[] } {
+function recorder(): Logger & { lines: Line[] } {
   const lines: Line[] = [];
-  const at = (level: Line["level"]) => (fields: object, message: string) => lines.push({ level, fields, message });
-  return { lines, info: at("info"), warn: at("warn"), error: at("error") };
+  const at = (level: Line["level"]) => (fields: object, message: string) => void lines.push({ level, fields, message });
+  return { lines, info: at("info"), warn: at("warn"), error: at("error"), debug() {} };
 }
 
 async function check(options: RedisServerOptions) {

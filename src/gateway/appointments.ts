@@ -13,6 +13,7 @@ import { GatewayError } from "../errors.js";
 import { fromPlatformJson, requirePlatformField } from "../platform/platform-json.js";
 import type { JsonObject, PlatformAnswer, WebhookClient } from "../platform/webhook-client.js";
 import type { Directory, BotRoute } from "../store/directory.js";
+import type { CallSpan } from "../tracing/tracer.js";
 import type { Partner } from "../store/directory-store.js";
 import { checkIdempotencyKey, downstreamIdempotencyKey, type IdempotencyKeeper } from "./idempotency.js";
 import { orderedPool } from "./ordered-pool.js";
@@ -25,6 +26,10 @@ export interface Caller {
   readonly signal?: AbortSignal | undefined;
   /** The caller's deadline, epoch milliseconds. */
   readonly deadline?: number | undefined;
+  /** The call's request id, passed on to the platform. */
+  readonly requestId?: string | undefined;
+  /** The call's span; the platform's webhooks join its trace. */
+  readonly trace?: CallSpan | undefined;
 }
 
 /** A platform answer: the typed message for RPC clients, and the answer as sent for REST clients. */
@@ -125,6 +130,8 @@ export class Appointments {
       signal: caller.signal,
       deadline: caller.deadline,
       idempotent: true,
+      requestId: caller.requestId,
+      trace: caller.trace,
     });
     return { message: readAvailabilities(answer.body), answer, replayed: false };
   }
@@ -157,6 +164,8 @@ export class Appointments {
           },
           // Never re-sent by the client: the partner's retry re-sends it, under the same downstream key.
           idempotent: false,
+          requestId: caller.requestId,
+          trace: caller.trace,
         });
         // An answer that is not a booking is not stored: the retry asks again.
         readBooking(answer.body);

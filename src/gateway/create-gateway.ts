@@ -3,14 +3,14 @@
  * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
  * client, the idempotency keeper (in Redis too when there is one), the
  * encryption of what they keep in Redis, and the business logic
- * (appointments and customers). With Redis it also says at start whether
- * bookings are durable and encrypted.
+ * (appointments and customers); and what operators watch them with: the
+ * logger, metrics, the tracer and the health state. With Redis it also says
+ * at start whether bookings are durable and encrypted.
  */
 import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
 import { fieldCipherOf } from "../encryption/field-cipher.js";
-import { silentLog, type Log } from "../log.js";
 import { WebhookClient } from "../platform/webhook-client.js";
 import { Directory } from "../store/directory.js";
 import type { DirectoryStore } from "../store/directory-store.js";
@@ -26,16 +26,23 @@ import { Appointments } from "./appointments.js";
 import { Customers } from "./customers.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { HealthState } from "../health/health-state.js";
+import { NO_METRICS, PrometheusMetrics, type IdempotencyOutcome } from "../metrics/metrics.js";
+import { createLogger } from "../observability/logger.js";
+import { propagatingTracer } from "../tracing/tracer.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
   readonly directoryStore?: DirectoryStore;
-  /** Where the components log (the server's logger); nothing by default. */
-  readonly log?: Log;
+  /** Where the log goes; stdout by default. */
+  readonly logStream?: NodeJS.WritableStream;
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
-  const log = parts.log ?? silentLog;
+  const log = createLogger({ level: config.logLevel, stream: parts.logStream });
+  const metrics = config.metrics.serve === "off" ? NO_METRICS : new PrometheusMetrics();
+  // The OpenTelemetry SDK is loaded only when spans are exported.
+  const tracer = config.tracing !== undefined ? await (await import("../tracing/otlp-tracer.js")).startOtlpTracer(config.tracing, log) : propagatingTracer;
   const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
   if (redis !== undefined) await checkRedisDurability(redis, log);
   const cipher = fieldCipherOf(config.encryption);
@@ -49,15 +56,23 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const store =
     parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix, cipher) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
-  const directory = new Directory(store, config.directoryCacheTtlMs, log);
+  const directory = new Directory(store, config.directoryCacheTtlMs, log, () => metrics.redisError("directory"));
   // An empty directory is reported at start, not only at the first call.
   await directory.requireProvisioned().catch(() => {});
   const watch =
     redis !== undefined && store instanceof RedisDirectoryStore
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
       : undefined;
-  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
-  const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
+  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs, metrics, log });
+  const keeping = {
+    claimTtlMs: config.idempotencyClaimTtlMs,
+    resultTtlMs: config.idempotencyTtlMs,
+    waitMs: config.idempotencyWaitMs,
+    onOutcome: (outcome: IdempotencyOutcome) => {
+      metrics.idempotency(outcome);
+      if (outcome === "store_unavailable" && redis !== undefined) metrics.redisError("idempotency");
+    },
+  };
   const keeper: IdempotencyKeeper =
     redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher) : new MemoryIdempotencyKeeper(keeping);
   const appointments = new Appointments(directory, webhooks, keeper, {
@@ -65,18 +80,25 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     streamWindowMs: config.streamWindowMs,
     streamConcurrency: config.streamConcurrency,
   });
+  const health = new HealthState(redis, log, metrics);
   return {
     config,
     directory,
     appointments,
     customers: new Customers(directory, webhooks),
-    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
+    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }, (partner) => metrics.rateLimited(partner)),
+    log,
+    metrics,
+    tracer,
+    health,
     redis,
     async close() {
+      health.close();
       await keeper.close();
       webhooks.close();
       await watch?.close();
       if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
+      await tracer.close();
     },
   };
 }

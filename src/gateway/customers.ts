@@ -46,6 +46,8 @@ export class Customers {
       payload: { account_id: route.account.id, customer: { phone } },
       signal: caller.signal,
       deadline: caller.deadline,
+      requestId: caller.requestId,
+      trace: caller.trace,
       // A lookup changes nothing on the platform: safe to send again on a stale connection.
       idempotent: true,
       whenMissing: () =>

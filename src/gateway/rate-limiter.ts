@@ -21,7 +21,11 @@ interface Bucket {
 export class RateLimiter {
   private readonly buckets = new Map<string, Bucket>();
 
-  constructor(private readonly limit: RateLimit) {}
+  constructor(
+    private readonly limit: RateLimit,
+    /** Told of every refusal (metrics). */
+    private readonly onLimited: (partnerId: string) => void = () => {},
+  ) {}
 
   /** Takes one token for `partnerId`, or throws `rate_limited` with the seconds until one is free. */
   take(partnerId: string, now = Date.now()): void {
@@ -40,6 +44,7 @@ export class RateLimiter {
       bucket.tokens -= 1;
       return;
     }
+    this.onLimited(partnerId);
     const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond));
     throw GatewayError.of("rate_limited", `rate limit of ${perSecond} calls per second exceeded`, { retryAfterSeconds });
   }

@@ -24,6 +24,7 @@ import {
   type IdempotentResult,
   type StoredOutcome,
 } from "../gateway/idempotency.js";
+import type { IdempotencyOutcome } from "../metrics/metrics.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
 import type { IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
 
@@ -37,6 +38,8 @@ export interface KeeperOptions {
   readonly resultTtlMs: number;
   /** How long a duplicate waits for the request in flight before `idempotency_key_in_use`. */
   readonly waitMs: number;
+  /** Told what became of each key (metrics). */
+  readonly onOutcome?: ((outcome: IdempotencyOutcome) => void) | undefined;
 }
 
 const FIRST_PAUSE_MS = 10;
@@ -60,16 +63,24 @@ export class ClaimingKeeper implements IdempotencyKeeper {
       if (request.signal?.aborted) throw goneError(request);
       const token = randomBytes(16).toString("hex");
       const found = await this.claim(id, token, request.fingerprint);
-      if (found === undefined) return this.run(id, token, request, perform);
+      if (found === undefined) {
+        this.options.onOutcome?.("claimed");
+        return this.run(id, token, request, perform);
+      }
       if (found.fingerprint !== request.fingerprint) {
+        this.options.onOutcome?.("mismatch");
         throw GatewayError.of(
           "idempotency_key_mismatch",
           "this Idempotency-Key was already used with a different request; use a new key for a new booking",
         );
       }
-      if (found.state === "done") return replay(found.outcome);
+      if (found.state === "done") {
+        this.options.onOutcome?.("replayed");
+        return replay(found.outcome);
+      }
       const left = waitUntil - Date.now();
       if (left <= 0) {
+        this.options.onOutcome?.("in_flight");
         throw GatewayError.of("idempotency_key_in_use", "a request with this Idempotency-Key is still in progress; retry shortly", {
           retryAfterSeconds: 1,
         });
@@ -91,6 +102,7 @@ export class ClaimingKeeper implements IdempotencyKeeper {
       // is not a command that did not run): take it back, so the key is not
       // blocked for a claim lifetime by a request that already failed.
       this.store.release(id, token).catch(() => {});
+      this.options.onOutcome?.("store_unavailable");
       throw GatewayError.of("service_unavailable", "the idempotency store is unavailable; retry shortly with the same key", {
         retryAfterSeconds: 1,
         cause: e,

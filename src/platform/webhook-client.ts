@@ -22,11 +22,21 @@
  * `IDLE_SOCKET_TIMEOUT_MS`), and sooner still when the platform announces its
  * own keep-alive timeout (`Keep-Alive: timeout=N`, which Node's agent honours
  * less a second). The most recently used connection is reused first.
+ *
+ * Each call carries the caller's request id (`X-Request-Id`) and trace
+ * context (`traceparent`, `tracestate`), so a platform's logs and traces meet
+ * the gateway's; it is counted and timed by path and outcome, and a platform
+ * that stops accepting connections is logged once, and once more when it
+ * answers again.
  */
 import http from "node:http";
 import https from "node:https";
 import { urlToHttpOptions } from "node:url";
 import { GatewayError } from "../errors.js";
+import { NO_METRICS, type Metrics, type WebhookOutcome } from "../metrics/metrics.js";
+import { ConditionLog } from "../observability/condition-log.js";
+import type { Logger } from "../observability/logger.js";
+import type { CallSpan } from "../tracing/tracer.js";
 import { ACCOUNT_HEADER, SIGNATURE_HEADER, signatureHeader } from "./signature.js";
 
 export type JsonObject = { [key: string]: unknown };
@@ -59,6 +69,10 @@ export interface WebhookCall {
    * may change something (a booking) is never re-sent by the client.
    */
   readonly idempotent?: boolean | undefined;
+  /** The request id of the call this webhook serves, sent as `X-Request-Id`. */
+  readonly requestId?: string | undefined;
+  /** The span of the call this webhook serves; the platform joins its trace. */
+  readonly trace?: CallSpan | undefined;
 }
 
 /** A 2xx answer of a platform. */
@@ -75,6 +89,9 @@ export interface WebhookClientOptions {
   readonly maxSocketsPerPlatform?: number;
   /** How long an idle connection is kept; `IDLE_SOCKET_TIMEOUT_MS` by default. */
   readonly idleSocketTimeoutMs?: number;
+  readonly metrics?: Metrics;
+  /** Where a platform becoming unreachable, and reachable again, is logged. */
+  readonly log?: Logger | undefined;
 }
 
 type Agent = http.Agent | https.Agent;
@@ -83,6 +100,7 @@ type Agent = http.Agent | https.Agent;
 interface Endpoint {
   readonly transport: typeof http | typeof https;
   readonly options: http.RequestOptions;
+  readonly url: URL;
 }
 
 /** Endpoints remembered; a gateway talks to few platforms, so this bound is only a safety net. */
@@ -102,22 +120,59 @@ export class WebhookClient {
   private readonly agents = new Map<string, Agent>();
   private readonly endpoints = new Map<string, Endpoint>();
   private readonly maxResponseBytes: number;
+  private readonly metrics: Metrics;
+  private readonly unreachable: ConditionLog | undefined;
 
   constructor(private readonly options: WebhookClientOptions) {
     this.maxResponseBytes = options.maxResponseBytes ?? 1024 * 1024;
+    this.metrics = options.metrics ?? NO_METRICS;
+    this.unreachable =
+      options.log &&
+      new ConditionLog(options.log, "platform_unreachable", {
+        bad: "scheduling platform unreachable: its calls fail with platform_unavailable",
+        good: "scheduling platform reachable again",
+        level: "warn",
+      });
   }
 
   async post(call: WebhookCall): Promise<PlatformAnswer> {
     const endpoint = this.endpointFor(call.target.webhookUrl, call.path);
     const body = Buffer.from(JSON.stringify(call.payload));
     const now = Date.now();
-    const budget = Math.min(this.options.timeoutMs, call.deadline === undefined ? Infinity : call.deadline - now);
-    if (budget <= 0) throw timeoutError();
+    const started = performance.now();
+    const span = call.trace?.webhook(call.path, endpoint.url);
+    const trace = span?.headers;
+    let outcome: WebhookOutcome = "ok";
+    let status: number | undefined;
+    let error: unknown;
     try {
-      return await this.send(endpoint, call, body, budget);
+      const budget = Math.min(this.options.timeoutMs, call.deadline === undefined ? Infinity : call.deadline - now);
+      if (budget <= 0) throw timeoutError();
+      try {
+        const answer = await this.send(endpoint, call, body, budget, trace);
+        status = answer.status;
+        return answer;
+      } catch (e) {
+        if (call.idempotent === true && isStaleKeepAlive(e)) {
+          const answer = await this.send(endpoint, call, body, budget - (Date.now() - now), trace);
+          status = answer.status;
+          return answer;
+        }
+        throw e;
+      }
     } catch (e) {
-      if (call.idempotent === true && isStaleKeepAlive(e)) return await this.send(endpoint, call, body, budget - (Date.now() - now));
+      error = e;
+      outcome = outcomeOf(e);
+      if (e instanceof GatewayError && e.platformEnvelope) status = e.httpStatus;
       throw e;
+    } finally {
+      this.metrics.webhookFinished(call.path, outcome, (performance.now() - started) / 1000);
+      span?.end(status, error instanceof GatewayError ? error.code : error === undefined ? undefined : "internal_error");
+      if (outcome === "unreachable") {
+        this.unreachable?.report(true, endpoint.url.host, { error: (error as { errno?: string }).errno ?? "connection error" });
+      } else if (outcome !== "timeout" && outcome !== "canceled") {
+        this.unreachable?.report(false, endpoint.url.host);
+      }
     }
   }
 
@@ -137,6 +192,7 @@ export class WebhookClient {
       endpoint = {
         transport: url.protocol === "https:" ? https : http,
         options: { ...urlToHttpOptions(url), agent: this.agentFor(url) },
+        url,
       };
       if (this.endpoints.size >= MAX_ENDPOINTS) this.endpoints.clear();
       this.endpoints.set(key, endpoint);
@@ -163,7 +219,13 @@ export class WebhookClient {
     return agent;
   }
 
-  private send(endpoint: Endpoint, call: WebhookCall, body: Buffer, budgetMs: number): Promise<PlatformAnswer> {
+  private send(
+    endpoint: Endpoint,
+    call: WebhookCall,
+    body: Buffer,
+    budgetMs: number,
+    trace: { traceparent: string; tracestate?: string | undefined } | undefined,
+  ): Promise<PlatformAnswer> {
     return new Promise<PlatformAnswer>((resolve, reject) => {
       const signal = call.signal;
       if (signal?.aborted) {
@@ -178,16 +240,18 @@ export class WebhookClient {
         signal?.removeEventListener("abort", onAbort);
         fn();
       };
-      const req = endpoint.transport.request({
-        ...endpoint.options,
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "content-length": body.length,
-          [SIGNATURE_HEADER]: signatureHeader(call.target.webhookSecret, body),
-          [ACCOUNT_HEADER]: call.accountId,
-        },
-      });
+      const headers: http.OutgoingHttpHeaders = {
+        "content-type": "application/json",
+        "content-length": body.length,
+        [SIGNATURE_HEADER]: signatureHeader(call.target.webhookSecret, body),
+        [ACCOUNT_HEADER]: call.accountId,
+      };
+      if (call.requestId !== undefined) headers["x-request-id"] = call.requestId;
+      if (trace !== undefined) {
+        headers.traceparent = trace.traceparent;
+        if (trace.tracestate !== undefined) headers.tracestate = trace.tracestate;
+      }
+      const req = endpoint.transport.request({ ...endpoint.options, method: "POST", headers });
       const timer = setTimeout(() => {
         finish(() => reject(timeoutError()));
         req.destroy();
@@ -204,7 +268,7 @@ export class WebhookClient {
               GatewayError.of("platform_unavailable", `the scheduling platform could not be reached (${e.code ?? "connection error"})`, {
                 cause: e,
               }),
-              { reusedSocket: req.reusedSocket, errno: e.code },
+              { reusedSocket: req.reusedSocket, errno: e.code, unreachable: true },
             ),
           ),
         );
@@ -222,7 +286,9 @@ export class WebhookClient {
           chunks.push(chunk);
         });
         res.on("error", () => {
-          finish(() => reject(GatewayError.of("platform_unavailable", "the scheduling platform's answer was cut off")));
+          finish(() =>
+            reject(Object.assign(GatewayError.of("platform_unavailable", "the scheduling platform's answer was cut off"), { unreachable: true })),
+          );
         });
         res.on("end", () => {
           finish(() => {
@@ -246,6 +312,27 @@ function timeoutError(): GatewayError {
 function cancelError(call: WebhookCall): GatewayError {
   if (call.deadline !== undefined && Date.now() >= call.deadline - 20) return timeoutError();
   return GatewayError.of("canceled", "the caller went away");
+}
+
+/** How a failed webhook call ended, for metrics and the reachability log. */
+function outcomeOf(e: unknown): WebhookOutcome {
+  if (!(e instanceof GatewayError)) return "invalid_response";
+  if ((e as { unreachable?: boolean }).unreachable === true) return "unreachable";
+  if (e.platformEnvelope) return e.httpStatus >= 500 ? "error_5xx" : "error_4xx";
+  switch (e.code) {
+    case "platform_timeout":
+      return "timeout";
+    case "canceled":
+      return "canceled";
+    case "platform_unavailable":
+      return "error_5xx";
+    // The platform answered 401/403, or 404/501 for a webhook it lacks.
+    case "platform_rejected":
+    case "customer_lookup_not_supported":
+      return "error_4xx";
+    default:
+      return "invalid_response";
+  }
 }
 
 function isStaleKeepAlive(e: unknown): boolean {

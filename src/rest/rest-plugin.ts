@@ -6,7 +6,8 @@
  *
  * It also makes every error fastify would answer by itself (unknown path,
  * wrong method, a body that is not JSON, too large or of another type) an
- * error of the REST envelope. The Connect, gRPC and gRPC-Web routes keep
+ * error of the REST envelope, except an unknown path asked for with a gRPC
+ * content type, which is an unknown method (`unimplemented`) in gRPC's terms. The Connect, gRPC and gRPC-Web routes keep
  * their protocol's own errors: connect-es answers them before fastify could.
  */
 import { isUtf8 } from "node:buffer";
@@ -17,6 +18,7 @@ import type { ContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { GatewayError } from "../errors.js";
+import { isGrpcRequest, sendUnknownProcedure } from "../rpc/unknown-procedure.js";
 import { DOCS_CONTENT_SECURITY_POLICY, renderDocsPage } from "./docs-page.js";
 import { openApiDocument } from "./openapi.js";
 import { restErrorOf, restErrorOfFramework, sendRestError } from "./rest-errors.js";
@@ -38,12 +40,14 @@ interface JsonBody {
 
 const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
 
-export async function registerRest(app: FastifyInstance, options: RestOptions): Promise<void> {
+/** Registers the REST routes and returns them. */
+export async function registerRest(app: FastifyInstance, options: RestOptions): Promise<readonly RestRoute[]> {
   // Client and bidirectional streams have no REST form.
   const routes = restRoutes(options.handlers).filter((r) => r.method.methodKind === "unary" || r.method.methodKind === "server_streaming");
   const matchers = routes.map((r) => ({ route: r, pattern: pathPattern(r) }));
 
   const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    if (isGrpcRequest(request)) return sendUnknownProcedure(request, reply);
     const path = request.url.split("?")[0]!;
     const allowed = [...new Set(matchers.filter((m) => m.pattern.test(path)).map((m) => m.route.httpMethod))];
     if (allowed.length > 0) {
@@ -108,6 +112,7 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
       .header("referrer-policy", "no-referrer")
       .send(page),
   );
+  return routes;
 }
 
 /**

@@ -1,12 +1,14 @@
 /**
  * What the protocol layers pass to the service implementations besides the
- * message: the authenticated partner, and, for calls that arrive over REST,
+ * message: the authenticated partner, the call's observation (request id,
+ * trace, logger), and, for calls that arrive over REST,
  * a place for the platform's answer as it was sent (REST passes it through
  * verbatim, RPC protocols send the typed message).
  */
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { GatewayError } from "../errors.js";
 import type { Caller } from "../gateway/appointments.js";
+import type { CallObservation } from "../observability/call-observer.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
 import type { Partner } from "../store/directory-store.js";
 
@@ -19,12 +21,22 @@ export interface PassThrough {
 
 export const passThroughKey = createContextKey<PassThrough | undefined>(undefined, { description: "REST pass-through" });
 
+/** The call's observation: request id, span, logger; set by the serving path. */
+export const callKey = createContextKey<CallObservation | undefined>(undefined, { description: "call observation" });
+
 /** The caller of an RPC, as the business logic sees it. */
 export function callerOf(ctx: HandlerContext): Caller {
   const partner = ctx.values.get(partnerKey);
   if (partner === undefined) throw GatewayError.of("unauthorized", "not authenticated");
   const remaining = ctx.timeoutMs();
-  return { partner, signal: ctx.signal, deadline: remaining === undefined ? undefined : Date.now() + remaining };
+  const call = ctx.values.get(callKey);
+  return {
+    partner,
+    signal: ctx.signal,
+    deadline: remaining === undefined ? undefined : Date.now() + remaining,
+    requestId: call?.requestId,
+    trace: call?.span,
+  };
 }
 
 /**

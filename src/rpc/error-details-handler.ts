@@ -22,6 +22,12 @@
  * a Connect end-stream message, or a gRPC / gRPC-Web trailers-only response.
  * The connection is still closed, so a client waiting to stream is released.
  *
+ * connect-es answers a method it does not serve (405) or a content type none
+ * of its protocols takes (415) with a bare status; those get the protocol's
+ * error body too. And it spells `grpc-message` with `encodeURIComponent`; the
+ * trailers it writes are respelled as the gRPC specification says (see
+ * grpc-message.ts), so grpc-js and grpc-go show the message as it was.
+ *
  * A deadline longer than a Node timer holds (`maxTimeoutMs`) is refused here,
  * before connect-es, which would refuse it too but arm a timer with it first
  * (and have Node print a `TimeoutOverflowWarning` for a client's input).
@@ -40,6 +46,8 @@ import { trailerFlag, trailerParse, trailerSerialize } from "@connectrpc/connect
 import type { DescMessage } from "@bufbuild/protobuf";
 import { base64Decode } from "@bufbuild/protobuf/wire";
 import { GatewayError } from "../errors.js";
+import { callKey } from "./call-context.js";
+import { respellGrpcMessage } from "./grpc-message.js";
 import { lacksErrorInfo, toRpcError } from "./rpc-error.js";
 
 const COMPRESSED_FLAG = 0b00000001;
@@ -57,21 +65,30 @@ export function withErrorDetails(handler: UniversalHandler, maxTimeoutMs: number
   const isStream = handler.method.methodKind !== "unary";
   const input = handler.method.input;
   const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
+    // The call's status, for metrics and tracing, where it is decided here.
+    const call = req.contextValues?.get(callKey);
+    const settled = (error: ConnectError) => {
+      call?.settle(error.code);
+      return error;
+    };
     if (req.method === "GET") {
       const undecodable = checkGetMessage(req.url);
-      if (undecodable !== undefined) return connectUnaryError(undecodable);
+      if (undecodable !== undefined) return connectUnaryError(settled(undecodable));
     }
     const tooLong = checkDeadline(req.header, maxTimeoutMs);
-    if (tooLong !== undefined) return errorResponse(req.header.get("content-type"), tooLong, new Headers());
+    if (tooLong !== undefined) return errorResponse(req.header.get("content-type"), settled(tooLong), new Headers());
     const res = await handler(req);
-    if (res.status === 505) return http2Required(req.header.get("content-type"), res);
+    if (res.status === 505) return http2Required(req.header.get("content-type"), res, settled);
+    if (res.status === 405 || res.status === 415) return refused(handler, req.header.get("content-type"), res, settled);
     switch (protocolOf(req.header.get("content-type"))) {
       case "connect":
-        return isStream ? mapChunks(res, endStreamFlag, (data) => rewriteEndStream(data, input)) : rewriteConnectUnary(res, input);
+        return isStream
+          ? mapChunks(res, endStreamFlag, (data) => rewriteEndStream(data, input, settled))
+          : rewriteConnectUnary(res, input, settled);
       case "grpc":
-        return rewriteGrpc(res, input);
+        return rewriteGrpc(res, input, settled);
       case "grpc-web":
-        return mapChunks(res, trailerFlag, (data) => rewriteGrpcWebTrailer(data, input));
+        return mapChunks(res, trailerFlag, (data) => rewriteGrpcWebTrailer(data, input, settled));
     }
   };
   return Object.assign(wrapped, handler) as UniversalHandler;
@@ -104,8 +121,31 @@ const HTTP2_REQUIRED = GatewayError.of(
   "bidirectional streams need HTTP/2 (h2c with prior knowledge, or TLS with ALPN h2); this request came over HTTP/1.1",
 ).toConnectError();
 
-function http2Required(contentType: string | null, res: UniversalServerResponse): UniversalServerResponse {
-  return errorResponse(contentType, HTTP2_REQUIRED, new Headers(res.header), 505);
+/** Records a status the wrapper decides (on the call's observation) and returns the error. */
+type Settle = (error: ConnectError) => ConnectError;
+
+function http2Required(contentType: string | null, res: UniversalServerResponse, settle: Settle): UniversalServerResponse {
+  return errorResponse(contentType, settle(HTTP2_REQUIRED), new Headers(res.header), 505);
+}
+
+/**
+ * connect-es answers a method it does not serve (a GET of a method with side
+ * effects, a PUT) with a bare 405, and a content type no protocol of the
+ * method accepts with a bare 415: clients then see only `HTTP 405`. Both are
+ * answered in the protocol's error shape instead, with the same status.
+ */
+function refused(handler: UniversalHandler, contentType: string | null, res: UniversalServerResponse, settle: Settle): UniversalServerResponse {
+  const header = new Headers(res.header);
+  if (res.status === 405) {
+    header.set("allow", handler.allowedMethods.join(", "));
+    const error = GatewayError.of("method_not_allowed", `${handler.requestPath} accepts ${handler.allowedMethods.join(" or ")}`);
+    return errorResponse(contentType, settle(error.toConnectError()), header, 405);
+  }
+  const error = GatewayError.of(
+    "unsupported_media_type",
+    `content type ${JSON.stringify(contentType ?? "")} is not supported; use one of Connect, gRPC or gRPC-Web's content types`,
+  );
+  return errorResponse(contentType, settle(error.toConnectError()), header, 415);
 }
 
 /**
@@ -141,6 +181,7 @@ function errorResponse(contentType: string | null, error: ConnectError, header: 
   if (/^application\/grpc/.test(type)) {
     header.set("content-type", type);
     setTrailerStatus(header, error);
+    respellGrpcMessage(header);
     return { status: 200, header };
   }
   header.set("content-type", "application/json");
@@ -159,7 +200,7 @@ async function readAll(body: UniversalServerResponse["body"]): Promise<Uint8Arra
   return Buffer.concat(parts);
 }
 
-async function rewriteConnectUnary(res: UniversalServerResponse, input: DescMessage): Promise<UniversalServerResponse> {
+async function rewriteConnectUnary(res: UniversalServerResponse, input: DescMessage, settle: Settle): Promise<UniversalServerResponse> {
   if (res.status === 200 || res.header?.has("content-encoding") || res.body === undefined) return res;
   const bytes = await readAll(res.body);
   let error: ConnectError;
@@ -169,7 +210,7 @@ async function rewriteConnectUnary(res: UniversalServerResponse, input: DescMess
     return { ...res, body: single(bytes) };
   }
   if (!lacksErrorInfo(error)) return { ...res, body: single(bytes) };
-  const fixed = toRpcError(error, input);
+  const fixed = settle(toRpcError(error, input));
   const body = errorToJsonBytes(fixed, {});
   const header = new Headers(res.header);
   header.set("content-length", String(body.byteLength));
@@ -177,17 +218,19 @@ async function rewriteConnectUnary(res: UniversalServerResponse, input: DescMess
   return { ...res, status: codeToHttpStatus(fixed.code), header, body: single(body) };
 }
 
-function rewriteGrpc(res: UniversalServerResponse, input: DescMessage): UniversalServerResponse {
+function rewriteGrpc(res: UniversalServerResponse, input: DescMessage, settle: Settle): UniversalServerResponse {
   const trailer = res.trailer;
   const body = res.body;
   if (trailer === undefined || body === undefined || body instanceof Uint8Array) return res;
   const fix = () => {
+    if (!trailer.has("grpc-message")) return;
     const error = findTrailerError(trailer);
     if (error !== undefined && lacksErrorInfo(error)) {
-      const fixed = toRpcError(error, input);
+      const fixed = settle(toRpcError(error, input));
       for (const k of [...trailer.keys()]) trailer.delete(k);
       setTrailerStatus(trailer, fixed);
     }
+    respellGrpcMessage(trailer);
   };
   async function* watched(): AsyncIterable<Uint8Array> {
     try {
@@ -226,15 +269,20 @@ function mapChunks(
   return { ...res, body: mapped() };
 }
 
-function rewriteEndStream(data: Uint8Array, input: DescMessage): Uint8Array | undefined {
+function rewriteEndStream(data: Uint8Array, input: DescMessage, settle: Settle): Uint8Array | undefined {
   const end = endStream.parse(data);
   if (end.error === undefined || !lacksErrorInfo(end.error)) return undefined;
-  return endStream.serialize({ metadata: end.metadata, error: toRpcError(end.error, input) });
+  return endStream.serialize({ metadata: end.metadata, error: settle(toRpcError(end.error, input)) });
 }
 
-function rewriteGrpcWebTrailer(data: Uint8Array, input: DescMessage): Uint8Array | undefined {
+function rewriteGrpcWebTrailer(data: Uint8Array, input: DescMessage, settle: Settle): Uint8Array | undefined {
   const trailer = trailerParse(data);
   const error = findTrailerError(trailer);
-  if (error === undefined || !lacksErrorInfo(error)) return undefined;
-  return trailerSerialize(setTrailerStatus(new Headers(), toRpcError(error, input)));
+  if (error === undefined) return undefined;
+  if (lacksErrorInfo(error)) {
+    const fixed = setTrailerStatus(new Headers(), settle(toRpcError(error, input)));
+    respellGrpcMessage(fixed);
+    return trailerSerialize(fixed);
+  }
+  return respellGrpcMessage(trailer) ? trailerSerialize(trailer) : undefined;
 }

@@ -1,25 +1,57 @@
 /**
  * Interceptors run for every protocol, REST included (REST calls reach the
- * same handlers). `errorModel` is outermost: whatever fails inside, on a unary
- * call or in the middle of a stream, leaves as an error of the gateway's model.
- * `authenticate` resolves the partner and charges its rate limit once per
- * call (once per stream).
+ * same handlers). `observeOutcome` is outermost and records each call's final
+ * status for metrics and tracing. `errorModel` is next: whatever fails inside,
+ * on a unary call or in the middle of a stream, leaves as an error of the
+ * gateway's model. `authenticate` resolves the partner and charges its rate
+ * limit once per call (once per stream).
  */
 import type { DescMessage } from "@bufbuild/protobuf";
-import type { Interceptor, StreamResponse } from "@connectrpc/connect";
+import { ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
 import type { RateLimiter } from "../gateway/rate-limiter.js";
+import type { Logger } from "../observability/logger.js";
 import type { Directory } from "../store/directory.js";
-import { partnerKey } from "./call-context.js";
+import { callKey, partnerKey } from "./call-context.js";
 import { toRpcError } from "./rpc-error.js";
 
+/** Records the status a call ends with on its observation (see call-observer.ts). */
+export function observeOutcome(): Interceptor {
+  return (next) => async (req) => {
+    const call = req.contextValues.get(callKey);
+    if (call === undefined) return next(req);
+    let res;
+    try {
+      res = await next(req);
+    } catch (e) {
+      call.settle(ConnectError.from(e).code);
+      throw e;
+    }
+    if (!res.stream) {
+      call.settle("ok");
+      return res;
+    }
+    const messages = res.message;
+    async function* observed() {
+      try {
+        yield* messages;
+        call!.settle("ok");
+      } catch (e) {
+        call!.settle(ConnectError.from(e).code);
+        throw e;
+      }
+    }
+    return { ...res, message: observed() } as StreamResponse;
+  };
+}
+
 export interface ErrorReporter {
-  (error: unknown, procedure: string): void;
+  (error: unknown, procedure: string, log: Logger | undefined): void;
 }
 
 export function errorModel(report: ErrorReporter): Interceptor {
-  const fail = (e: unknown, procedure: string, input: DescMessage): never => {
+  const fail = (e: unknown, procedure: string, input: DescMessage, log: Logger | undefined): never => {
     const rpcError = toRpcError(e, input);
-    if (rpcError.code === 13) report(e, procedure);
+    if (rpcError.code === 13) report(e, procedure, log);
     throw rpcError;
   };
   return (next) => async (req) => {
@@ -28,7 +60,7 @@ export function errorModel(report: ErrorReporter): Interceptor {
     try {
       res = await next(req);
     } catch (e) {
-      return fail(e, procedure, req.method.input);
+      return fail(e, procedure, req.method.input, req.contextValues.get(callKey)?.log);
     }
     if (!res.stream) return res;
     const messages = res.message;
@@ -36,7 +68,7 @@ export function errorModel(report: ErrorReporter): Interceptor {
       try {
         yield* messages;
       } catch (e) {
-        fail(e, procedure, req.method.input);
+        fail(e, procedure, req.method.input, req.contextValues.get(callKey)?.log);
       }
     }
     return { ...res, message: guarded() } as StreamResponse;

@@ -13,7 +13,8 @@ import type { Appointments } from "../gateway/appointments.js";
 import type { Customers } from "../gateway/customers.js";
 import { BotSession, type BotSessionOptions } from "../gateway/bot-session.js";
 import { GatewayError } from "../errors.js";
-import { callerOf, passThrough } from "./call-context.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { callerOf, callKey, passThrough } from "./call-context.js";
 
 export const IDEMPOTENCY_KEY_HEADER = "idempotency-key";
 
@@ -36,14 +37,18 @@ export const REPLAYED_HEADER = "idempotent-replayed";
  */
 const NO_STORE = ["cache-control", "no-store"] as const;
 
+const CONVERSE = "dialstack.partner.v1.BotSessionService/Converse";
+
 export interface Services {
   readonly appointments: Appointments;
   readonly customers: Customers;
   /** Limits and the shutdown signal of bot sessions. */
   readonly sessions: BotSessionOptions;
+  /** Counts open sessions. */
+  readonly metrics: Metrics;
 }
 
-export function registerServices(router: ConnectRouter, { appointments, customers, sessions }: Services): void {
+export function registerServices(router: ConnectRouter, { appointments, customers, sessions, metrics }: Services): void {
   router.service(AvailabilityService, {
     async searchAvailability(req, ctx) {
       const result = await appointments.searchAvailability(callerOf(ctx), req);
@@ -79,7 +84,16 @@ export function registerServices(router: ConnectRouter, { appointments, customer
   router.service(BotSessionService, {
     // Authentication ran once for the whole stream, in the interceptor.
     async *converse(requests, ctx) {
-      yield* new BotSession(appointments, customers, callerOf(ctx), sessions).converse(requests);
+      // Failures inside the session are logged with the stream's request id.
+      const log = ctx.values.get(callKey)?.log;
+      const options = log === undefined ? sessions : { ...sessions, reportError: (e: unknown) => log.error({ err: e, procedure: CONVERSE }, "unexpected error") };
+      const session = new BotSession(appointments, customers, callerOf(ctx), options);
+      metrics.sessionOpened();
+      try {
+        yield* session.converse(requests);
+      } finally {
+        metrics.sessionClosed();
+      }
     },
   });
 }

@@ -2,28 +2,42 @@
  * The fastify application: every protocol on one server. Connect, gRPC and
  * gRPC-Web are served by connect-es; REST is translated onto the same
  * handlers, so auth, validation and errors are shared by construction.
+ * Beside the partner services: gRPC health and reflection (no key needed),
+ * the probes, `/metrics`, and the hook that observes every call.
  */
-import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import { createContextValues, type ConnectRouter } from "@connectrpc/connect";
+import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { fastifyCors } from "@fastify/cors";
-import { fastify, LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyServerFactory } from "fastify";
-import type { LoggerOptions } from "pino";
+import { fastify, LogController, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from "fastify";
+import type { Logger as PinoLogger } from "pino";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
 import type { Customers } from "../gateway/customers.js";
 import type { RateLimiter } from "../gateway/rate-limiter.js";
+import { HEALTH_SERVICE, registerHealth } from "../health/health-service.js";
+import type { HealthState } from "../health/health-state.js";
+import { registerProbes } from "../health/probes.js";
+import type { Metrics } from "../metrics/metrics.js";
+import { serveMetrics } from "../metrics/metrics-server.js";
+import { CallObserver } from "../observability/call-observer.js";
+import { REDACTED_PATHS, type Logger } from "../observability/logger.js";
+import { requestIdOf, REQUEST_ID_HEADER } from "../observability/request-id.js";
+import { DescriptorIndex } from "../reflection/descriptor-index.js";
+import { REFLECTION_SERVICES, registerReflection } from "../reflection/reflection-service.js";
 import type { Directory } from "../store/directory.js";
+import type { Tracer } from "../tracing/tracer.js";
+import { callKey } from "../rpc/call-context.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
-import { authenticate, errorModel } from "../rpc/interceptors.js";
-import { withStrictJson } from "../rpc/strict-json.js";
+import { authenticate, errorModel, observeOutcome } from "../rpc/interceptors.js";
 import { registerServices } from "../rpc/services.js";
+import { withStrictJson } from "../rpc/strict-json.js";
 import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
 import { registerRest } from "../rest/rest-plugin.js";
 import { loadConsoleAssets } from "../console/console-assets.js";
 import { registerConsole } from "../console/console-plugin.js";
+import { observeCalls } from "./call-hooks.js";
 import { corsOptions } from "./cors.js";
 import { createOnePortServer } from "./one-port-server.js";
 
@@ -33,14 +47,13 @@ export interface Gateway {
   readonly appointments: Appointments;
   readonly customers: Customers;
   readonly rateLimiter: RateLimiter;
+  readonly log: PinoLogger;
+  readonly metrics: Metrics;
+  readonly tracer: Tracer;
+  readonly health: HealthState;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
 }
-
-const REQUEST_ID = /^[A-Za-z0-9._:\-]{1,128}$/;
-
-/** JSON as partners write it: proto field names (`bot_id`); the camelCase JSON names are read too. */
-const JSON_OPTIONS = { useProtoFieldName: true } as const;
 
 /**
  * Node's timers hold at most 2^31-1 ms; a longer client deadline would
@@ -48,45 +61,41 @@ const JSON_OPTIONS = { useProtoFieldName: true } as const;
  */
 const MAX_TIMEOUT_MS = 2_147_483_647;
 
-export interface BuildOptions {
-  /** Log output; defaults to stdout at the configured level. */
-  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
-  /** A logger made with `loggerOptions`, shared with the gateway's components; takes precedence over `logger`. */
-  readonly loggerInstance?: FastifyBaseLogger;
-}
+/** JSON as partners write it: proto field names (`bot_id`); the camelCase JSON names are read too. */
+const JSON_OPTIONS = { useProtoFieldName: true } as const;
 
-/** The server's pino options: the configured level, and never a partner key or idempotency key in a log line. */
-export function loggerOptions(config: Config): LoggerOptions {
-  return {
-    level: config.logLevel,
-    redact: ["req.headers.authorization", "req.headers['idempotency-key']"],
-  };
+export interface BuildOptions {
+  /** Log output; defaults to the gateway's logger. */
+  readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
 }
 
 export async function buildServer(gateway: Gateway, options: BuildOptions = {}): Promise<FastifyInstance> {
   const { config } = gateway;
   const serverFactory: FastifyServerFactory = (handler) =>
     createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], { tls: config.tls, keepAliveMs: 30_000 }) as never;
+  const logging =
+    options.logger === undefined
+      ? { loggerInstance: gateway.log }
+      : { logger: typeof options.logger === "boolean" ? options.logger : { ...options.logger, redact: REDACTED_PATHS } };
   const app = fastify({
     serverFactory,
-    ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
+    ...logging,
     // One line per request comes from the onResponse hook below.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: config.maxRequestBytes,
-    requestIdHeader: "x-request-id",
-    genReqId: (req) => {
-      const given = req.headers["x-request-id"];
-      return typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    },
+    // fastify would take a request id header as it comes; this checks it.
+    requestIdHeader: false,
+    genReqId: (req) => requestIdOf(req.headers[REQUEST_ID_HEADER]),
     return503OnClosing: true,
     frameworkErrors: (error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)),
-  });
+  }) as unknown as FastifyInstance;
 
   app.addHook("onRequest", async (req, reply) => {
-    reply.header("x-request-id", req.id);
+    reply.header(REQUEST_ID_HEADER, req.id);
   });
   app.addHook("onResponse", async (req, reply) => {
-    req.log.info({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
+    // The path only: a Connect GET carries the whole request (a caller's phone number, say) in its query.
+    req.log.info({ method: req.method, path: pathOf(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
   });
 
   await app.register(fastifyCors, corsOptions);
@@ -95,13 +104,30 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
   // `shutting_down` as soon as closing begins. This is not connect's
   // `shutdownSignal`: that one aborts every call's `ctx.signal`, which would
   // cancel the webhooks in flight instead of letting them finish. The
-  // listener's grace period bounds how long they may take.
+  // listener's grace period bounds how long they may take. Health turns
+  // NOT_SERVING at the same moment, so load balancers stop sending calls.
   const closing = new AbortController();
   setMaxListeners(0, closing.signal); // one listener per open session
-  app.addHook("preClose", async () => closing.abort());
+  app.addHook("preClose", async () => {
+    gateway.health.beginShutdown();
+    closing.abort();
+  });
+
+  const reportError = (e: unknown, procedure: string, log: Logger = gateway.log) => log.error({ err: e, procedure }, "unexpected error");
+  const contextValues = (req: FastifyRequest) => createContextValues().set(callKey, req.call);
+  const rpcOptions = (interceptors: Interceptor[]) => ({
+    readMaxBytes: config.maxRequestBytes,
+    maxTimeoutMs: MAX_TIMEOUT_MS,
+    jsonOptions: JSON_OPTIONS,
+    interceptors: [observeOutcome(), errorModel(reportError), ...interceptors],
+    contextValues,
+  });
+  // Errors that connect-es raises before any interceptor runs get the same
+  // ErrorInfo as the rest; the plugin serves the wrapped handlers.
+  const wrapHandlers = (router: ConnectRouter) =>
+    router.handlers.splice(0, router.handlers.length, ...router.handlers.map((handler) => withErrorDetails(handler, MAX_TIMEOUT_MS)));
 
   const handlers: UniversalHandler[] = [];
-  const contextValues = () => createContextValues();
   await app.register(async (rpc) => {
     // Errors fastify raises itself on the RPC routes (a content type no
     // protocol accepts, say) come in the REST envelope too, not fastify's shape.
@@ -116,24 +142,50 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
             idleMs: config.sessionIdleMs,
             shutdownSignal: closing.signal,
             rateLimiter: gateway.rateLimiter,
-            reportError: (e) => app.log.error({ err: e, procedure: "dialstack.partner.v1.BotSessionService/Converse" }, "unexpected error"),
+            reportError: (e) => reportError(e, "dialstack.partner.v1.BotSessionService/Converse"),
           },
+          metrics: gateway.metrics,
         });
-        // Errors that connect-es raises before any interceptor runs get the
-        // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
-        router.handlers.splice(0, router.handlers.length, ...router.handlers.map((handler) => withErrorDetails(handler, MAX_TIMEOUT_MS)));
+        wrapHandlers(router);
         handlers.push(...router.handlers);
       },
-      readMaxBytes: config.maxRequestBytes,
-      maxTimeoutMs: MAX_TIMEOUT_MS,
-      jsonOptions: JSON_OPTIONS,
-      interceptors: [errorModel((e, procedure) => app.log.error({ err: e, procedure }, "unexpected error")), authenticate(gateway.directory, gateway.rateLimiter)],
-      contextValues,
+      ...rpcOptions([authenticate(gateway.directory, gateway.rateLimiter)]),
     });
   });
-  await registerRest(app, { handlers, contextValues });
+
+  // Health and reflection answer without a partner key.
+  const partnerServices = [...new Map(handlers.map((h) => [h.service.typeName, h.service])).values()];
+  const publicHandlers: UniversalHandler[] = [];
+  await app.register(async (rpc) => {
+    rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
+    await rpc.register(fastifyConnectPlugin, {
+      routes(router: ConnectRouter) {
+        registerHealth(router, gateway.health, {
+          dependent: partnerServices.map((s) => s.typeName),
+          independent: [HEALTH_SERVICE, ...REFLECTION_SERVICES].map((s) => s.typeName),
+        });
+        registerReflection(router, new DescriptorIndex([...partnerServices, HEALTH_SERVICE, ...REFLECTION_SERVICES]));
+        wrapHandlers(router);
+        publicHandlers.push(...router.handlers);
+      },
+      ...rpcOptions([]),
+    });
+  });
+  const restRoutes = await registerRest(app, { handlers, contextValues });
   registerConsole(app, await loadConsoleAssets());
 
-  app.get("/healthz", async () => ({ status: "ok" }));
+  const procedureOf = (h: UniversalHandler) => `${h.service.typeName}/${h.method.name}`;
+  observeCalls(app, new CallObserver(gateway.metrics, gateway.tracer), {
+    rpc: new Map([...handlers, ...publicHandlers].map((h) => [h.requestPath, procedureOf(h)])),
+    rest: new Map(restRoutes.map((r) => [`${r.httpMethod} ${r.routePath}`, procedureOf(r.handler)])),
+  });
+
+  registerProbes(app, gateway.health);
+  await serveMetrics(app, gateway.metrics, config);
   return app;
+}
+
+function pathOf(url: string): string {
+  const query = url.indexOf("?");
+  return query === -1 ? url : url.slice(0, query);
 }

@@ -11,7 +11,7 @@ import type { FastifyCorsOptions } from "@fastify/cors";
 export const corsOptions: FastifyCorsOptions = {
   origin: "*",
   methods: [...cors.allowedMethods],
-  allowedHeaders: [...cors.allowedHeaders, "Authorization", "Idempotency-Key", "X-Request-Id", "X-Server-Timeout"],
+  allowedHeaders: [...cors.allowedHeaders, "Authorization", "Idempotency-Key", "X-Request-Id", "X-Server-Timeout", "traceparent", "tracestate"],
   exposedHeaders: [...cors.exposedHeaders, "Idempotent-Replayed", "Retry-After", "X-Request-Id"],
   maxAge: 7200,
   // A bare OPTIONS request is answered like a preflight rather than with an error of another shape.

@@ -13,7 +13,7 @@
  */
 import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
-import { silentLog, type Log } from "../log.js";
+import { silentLogger, type Logger } from "../observability/logger.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
 import { hashPartnerKey, partnerKeyFromAuthorization } from "./partner-key.js";
 import { TtlCache } from "./ttl-cache.js";
@@ -44,7 +44,9 @@ export class Directory {
   constructor(
     readonly store: DirectoryStore,
     private readonly cacheTtlMs: number,
-    private readonly log: Log = silentLog,
+    private readonly log: Logger = silentLogger,
+    /** Told of every store failure (metrics). */
+    private readonly onStoreError: () => void = () => {},
   ) {
     this.partners = new TtlCache(cacheTtlMs);
     this.routes = new TtlCache(cacheTtlMs);
@@ -135,6 +137,7 @@ export class Directory {
       if (e instanceof GatewayError) throw e;
       // A secret no configured key opens is the operator's to fix; the caller gets the store's failure.
       if (e instanceof FieldCipherError) this.log.error({ reason: e.message }, "cannot read the directory");
+      this.onStoreError();
       throw GatewayError.of("service_unavailable", "the directory store is unavailable; retry shortly", {
         retryAfterSeconds: 1,
         cause: e,

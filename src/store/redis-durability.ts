@@ -12,7 +12,7 @@
  * managed Redis may refuse `CONFIG`; that is logged, not fatal.
  */
 import type { Redis } from "ioredis";
-import type { Log } from "../log.js";
+import type { Logger } from "../observability/logger.js";
 
 export interface RedisPersistence {
   /** `yes` or `no`. */
@@ -26,7 +26,7 @@ export type DurabilityVerdict =
   | { readonly kind: "durable" | "not_durable"; readonly persistence: RedisPersistence };
 
 /** Reads the persistence settings, and logs whether bookings survive a Redis restart. */
-export async function checkRedisDurability(redis: Redis, log: Log): Promise<DurabilityVerdict> {
+export async function checkRedisDurability(redis: Redis, log: Logger): Promise<DurabilityVerdict> {
   let persistence: RedisPersistence;
   try {
     const reply = (await redis.call("CONFIG", "GET", "appendonly", "appendfsync")) as string[];

@@ -39,6 +39,8 @@ export interface HarnessOptions {
   readonly redisUrl?: string;
   /** Key prefix to share with another harness (two gateways, one Redis). */
   readonly redisKeyPrefix?: string;
+  /** Where the gateway logs (with `env.LOG_LEVEL`); nowhere by default. */
+  readonly logStream?: NodeJS.WritableStream;
 }
 
 /** Answers a webhook instead of the reference platform, when it returns a reply. */
@@ -101,7 +103,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       : {}),
     ...options.env,
   });
-  const gateway = await createGateway(config);
+  const gateway = await createGateway(config, options.logStream === undefined ? {} : { logStream: options.logStream });
   const seed = parseSeed({
     partners: [
       { id: "ptnr_a", name: "Partner A", api_key: keys.a },
@@ -123,7 +125,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     ],
   });
   await importSeed(gateway.directory.store, seed);
-  const app = await buildServer(gateway, { logger: false });
+  const app = await buildServer(gateway, options.logStream === undefined ? { logger: false } : {});
   await app.listen({ port: 0, host: "127.0.0.1" });
   const { port } = app.server.address() as AddressInfo;
   return {

@@ -64,3 +64,4 @@ export function requireEach(program: SystemProgram): void {
 export const chromium = (needed = "browser tests") => systemProgram(["chromium", "chromium-browser"], "chromium", needed);
 export const openssl = (needed = "TLS tests") => systemProgram("openssl", "openssl", needed);
 export const curl = (needed = "curl tests") => systemProgram("curl", "curl", needed);
+export const promtool = (needed = "the metrics check with promtool") => systemProgram("promtool", "prometheus", needed);

@@ -165,7 +165,7 @@ export interface Outcome {
 const snake = (c: Code) => Code[c]!.replace(/[A-Z]/g, (m, i) => (i === 0 ? m.toLowerCase() : `_${m.toLowerCase()}`));
 
 /** Splits a gRPC-Web body into its messages and its trailer frame. */
-function grpcWebTrailer(body: Buffer): Headers | undefined {
+export function grpcWebTrailer(body: Buffer): Headers | undefined {
   let offset = 0;
   while (offset + 5 <= body.length) {
     const flags = body[offset]!;

@@ -1,0 +1,103 @@
+/**
+ * Whether Redis answers, kept up to date in the background so that a probe
+ * never waits for Redis: the connection's own events say at once when it
+ * drops, and a PING every second catches a Redis that keeps its connections
+ * open but does not answer (frozen, swapping, stuck in a long command).
+ *
+ * A PING counts as missed when it is not answered within the request path's
+ * own Redis command timeout, past which calls fail anyway. Two misses in a
+ * row mark Redis unreachable, so a single slow answer on a loaded machine
+ * does not take the gateway out of a load balancer; and a miss is only
+ * decided after the event loop has read what arrived meanwhile, so a gateway
+ * that was itself busy does not blame Redis. One answered PING marks it
+ * reachable again.
+ */
+import type { Redis } from "ioredis";
+
+export interface RedisMonitorOptions {
+  /** Between two PINGs. */
+  readonly intervalMs?: number;
+  /** A PING unanswered for this long is a miss. */
+  readonly timeoutMs?: number;
+  /** Misses in a row that mark Redis unreachable. */
+  readonly missesToFail?: number;
+  /** Called with every change, and with the reason when Redis is lost. */
+  readonly onChange: (up: boolean, reason: string | undefined) => void;
+  /** Called for each failure seen (connection error, failed or late PING). */
+  readonly onError?: (source: "connection" | "health_check") => void;
+}
+
+export class RedisMonitor {
+  private up: boolean;
+  private pinging = false;
+  private misses = 0;
+  private readonly timer: NodeJS.Timeout;
+  private readonly detach: () => void;
+  private readonly timeoutMs: number;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: RedisMonitorOptions,
+  ) {
+    this.up = redis.status === "ready";
+    this.timeoutMs = options.timeoutMs ?? 1000;
+    const onClose = () => this.set(false, "connection closed");
+    const onReady = () => this.ping();
+    const onError = () => options.onError?.("connection");
+    redis.on("close", onClose);
+    redis.on("ready", onReady);
+    redis.on("error", onError);
+    this.detach = () => {
+      redis.off("close", onClose);
+      redis.off("ready", onReady);
+      redis.off("error", onError);
+    };
+    this.timer = setInterval(() => this.ping(), options.intervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  get reachable(): boolean {
+    return this.up;
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.detach();
+  }
+
+  private ping(): void {
+    if (this.pinging || this.redis.status !== "ready") return;
+    this.pinging = true;
+    let settled = false;
+    const miss = (reason: string) => {
+      if (settled) return;
+      settled = true;
+      this.options.onError?.("health_check");
+      if (++this.misses >= (this.options.missesToFail ?? 2)) this.set(false, reason);
+    };
+    // setImmediate: decide after the poll phase, which reads an answer that is already there.
+    const late = setTimeout(() => setImmediate(() => miss(`no answer to PING within ${this.timeoutMs} ms`)), this.timeoutMs);
+    late.unref();
+    this.redis.ping().then(
+      () => {
+        // Answered, late or not: Redis is there.
+        clearTimeout(late);
+        this.pinging = false;
+        settled = true;
+        this.misses = 0;
+        this.set(true, undefined);
+      },
+      (e: Error) => {
+        clearTimeout(late);
+        this.pinging = false;
+        miss(`PING failed: ${e.message}`);
+      },
+    );
+  }
+
+  private set(up: boolean, reason: string | undefined): void {
+    if (up === this.up) return;
+    this.up = up;
+    this.options.onChange(up, reason);
+  }
+}
