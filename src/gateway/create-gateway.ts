@@ -1,12 +1,11 @@
 /**
  * Assembles the gateway's components from a `Config`: the directory store
- * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
- * client, the idempotency keeper (in Redis too when there is one), the
- * encryption of what they keep in Redis, and the business logic
- * (appointments and customers). With Redis it also says at start whether
- * bookings are durable and encrypted.
+ * (Redis when `REDIS_URL` or `REDIS_CLUSTER_NODES` is set, memory otherwise),
+ * its cache, the webhook client, the idempotency keeper (in Redis too when
+ * there is one), the rate limit, the encryption of what they keep in Redis, and the business logic (appointments and
+ * customers). With Redis it also says at start whether bookings are durable
+ * and encrypted.
  */
-import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
 import { fieldCipherOf } from "../encryption/field-cipher.js";
@@ -17,7 +16,15 @@ import type { DirectoryStore } from "../store/directory-store.js";
 import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { watchDirectoryChanges } from "../store/directory-changes.js";
-import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
+import {
+  closeConnection,
+  connectTarget,
+  describeRedisTarget,
+  redisTargetOf,
+  redisVariableOf,
+  type RedisConnection,
+  type RedisTarget,
+} from "../store/redis-connection.js";
 import { checkRedisDurability } from "../store/redis-durability.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
@@ -34,9 +41,10 @@ export interface GatewayParts {
   readonly log?: Log;
 }
 
-export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
+export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: RedisConnection | undefined }> {
   const log = parts.log ?? silentLog;
-  const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
+  const target = redisTargetOf(config);
+  const redis = target !== undefined ? await connectOrName(target) : undefined;
   if (redis !== undefined) await checkRedisDurability(redis, log);
   const cipher = fieldCipherOf(config.encryption);
   if (redis !== undefined && !cipher.enabled) {
@@ -59,7 +67,9 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
   const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
   const keeper: IdempotencyKeeper =
-    redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher) : new MemoryIdempotencyKeeper(keeping);
+    redis !== undefined
+      ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher)
+      : new MemoryIdempotencyKeeper(keeping);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,
     streamWindowMs: config.streamWindowMs,
@@ -76,16 +86,16 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       await keeper.close();
       webhooks.close();
       await watch?.close();
-      if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
+      if (redis !== undefined) await closeConnection(redis);
     },
   };
 }
 
 /** Connects to Redis; a failure names the setting to fix. */
-async function connectOrName(url: string): Promise<Redis> {
+async function connectOrName(target: RedisTarget): Promise<RedisConnection> {
   try {
-    return await connectRedis(url);
+    return await connectTarget(target);
   } catch (e) {
-    throw new ConfigError("REDIS_URL", `cannot reach Redis at ${displayRedisUrl(url)}: ${(e as Error).message}`);
+    throw new ConfigError(redisVariableOf(target), `cannot reach ${describeRedisTarget(target)}: ${(e as Error).message}`);
   }
 }

@@ -11,12 +11,15 @@
  * `"o"`, bound to the record's key. What the scripts and the claim read (state,
  * token, fingerprint) stays in clear.
  *
+ * Every script touches one key, so on a Redis Cluster each runs on the master
+ * of that key's slot and records spread over every master.
+ *
  * The connection must fail fast (see `connectRedis`): a command that cannot
  * run answers `service_unavailable` instead of waiting for Redis to come back.
  */
-import type { Redis } from "ioredis";
 import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import type { StoredOutcome } from "../gateway/idempotency.js";
+import { isCluster, type RedisConnection } from "../store/redis-connection.js";
 import { ClaimingKeeper, type KeeperOptions } from "./claiming-keeper.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
 
@@ -68,7 +71,7 @@ const SCAN_COUNT = 500;
 
 export class RedisIdempotencyStore implements IdempotencyStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** The gateway's key prefix (`REDIS_KEY_PREFIX`); records go under `<prefix>idem:`. */
     private readonly prefix: string,
     /** Encrypts stored outcomes (see `encryption/field-cipher.ts`); in clear by default. */
@@ -101,23 +104,31 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   async reencrypt(): Promise<{ records: number; rewritten: number }> {
     let records = 0;
     let rewritten = 0;
-    let cursor = "0";
-    do {
-      const pattern = `${this.prefix.replace(/[*?[\]\\]/g, "\\$&")}idem:*`;
-      const [next, keys] = await this.redis.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
-      cursor = next;
-      for (const key of keys) {
-        const stored = await this.redis.get(key);
-        if (stored === null) continue;
-        records++;
-        const record = this.decode(key, stored);
-        if (record.state !== "done") continue;
-        const sealed = (JSON.parse(stored) as StoredJson).e;
-        if (typeof sealed === "string" ? this.cipher.isCurrent(sealed) : !this.cipher.enabled) continue;
-        if ((await this.redis.eval(SWAP, 1, key, stored, this.encode(key, record))) === 1) rewritten++;
-      }
-    } while (cursor !== "0");
+    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, "\\$&")}idem:*`;
+    // SCAN walks one node: on a cluster, every master's keys are walked in turn.
+    for (const node of isCluster(this.redis) ? this.redis.nodes("master") : [this.redis]) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
+        cursor = next;
+        for (const key of keys) {
+          const outcome = await this.reencryptRecord(key);
+          if (outcome !== "gone") records++;
+          if (outcome === "rewritten") rewritten++;
+        }
+      } while (cursor !== "0");
+    }
     return { records, rewritten };
+  }
+
+  private async reencryptRecord(key: string): Promise<"gone" | "kept" | "rewritten"> {
+    const stored = await this.redis.get(key);
+    if (stored === null) return "gone";
+    const record = this.decode(key, stored);
+    if (record.state !== "done") return "kept";
+    const sealed = (JSON.parse(stored) as StoredJson).e;
+    if (typeof sealed === "string" ? this.cipher.isCurrent(sealed) : !this.cipher.enabled) return "kept";
+    return (await this.redis.eval(SWAP, 1, key, stored, this.encode(key, record))) === 1 ? "rewritten" : "kept";
   }
 
   private encode(key: string, record: DoneRecord): string {
@@ -147,7 +158,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 }
 
 export class RedisIdempotencyKeeper extends ClaimingKeeper {
-  constructor(redis: Redis, prefix: string, options: KeeperOptions, cipher: FieldCipher = NO_ENCRYPTION) {
+  constructor(redis: RedisConnection, prefix: string, options: KeeperOptions, cipher: FieldCipher = NO_ENCRYPTION) {
     super(new RedisIdempotencyStore(redis, prefix, cipher), options);
   }
 }
