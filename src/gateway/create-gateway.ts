@@ -2,7 +2,8 @@
  * Assembles the gateway's components from a `Config`: the directory store
  * (Redis when `REDIS_URL` or `REDIS_CLUSTER_NODES` is set, memory otherwise),
  * its cache, the webhook client, the idempotency keeper (in Redis too when
- * there is one), the rate limit, the encryption of what they keep in Redis, and the business logic (appointments and
+ * there is one, with replica acknowledgement of finished bookings), the rate
+ * limit, the encryption of what they keep in Redis, and the business logic (appointments and
  * customers). With Redis it also says at start whether bookings are durable
  * and encrypted.
  */
@@ -26,6 +27,7 @@ import {
   type RedisTarget,
 } from "../store/redis-connection.js";
 import { checkRedisDurability } from "../store/redis-durability.js";
+import { ReplicaAcknowledgement } from "../store/replica-acknowledgement.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
 import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.js";
@@ -66,9 +68,11 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       : undefined;
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
   const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
+  const acknowledgement =
+    redis !== undefined && config.replicaAckTimeoutMs > 0 ? await ReplicaAcknowledgement.start(redis, config.replicaAckTimeoutMs, log) : undefined;
   const keeper: IdempotencyKeeper =
     redis !== undefined
-      ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher)
+      ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher, acknowledgement)
       : new MemoryIdempotencyKeeper(keeping);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,
@@ -86,6 +90,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       await keeper.close();
       webhooks.close();
       await watch?.close();
+      await acknowledgement?.close();
       if (redis !== undefined) await closeConnection(redis);
     },
   };

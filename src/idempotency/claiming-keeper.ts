@@ -100,7 +100,7 @@ export class ClaimingKeeper implements IdempotencyKeeper {
 
   /** Sends the booking as the claim holder; the caller may leave, the booking and its bookkeeping go on. */
   private async run(id: string, token: string, request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult> {
-    const task = this.settle(id, token, request.fingerprint, perform);
+    const task = this.settle(id, token, request, perform);
     this.running.add(task);
     void task.then(() => this.running.delete(task));
     const settled = await untilGone(task, request);
@@ -109,7 +109,7 @@ export class ClaimingKeeper implements IdempotencyKeeper {
   }
 
   /** Performs the booking, then stores its final outcome or releases the key. Never rejects. */
-  private async settle(id: string, token: string, fingerprint: string, perform: () => Promise<PlatformAnswer>): Promise<Settled> {
+  private async settle(id: string, token: string, request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<Settled> {
     let settled: Settled;
     let outcome: StoredOutcome | undefined;
     try {
@@ -124,7 +124,8 @@ export class ClaimingKeeper implements IdempotencyKeeper {
     // lapses after its lifetime and a retry asks the platform again with the
     // same downstream key, which the platform de-duplicates.
     if (outcome !== undefined) {
-      await this.store.finish(id, token, { state: "done", fingerprint, outcome }, this.options.resultTtlMs).catch(() => false);
+      const record = { state: "done", fingerprint: request.fingerprint, outcome } as const;
+      await this.store.finish(id, token, record, this.options.resultTtlMs, request.deadline).catch(() => false);
     } else {
       await this.store.release(id, token).catch(() => false);
     }

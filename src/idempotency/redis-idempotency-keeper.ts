@@ -12,13 +12,16 @@
  * token, fingerprint) stays in clear.
  *
  * Every script touches one key, so on a Redis Cluster each runs on the master
- * of that key's slot and records spread over every master.
+ * of that key's slot and records spread over every master. A finished record
+ * is acknowledged by a replica before the booking is answered, when the
+ * master has one (see `store/replica-acknowledgement.ts`).
  *
  * The connection must fail fast (see `connectRedis`): a command that cannot
  * run answers `service_unavailable` instead of waiting for Redis to come back.
  */
 import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import type { StoredOutcome } from "../gateway/idempotency.js";
+import type { ReplicaAcknowledgement } from "../store/replica-acknowledgement.js";
 import { isCluster, type RedisConnection } from "../store/redis-connection.js";
 import { ClaimingKeeper, type KeeperOptions } from "./claiming-keeper.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
@@ -76,6 +79,8 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     private readonly prefix: string,
     /** Encrypts stored outcomes (see `encryption/field-cipher.ts`); in clear by default. */
     private readonly cipher: FieldCipher = NO_ENCRYPTION,
+    /** Waits for a replica to have a finished record; finished records are not waited for without it. */
+    private readonly acknowledgement?: ReplicaAcknowledgement,
   ) {}
 
   /** The Redis key of a record id (`<partner id>:<sha256 of the key>`). */
@@ -90,9 +95,12 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     return found === null ? undefined : this.decode(key, found);
   }
 
-  async finish(id: string, token: string, record: DoneRecord, ttlMs: number): Promise<boolean> {
+  async finish(id: string, token: string, record: DoneRecord, ttlMs: number, deadline?: number): Promise<boolean> {
     const key = this.keyOf(id);
-    return (await this.redis.eval(FINISH, 1, key, token, this.encode(key, record), ttlMs)) === 1;
+    const stored = this.encode(key, record);
+    if (this.acknowledgement === undefined) return (await this.redis.eval(FINISH, 1, key, token, stored, ttlMs)) === 1;
+    const { result } = await this.acknowledgement.write(key, (commands) => commands.eval(FINISH, 1, key, token, stored, ttlMs), deadline);
+    return result === 1;
   }
 
   /**
@@ -158,7 +166,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 }
 
 export class RedisIdempotencyKeeper extends ClaimingKeeper {
-  constructor(redis: RedisConnection, prefix: string, options: KeeperOptions, cipher: FieldCipher = NO_ENCRYPTION) {
-    super(new RedisIdempotencyStore(redis, prefix, cipher), options);
+  constructor(redis: RedisConnection, prefix: string, options: KeeperOptions, cipher: FieldCipher = NO_ENCRYPTION, acknowledgement?: ReplicaAcknowledgement) {
+    super(new RedisIdempotencyStore(redis, prefix, cipher, acknowledgement), options);
   }
 }
