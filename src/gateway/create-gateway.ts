@@ -3,7 +3,8 @@
  * (Redis when `REDIS_URL` or `REDIS_CLUSTER_NODES` is set, memory otherwise),
  * its cache, the webhook client, the idempotency keeper (in Redis too when
  * there is one, with replica acknowledgement of finished bookings), the rate
- * limit, the encryption of what they keep in Redis, and the business logic (appointments and
+ * limit (shared by the fleet through Redis when there is one), the encryption
+ * of what they keep in Redis, and the business logic (appointments and
  * customers). With Redis it also says at start whether bookings are durable
  * and encrypted.
  */
@@ -28,13 +29,15 @@ import {
 } from "../store/redis-connection.js";
 import { checkRedisDurability } from "../store/redis-durability.js";
 import { ReplicaAcknowledgement } from "../store/replica-acknowledgement.js";
+import { RedisTokenBucket } from "../store/redis-token-bucket.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
 import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.js";
 import { Appointments } from "./appointments.js";
 import { Customers } from "./customers.js";
+import { FleetRateLimiter } from "./fleet-rate-limiter.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
-import { RateLimiter } from "./rate-limiter.js";
+import { RateLimiter, type CallLimiter } from "./rate-limiter.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
@@ -74,6 +77,9 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     redis !== undefined
       ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher, acknowledgement)
       : new MemoryIdempotencyKeeper(keeping);
+  const limit = { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst };
+  const rateLimiter: CallLimiter =
+    redis !== undefined ? new FleetRateLimiter(limit, new RedisTokenBucket(redis, config.redisKeyPrefix), log) : new RateLimiter(limit);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,
     streamWindowMs: config.streamWindowMs,
@@ -84,7 +90,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     directory,
     appointments,
     customers: new Customers(directory, webhooks),
-    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
+    rateLimiter,
     redis,
     async close() {
       await keeper.close();

@@ -7,7 +7,7 @@
  */
 import type { DescMessage } from "@bufbuild/protobuf";
 import type { Interceptor, StreamResponse } from "@connectrpc/connect";
-import type { RateLimiter } from "../gateway/rate-limiter.js";
+import type { CallLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { partnerKey } from "./call-context.js";
 import { toRpcError } from "./rpc-error.js";
@@ -44,10 +44,10 @@ export function errorModel(report: ErrorReporter): Interceptor {
 }
 
 /** Resolves the partner from the `authorization` header and charges its rate limit. */
-export function authenticate(directory: Directory, limiter: RateLimiter): Interceptor {
+export function authenticate(directory: Directory, limiter: CallLimiter): Interceptor {
   return (next) => async (req) => {
     const partner = await directory.authenticate(req.header.get("authorization"));
-    limiter.take(partner.id);
+    await limiter.charge(partner.id);
     req.contextValues.set(partnerKey, partner);
     return next(req);
   };

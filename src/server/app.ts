@@ -14,7 +14,7 @@ import type { LoggerOptions } from "pino";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
 import type { Customers } from "../gateway/customers.js";
-import type { RateLimiter } from "../gateway/rate-limiter.js";
+import type { CallLimiter } from "../gateway/rate-limiter.js";
 import type { Directory } from "../store/directory.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel } from "../rpc/interceptors.js";
@@ -30,7 +30,7 @@ export interface Gateway {
   readonly directory: Directory;
   readonly appointments: Appointments;
   readonly customers: Customers;
-  readonly rateLimiter: RateLimiter;
+  readonly rateLimiter: CallLimiter;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
 }
