@@ -176,12 +176,11 @@ export async function connectRedisCluster(cluster: RedisClusterConfig, options: 
     cluster.nodes.map((n) => ({ host: n.host, port: n.port })),
     clusterOptions(cluster, options),
   );
-  let lastError: Error | undefined;
-  client.on("error", (e: Error) => {
-    lastError = e;
-  });
+  // The client's own errors say that every node failed; a node's error says why.
+  let nodeError: Error | undefined;
+  client.on("error", () => {});
   client.on("node error", (e: Error) => {
-    lastError = e;
+    nodeError = e;
   });
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -196,8 +195,9 @@ export async function connectRedisCluster(cluster: RedisClusterConfig, options: 
     ]);
   } catch (e) {
     client.disconnect();
-    const reason = lastError?.message ?? (e as Error).message;
-    throw new Error(lastError !== undefined && lastError.message !== (e as Error).message ? `${(e as Error).message} (${reason})` : reason);
+    // ioredis reports a refused connection to a node as its closing.
+    if (nodeError?.message === "Connection is closed.") throw new Error("no node accepted a connection");
+    throw nodeError ?? e;
   } finally {
     clearTimeout(timer);
   }
