@@ -176,6 +176,54 @@ export class RedisCluster {
     return masters;
   }
 
+  /** The port of a running replica of the master on `masterPort`. */
+  async replicaOf(masterPort: number): Promise<number> {
+    for (const { port } of this.running) {
+      const role = await withNode(port, (r) => r.call("ROLE") as Promise<unknown[]>);
+      if (role[0] === "slave" && Number(role[2]) === masterPort) return port;
+    }
+    throw new Error(`no running replica of ${masterPort}`);
+  }
+
+  /** The slots the master on `masterPort` serves. */
+  async slotsOf(masterPort: number): Promise<Set<number>> {
+    const slots = new Set<number>();
+    const ranges = await withNode(this.running[0]!.port, (r) => r.cluster("SLOTS"));
+    for (const [from, to, master] of ranges) if (master?.[1] === masterPort) for (let s = from; s <= to; s++) slots.add(s);
+    return slots;
+  }
+
+  /** The value of `key` as the replica on `port` has it (READONLY). */
+  readOnReplica(port: number, key: string): Promise<string | null> {
+    return withNode(port, async (r) => {
+      await r.call("READONLY");
+      return r.get(key);
+    });
+  }
+
+  /** Every key on the node at `port` matching `pattern` (SCAN). */
+  scan(port: number, pattern: string): Promise<string[]> {
+    return withNode(port, async (r) => {
+      const found: string[] = [];
+      let cursor = "0";
+      do {
+        const [next, keys] = await r.scan(cursor, "MATCH", pattern, "COUNT", 500);
+        cursor = next;
+        found.push(...keys);
+      } while (cursor !== "0");
+      return found;
+    });
+  }
+
+  /** Freezes a node (SIGSTOP): connections stay open, nothing answers. */
+  pause(port: number): void {
+    this.children.get(port)?.kill("SIGSTOP");
+  }
+
+  unpause(port: number): void {
+    this.children.get(port)?.kill("SIGCONT");
+  }
+
   /** Kills a node with SIGKILL and waits until it is gone. */
   async kill(port: number): Promise<void> {
     const child = this.children.get(port);
@@ -207,6 +255,7 @@ export class RedisCluster {
       [...this.children.values()].map(async (child) => {
         if (child.exitCode !== null || child.signalCode !== null) return;
         const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+        child.kill("SIGCONT");
         child.kill("SIGKILL");
         await exited;
       }),
