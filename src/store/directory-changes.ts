@@ -10,7 +10,10 @@
  * that holds the directory, and only that shard carries the notices (classic
  * pub/sub would copy every message to every node). When that master fails,
  * the watcher subscribes again on the replica that replaced it; on one Redis
- * ioredis subscribes again by itself after a reconnect.
+ * ioredis subscribes again by itself after a reconnect. (ioredis 6's own
+ * sharded subscribers, `shardedSubscribers: true`, deliver across failovers
+ * too, but announce a new subscription before it holds, and repeatedly while
+ * the master is down: the gateway would drop its cache while Redis is away.)
  *
  * The notices only make changes apply sooner: a gateway that misses one (its
  * subscription was reconnecting) still sees the change when the TTL expires,

@@ -16,6 +16,7 @@
  * The rest of the gateway sees `RedisConnection`, the command surface that
  * ioredis's `Redis` and `Cluster` share, and never which of the two it has.
  */
+import { lookup } from "node:dns";
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import type { RedisClusterConfig } from "../config.js";
 
@@ -121,10 +122,14 @@ function clusterOptions(cluster: RedisClusterConfig, options: RedisConnectionOpt
   return {
     lazyConnect: true,
     // No cluster-wide offline queue: while the client has no usable slot map
-    // (starting, reconnecting to the whole cluster) a command fails at once.
-    // (Each node connection keeps a queue of its own that ioredis does not let
-    // us turn off; it only holds commands while that connection is being
-    // opened, bounded by connectTimeout and the command timeout.)
+    // (starting, reconnecting to the whole cluster) a command fails at once,
+    // and a command for a node whose connection is down fails at once too.
+    // Each node connection keeps a queue of its own that ioredis does not let
+    // us turn off: it holds commands only while that connection is being
+    // opened (bounded by connectTimeout). A claim the command timeout failed
+    // while it waited there is still written when the connection opens; the
+    // release the idempotency keeper sends for a failed claim follows it on
+    // the same connection and takes it back.
     enableOfflineQueue: false,
     // Ready only once CLUSTER INFO says the cluster is not failing.
     enableReadyCheck: true,
@@ -162,6 +167,12 @@ function clusterOptions(cluster: RedisClusterConfig, options: RedisConnectionOpt
     enableAutoPipelining: true,
     // Hostnames among the seeds are resolved at each (re)connect with the
     // system resolver, so a DNS name for the seed nodes follows their moves.
+    // (Nodes found through the slot map are addressed as the cluster announces them.)
+    dnsLookup: lookup,
+    // Per node. Node connections are never reconnected (a lost node is
+    // dropped, and found again through the slot map), so the per-request
+    // retry and re-send settings only make sure nothing is queued or sent
+    // twice while a connection closes.
     redisOptions: {
       ...nodeOptions(options),
       ...(cluster.username !== undefined ? { username: cluster.username } : {}),
