@@ -16,8 +16,18 @@ export interface Config {
   readonly port: number;
   /** Interface to bind. */
   readonly host: string;
-  /** Redis URL; when absent the gateway keeps everything in process memory. */
+  /** Redis URL of one Redis (`REDIS_URL`); the alternative to `redisCluster`. */
   readonly redisUrl: string | undefined;
+  /**
+   * A Redis Cluster (`REDIS_CLUSTER_NODES`); the alternative to `redisUrl`.
+   * With neither, the gateway keeps everything in process memory.
+   */
+  readonly redisCluster: RedisClusterConfig | undefined;
+  /**
+   * Longest wait for a replica to acknowledge a stored booking before it is
+   * answered (`REDIS_REPLICA_ACK_TIMEOUT_MS`); 0 never waits.
+   */
+  readonly replicaAckTimeoutMs: number;
   /** Prefix of every Redis key the gateway writes, so gateways can share a Redis. */
   readonly redisKeyPrefix: string;
   /** Seed file loaded into the in-memory store at start-up. */
@@ -51,7 +61,10 @@ export interface Config {
   readonly sessionMaxInFlight: number;
   /** A bot session with no message for this long is closed. */
   readonly sessionIdleMs: number;
-  /** Sustained calls per second per partner and gateway instance; 0 disables the limit. */
+  /**
+   * Sustained calls per second per partner; 0 disables the limit. With Redis
+   * the limit is shared by every gateway on it, in memory it is per process.
+   */
   readonly rateLimitPerSecond: number;
   /** Calls per partner allowed in a burst above the sustained rate. */
   readonly rateLimitBurst: number;
@@ -70,6 +83,16 @@ export interface Config {
   readonly metrics: MetricsConfig;
   /** Span export through OpenTelemetry; absent, trace context is only propagated. */
   readonly tracing: TracingConfig | undefined;
+}
+
+/** A Redis Cluster, given by some of its nodes; the client finds the others. */
+export interface RedisClusterConfig {
+  readonly nodes: readonly { readonly host: string; readonly port: number }[];
+  /** ACL user, the same on every node; the default user when absent. */
+  readonly username: string | undefined;
+  readonly password: string | undefined;
+  /** Every node speaks TLS (`rediss://` entries). */
+  readonly tls: boolean;
 }
 
 export interface EncryptionKeys {
@@ -194,6 +217,58 @@ function encryptionKeys(env: Env): EncryptionKeys | undefined {
   return { key, previousKeys };
 }
 
+const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
+
+/**
+ * `REDIS_CLUSTER_NODES`: comma-separated seed nodes, each `host:port` or a
+ * Redis URL (`redis://[user:password@]host:port`, `rediss://` for TLS). A
+ * cluster has one user, password and TLS setting: they may be written on one
+ * entry or on several, but never differently.
+ */
+function redisCluster(env: Env): RedisClusterConfig | undefined {
+  const NAME = "REDIS_CLUSTER_NODES";
+  const raw = optional(env, NAME);
+  if (raw === undefined) return undefined;
+  const nodes: { host: string; port: number }[] = [];
+  let credentials: { username: string | undefined; password: string | undefined } | undefined;
+  let scheme: string | undefined;
+  for (const entry of raw.split(",").map((e) => e.trim())) {
+    if (entry === "") throw new ConfigError(NAME, `an empty entry in "${raw}": expected host:port,host:port,...`);
+    let hostPort = entry;
+    if (/^[a-z]+:\/\//i.test(entry)) {
+      let url: URL;
+      try {
+        url = new URL(entry);
+      } catch {
+        throw new ConfigError(NAME, `"${entry}" is not a URL`);
+      }
+      if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
+        throw new ConfigError(NAME, `expected host:port, redis://host:port or rediss://host:port, got "${url.protocol}//..."`);
+      }
+      if (url.pathname !== "" && url.pathname !== "/" && url.pathname !== "/0") {
+        throw new ConfigError(NAME, "a Redis Cluster has only database 0: leave the database out of the URLs");
+      }
+      if (scheme !== undefined && scheme !== url.protocol) throw new ConfigError(NAME, "mixes redis:// and rediss:// entries: every node of a cluster speaks TLS or none does");
+      scheme = url.protocol;
+      if (url.username !== "" || url.password !== "") {
+        const given = { username: url.username === "" ? undefined : decodeURIComponent(url.username), password: url.password === "" ? undefined : decodeURIComponent(url.password) };
+        if (credentials !== undefined && (credentials.username !== given.username || credentials.password !== given.password)) {
+          throw new ConfigError(NAME, "entries give different users or passwords: a cluster has one");
+        }
+        credentials = given;
+      }
+      hostPort = `${url.hostname}:${url.port === "" ? "6379" : url.port}`;
+    }
+    const m = HOST_PORT.exec(hostPort);
+    const port = m === null ? NaN : Number(m[2]);
+    if (m === null || !(port >= 1 && port <= 65535)) {
+      throw new ConfigError(NAME, `expected host:port (or a redis:// URL), got "${entry.replace(/\/\/[^@/]*@/, "//***@")}"`);
+    }
+    nodes.push({ host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port });
+  }
+  return { nodes, username: credentials?.username, password: credentials?.password, tls: scheme === "rediss:" };
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 function metricsConfig(env: Env): MetricsConfig {
@@ -285,6 +360,14 @@ export function loadConfig(env: Env = process.env): Config {
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError("REDIS_URL", `expected redis://host:port or rediss://..., got "${redisUrl}"`);
   }
+  const cluster = redisCluster(env);
+  if (cluster !== undefined && redisUrl !== undefined) {
+    throw new ConfigError("REDIS_CLUSTER_NODES", "REDIS_URL and REDIS_CLUSTER_NODES are alternatives: set REDIS_URL for one Redis or REDIS_CLUSTER_NODES for a Redis Cluster, not both");
+  }
+  const redisKeyPrefix = optional(env, "REDIS_KEY_PREFIX") ?? "dsgw:";
+  if (/[{}]/.test(redisKeyPrefix)) {
+    throw new ConfigError("REDIS_KEY_PREFIX", `must not contain { or }: the gateway writes its own hash tags into keys, got "${redisKeyPrefix}"`);
+  }
   const certPath = optional(env, "TLS_CERT_FILE");
   const keyPath = optional(env, "TLS_KEY_FILE");
   if ((certPath === undefined) !== (keyPath === undefined)) {
@@ -309,7 +392,9 @@ export function loadConfig(env: Env = process.env): Config {
     port: int(env, "PORT", 8080, 0, 65535),
     host: optional(env, "HOST") ?? "127.0.0.1",
     redisUrl,
-    redisKeyPrefix: optional(env, "REDIS_KEY_PREFIX") ?? "dsgw:",
+    redisCluster: cluster,
+    replicaAckTimeoutMs: int(env, "REDIS_REPLICA_ACK_TIMEOUT_MS", 100, 0, 10_000),
+    redisKeyPrefix,
     seedFile,
     tls,
     maxRequestBytes: int(env, "MAX_REQUEST_BYTES", 64 * 1024, 1024, 16 * 1024 * 1024),

@@ -9,6 +9,7 @@ import { createGateway } from "./gateway/create-gateway.js";
 import { DEMO_CALLER, ReferencePlatform } from "./demo/reference-platform.js";
 import { buildServer } from "./server/app.js";
 import { MemoryDirectoryStore } from "./store/memory-directory-store.js";
+import { redisTargetOf } from "./store/redis-connection.js";
 import { generatePartnerKey, hashPartnerKey } from "./store/partner-key.js";
 import { SeedError } from "./store/seed.js";
 
@@ -84,7 +85,8 @@ function nameListenError(portVariable: "PORT" | "DEMO_PLATFORM_PORT", config: Co
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  const embedded = config.redisUrl === undefined && config.seedFile === undefined;
+  const redis = redisTargetOf(config);
+  const embedded = redis === undefined && config.seedFile === undefined;
   const store = new MemoryDirectoryStore();
   const gateway = await createGateway(config, embedded ? { directoryStore: store } : {});
   const demo = embedded ? await startDemo(config, store).catch(nameListenError("DEMO_PLATFORM_PORT", config)) : undefined;
@@ -92,7 +94,7 @@ async function main(): Promise<void> {
   await app.listen({ port: config.port, host: config.host }).catch(nameListenError("PORT", config));
   const address = app.server.address();
   const port = typeof address === "object" && address !== null ? address.port : config.port;
-  const store_ = config.redisUrl !== undefined ? "redis" : "memory";
+  const store_ = redis === undefined ? "memory" : redis.kind === "cluster" ? "redis-cluster" : "redis";
   const metrics = config.metrics.serve === "port" ? app.metricsServer?.port : config.metrics.serve;
   app.log.info({ port, store: store_, tls: config.tls !== undefined, metrics, tracing: config.tracing !== undefined }, "gateway listening");
   if (demo !== undefined) process.stdout.write(usage({ ...config, port }, demo) + "\n");

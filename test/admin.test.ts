@@ -184,6 +184,18 @@ describe.concurrent("errors: one line, non-zero exit", () => {
     expect(Date.now() - started).toBeLessThan(5000);
   });
 
+  it("with REDIS_CLUSTER_NODES: one line naming the variable when the cluster cannot be reached or REDIS_URL is set too", async () => {
+    const started = Date.now();
+    const down = await admin(["list"], { REDIS_CLUSTER_NODES: "redis://:hunter2@127.0.0.1:1,127.0.0.1:2" });
+    expect(down.stderr).toBe("admin: REDIS_CLUSTER_NODES: cannot reach the Redis Cluster at 127.0.0.1:1,127.0.0.1:2: no node accepted a connection\n");
+    expect(down.code).toBe(1);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const both = await admin(["list"], { REDIS_URL: "redis://127.0.0.1:1", REDIS_CLUSTER_NODES: "127.0.0.1:2" });
+    expect(both.stderr).toMatch(/^admin: configuration error: REDIS_CLUSTER_NODES: REDIS_URL and REDIS_CLUSTER_NODES are alternatives/);
+    expect(both.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(both.code).toBe(1);
+  });
+
   it("help exits 0; no command prints the help and exits 2", async () => {
     const help = await admin(["help"], {});
     expect(help.code).toBe(0);

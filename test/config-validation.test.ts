@@ -9,7 +9,7 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
 import { ConfigError, loadConfig } from "../src/config.js";
 import { makeTestCertificate, opensslProgram, type TestCertificate } from "./support/certificate.js";
 import { run } from "./support/commands.js";
@@ -53,6 +53,24 @@ const STARTS: readonly Case[] = [
   ["PORT in use", () => ({ PORT: String(busyPort) }), "PORT", /already in use/],
   ["HOST unknown", () => ({ PORT: "0", HOST: "no-such-host.invalid" }), "HOST", /cannot listen on no-such-host\.invalid/],
   ["REDIS_URL unreachable", () => ({ PORT: "0", REDIS_URL: "redis://:secret@127.0.0.1:1" }), "REDIS_URL", /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/],
+  [
+    "REDIS_CLUSTER_NODES unreachable",
+    () => ({ PORT: "0", REDIS_CLUSTER_NODES: "redis://:secret@127.0.0.1:1,127.0.0.1:2" }),
+    "REDIS_CLUSTER_NODES",
+    /cannot reach the Redis Cluster at 127\.0\.0\.1:1,127\.0\.0\.1:2: no node accepted a connection$/,
+  ],
+  [
+    "REDIS_CLUSTER_NODES naming a Redis that is not a cluster",
+    () => ({ PORT: "0", REDIS_CLUSTER_NODES: new URL(inject("redisUrl")).host }),
+    "REDIS_CLUSTER_NODES",
+    /cannot reach the Redis Cluster at .*: ERR This instance has cluster support disabled$/,
+  ],
+  [
+    "REDIS_URL and REDIS_CLUSTER_NODES both set",
+    () => ({ PORT: "0", REDIS_URL: "redis://127.0.0.1:6379", REDIS_CLUSTER_NODES: "127.0.0.1:7000" }),
+    "REDIS_CLUSTER_NODES",
+    /REDIS_URL and REDIS_CLUSTER_NODES are alternatives/,
+  ],
   ["GATEWAY_SEED with a bad key", () => ({ PORT: "0", GATEWAY_SEED: files.badSeed! }), "GATEWAY_SEED", /api_key" must start with sk_ptnr_/],
   ["DEMO_PLATFORM_PORT in use", () => ({ PORT: "0", DEMO_PLATFORM_PORT: String(busyPort) }), "DEMO_PLATFORM_PORT", /already in use/],
   ["METRICS_PORT in use", () => ({ PORT: "0", METRICS_PORT: String(busyPort) }), "METRICS_PORT", /cannot listen on port \d+: already in use/],
@@ -66,6 +84,20 @@ const STARTS: readonly Case[] = [
 const VALUES: readonly Case[] = [
   ["PORT out of range", () => ({ PORT: "70000" }), "PORT", /between 0 and 65535/],
   ["REDIS_URL not a Redis URL", () => ({ REDIS_URL: "http://localhost:6379" }), "REDIS_URL", /expected redis:\/\//],
+  ["REDIS_CLUSTER_NODES without a port", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1" }), "REDIS_CLUSTER_NODES", /expected host:port .*got "10\.0\.0\.1"/],
+  ["REDIS_CLUSTER_NODES port out of range", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,10.0.0.2:70000" }), "REDIS_CLUSTER_NODES", /got "10\.0\.0\.2:70000"/],
+  ["REDIS_CLUSTER_NODES with an empty entry", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,,10.0.0.2:7000" }), "REDIS_CLUSTER_NODES", /an empty entry/],
+  ["REDIS_CLUSTER_NODES not Redis URLs", () => ({ REDIS_CLUSTER_NODES: "http://10.0.0.1:7000" }), "REDIS_CLUSTER_NODES", /expected host:port, redis:\/\/host:port/],
+  [
+    "REDIS_CLUSTER_NODES with two passwords",
+    () => ({ REDIS_CLUSTER_NODES: "redis://:one@10.0.0.1:7000,redis://:two@10.0.0.2:7000" }),
+    "REDIS_CLUSTER_NODES",
+    /different users or passwords/,
+  ],
+  ["REDIS_CLUSTER_NODES mixing TLS", () => ({ REDIS_CLUSTER_NODES: "redis://10.0.0.1:7000,rediss://10.0.0.2:7000" }), "REDIS_CLUSTER_NODES", /mixes redis:\/\/ and rediss:\/\//],
+  ["REDIS_CLUSTER_NODES with a database", () => ({ REDIS_CLUSTER_NODES: "redis://10.0.0.1:7000/2" }), "REDIS_CLUSTER_NODES", /only database 0/],
+  ["REDIS_KEY_PREFIX with a brace", () => ({ REDIS_KEY_PREFIX: "gw{1}:" }), "REDIS_KEY_PREFIX", /must not contain \{ or \}/],
+  ["REDIS_REPLICA_ACK_TIMEOUT_MS too long", () => ({ REDIS_REPLICA_ACK_TIMEOUT_MS: "60000" }), "REDIS_REPLICA_ACK_TIMEOUT_MS", /between 0 and 10000/],
   ["GATEWAY_SEED missing", () => ({ GATEWAY_SEED: join(dir, "nope.json") }), "GATEWAY_SEED", /ENOENT/],
   ["TLS_CERT_FILE without a key", () => ({ TLS_CERT_FILE: files.notPem! }), "TLS_KEY_FILE", /go together/],
   ["TLS_CERT_FILE not PEM", () => ({ TLS_CERT_FILE: files.notPem!, TLS_KEY_FILE: files.otherKey! }), "TLS_CERT_FILE", /not a PEM certificate/],
@@ -133,6 +165,33 @@ describe("loadConfig names the variable", () => {
     });
     expect(config.encryption).toEqual({ key: k1, previousKeys: [k2, k3] });
     expect(loadConfig({}).encryption).toBeUndefined();
+  });
+
+  it("reads REDIS_CLUSTER_NODES: host:port and URL entries, one user and password, TLS from rediss://", () => {
+    const plain = loadConfig({ REDIS_CLUSTER_NODES: " 10.0.0.1:7000, redis-2.internal:7001 ,[::1]:7002" });
+    expect(plain.redisCluster).toEqual({
+      nodes: [
+        { host: "10.0.0.1", port: 7000 },
+        { host: "redis-2.internal", port: 7001 },
+        { host: "::1", port: 7002 },
+      ],
+      username: undefined,
+      password: undefined,
+      tls: false,
+    });
+    expect(plain.redisUrl).toBeUndefined();
+    const secured = loadConfig({ REDIS_CLUSTER_NODES: "rediss://gw:p%40ss@10.0.0.1:7000,rediss://10.0.0.2,rediss://gw:p%40ss@10.0.0.3:7000" });
+    expect(secured.redisCluster).toEqual({
+      nodes: [
+        { host: "10.0.0.1", port: 7000 },
+        { host: "10.0.0.2", port: 6379 },
+        { host: "10.0.0.3", port: 7000 },
+      ],
+      username: "gw",
+      password: "p@ss",
+      tls: true,
+    });
+    expect(loadConfig({}).redisCluster).toBeUndefined();
   });
 
   it("accepts an empty environment: the embedded default", () => {

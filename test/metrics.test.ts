@@ -129,7 +129,7 @@ describe("on the main port", () => {
     for (const family of families.values()) expect(family.help, family.name).not.toBe("");
     for (const secret of [h.keys.a, h.keys.b, h.secret, "sk_ptnr_", "whsec_"]) expect(text).not.toContain(secret);
     const labelNames = new Set([...families.values()].filter((f) => f.name.startsWith("gateway_")).flatMap((f) => f.samples.flatMap((s) => Object.keys(s.labels))));
-    expect([...labelNames].sort()).toEqual(["code", "le", "outcome", "path", "procedure", "protocol"]);
+    expect([...labelNames].sort()).toEqual(["code", "le", "outcome", "path", "procedure", "protocol", "result"]);
   });
 
   it("histograms are cumulative, end at +Inf with the count, and sum what they observed", async () => {

@@ -1,6 +1,7 @@
 /**
  * `npm run admin -- <verb> ...`: provisions the directory in the Redis at
- * `REDIS_URL` (under `REDIS_KEY_PREFIX`), the one the gateways read. Running
+ * `REDIS_URL`, or the Redis Cluster at `REDIS_CLUSTER_NODES` (under
+ * `REDIS_KEY_PREFIX`), the one the gateways read. Running
  * gateways see a change at once through the directory's change notices, and
  * at the latest after `DIRECTORY_CACHE_TTL_MS`.
  *
@@ -8,18 +9,25 @@
  * duplicate id), 2 the command line is wrong. Errors are one line on stderr.
  */
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import type { Redis } from "ioredis";
 import { ConfigError, loadConfig } from "../config.js";
 import { FieldCipherError, fieldCipherOf } from "../encryption/field-cipher.js";
 import { RedisIdempotencyStore } from "../idempotency/redis-idempotency-keeper.js";
-import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
+import {
+  closeConnection,
+  connectTarget,
+  describeRedisTarget,
+  redisTargetOf,
+  redisVariableOf,
+  type RedisConnection,
+} from "../store/redis-connection.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { readSeedFile, SeedError } from "../store/seed.js";
 import { Provisioning, ProvisioningError, type Listing, type ListingKind } from "./provisioning.js";
 
 const HELP = `Usage: npm run admin -- <command> [arguments]
 
-Provisions the gateway directory in the Redis at REDIS_URL (keys under REDIS_KEY_PREFIX).
+Provisions the gateway directory in the Redis at REDIS_URL, or the Redis Cluster
+at REDIS_CLUSTER_NODES (keys under REDIS_KEY_PREFIX).
 
 Commands:
   import <seed.json>                          write a seed file (partner keys are stored hashed)
@@ -205,16 +213,23 @@ async function main(argv: string[]): Promise<number> {
     return fail(2, e instanceof UsageError && e.message.startsWith("unknown command") ? e.message : `${verb}: ${(e as Error).message}`);
   }
 
-  let redis: Redis | undefined;
+  let redis: RedisConnection | undefined;
   try {
     const config = loadConfig(process.env);
-    if (config.redisUrl === undefined) {
-      return fail(1, "REDIS_URL is not set: the admin command writes to the Redis the gateways read (e.g. REDIS_URL=redis://127.0.0.1:6379)");
+    const target = redisTargetOf(config);
+    if (target === undefined) {
+      return fail(
+        1,
+        "REDIS_URL is not set, nor REDIS_CLUSTER_NODES: the admin command writes to the Redis the gateways read " +
+          "(e.g. REDIS_URL=redis://127.0.0.1:6379, or REDIS_CLUSTER_NODES=10.0.0.1:6379,10.0.0.2:6379)",
+      );
     }
     try {
-      redis = await connectRedis(config.redisUrl, { commandTimeoutMs: 5000 });
+      redis = await connectTarget(target, { commandTimeoutMs: 5000 });
     } catch (e) {
-      return fail(1, `cannot reach Redis at ${displayRedisUrl(config.redisUrl)}: ${(e as Error).message}`);
+      // A URL names its variable by its form; a list of nodes is named outright.
+      const variable = target.kind === "cluster" ? `${redisVariableOf(target)}: ` : "";
+      return fail(1, `${variable}cannot reach ${describeRedisTarget(target)}: ${(e as Error).message}`);
     }
     const cipher = fieldCipherOf(config.encryption);
     const directory = new RedisDirectoryStore(redis, directoryKeyPrefix(config.redisKeyPrefix), cipher);
@@ -228,7 +243,7 @@ async function main(argv: string[]): Promise<number> {
     if (err.code === "ENOENT" || err.code === "EACCES" || err.code === "EISDIR") return fail(1, `${verb}: ${err.message}`);
     return fail(1, `${verb} failed: ${err.message ?? String(e)}`);
   } finally {
-    await redis?.quit().catch(() => redis?.disconnect());
+    if (redis !== undefined) await closeConnection(redis);
   }
 }
 

@@ -53,7 +53,7 @@ import { GatewayError } from "../errors.js";
 import type { BotRoute } from "../store/directory.js";
 import type { Appointments, Caller } from "./appointments.js";
 import type { Customers } from "./customers.js";
-import type { RateLimiter } from "./rate-limiter.js";
+import type { CallLimiter } from "./rate-limiter.js";
 import { invalid } from "./validation.js";
 
 export interface BotSessionOptions {
@@ -66,7 +66,7 @@ export interface BotSessionOptions {
   /** Receives failures that a client sees only as `internal_error`. */
   readonly reportError?: ((error: unknown) => void) | undefined;
   /** Charged once per operation, as a unary call is, so a session is no way around the partner's limit. */
-  readonly rateLimiter?: RateLimiter | undefined;
+  readonly rateLimiter?: CallLimiter | undefined;
 }
 
 type Result = MessageInitShape<typeof ConverseResponseSchema>["result"];
@@ -225,6 +225,8 @@ export class BotSession {
   private async run(id: string, op: Operation): Promise<void> {
     this.inFlight.add(id);
     try {
+      // In flight from here: the charge may take a round trip to the shared limit.
+      await this.options.rateLimiter?.charge(this.caller.partner.id);
       this.answer(id, await this.perform(op));
     } catch (e) {
       this.answerError(id, e);
@@ -254,11 +256,6 @@ export class BotSession {
     const bound = this.route!.bot.id;
     if (botId !== "" && botId !== bound) {
       return invalid(`${OPERATION_FIELDS[op.case]}.bot_id must be empty or the session's bot "${bound}"`);
-    }
-    try {
-      this.options.rateLimiter?.take(this.caller.partner.id);
-    } catch (e) {
-      return GatewayError.from(e);
     }
     return undefined;
   }

@@ -1,13 +1,14 @@
 /**
  * Assembles the gateway's components from a `Config`: the directory store
- * (Redis when `REDIS_URL` is set, memory otherwise), its cache, the webhook
- * client, the idempotency keeper (in Redis too when there is one), the
- * encryption of what they keep in Redis, and the business logic
- * (appointments and customers); and what operators watch them with: the
- * logger, metrics, the tracer and the health state. With Redis it also says
- * at start whether bookings are durable and encrypted.
+ * (Redis when `REDIS_URL` or `REDIS_CLUSTER_NODES` is set, memory otherwise),
+ * its cache, the webhook client, the idempotency keeper (in Redis too when
+ * there is one, with replica acknowledgement of finished bookings), the rate
+ * limit (shared by the fleet through Redis when there is one), the encryption
+ * of what they keep in Redis, and the business logic (appointments and
+ * customers); and what operators watch them with: the logger, metrics, the
+ * tracer and the health state. With Redis it also says at start whether
+ * bookings are durable and encrypted.
  */
-import type { Redis } from "ioredis";
 import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
 import { fieldCipherOf } from "../encryption/field-cipher.js";
@@ -17,15 +18,26 @@ import type { DirectoryStore } from "../store/directory-store.js";
 import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { watchDirectoryChanges } from "../store/directory-changes.js";
-import { connectRedis, displayRedisUrl } from "../store/redis-connection.js";
+import {
+  closeConnection,
+  connectTarget,
+  describeRedisTarget,
+  redisTargetOf,
+  redisVariableOf,
+  type RedisConnection,
+  type RedisTarget,
+} from "../store/redis-connection.js";
 import { checkRedisDurability } from "../store/redis-durability.js";
+import { ReplicaAcknowledgement } from "../store/replica-acknowledgement.js";
+import { RedisTokenBucket } from "../store/redis-token-bucket.js";
 import { importSeed, readSeedFile } from "../store/seed.js";
 import { MemoryIdempotencyKeeper } from "../idempotency/memory-idempotency-keeper.js";
 import { RedisIdempotencyKeeper } from "../idempotency/redis-idempotency-keeper.js";
 import { Appointments } from "./appointments.js";
 import { Customers } from "./customers.js";
+import { FleetRateLimiter } from "./fleet-rate-limiter.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
-import { RateLimiter } from "./rate-limiter.js";
+import { RateLimiter, type CallLimiter } from "./rate-limiter.js";
 import { HealthState } from "../health/health-state.js";
 import { NO_METRICS, PrometheusMetrics, type IdempotencyOutcome } from "../metrics/metrics.js";
 import { createLogger } from "../observability/logger.js";
@@ -38,12 +50,13 @@ export interface GatewayParts {
   readonly logStream?: NodeJS.WritableStream;
 }
 
-export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: Redis | undefined }> {
+export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: RedisConnection | undefined }> {
   const log = createLogger({ level: config.logLevel, stream: parts.logStream });
   const metrics = config.metrics.serve === "off" ? NO_METRICS : new PrometheusMetrics();
   // The OpenTelemetry SDK is loaded only when spans are exported.
   const tracer = config.tracing !== undefined ? await (await import("../tracing/otlp-tracer.js")).startOtlpTracer(config.tracing, log) : propagatingTracer;
-  const redis = config.redisUrl !== undefined ? await connectOrName(config.redisUrl) : undefined;
+  const target = redisTargetOf(config);
+  const redis = target !== undefined ? await connectOrName(target) : undefined;
   if (redis !== undefined) await checkRedisDurability(redis, log);
   const cipher = fieldCipherOf(config.encryption);
   if (redis !== undefined && !cipher.enabled) {
@@ -73,8 +86,20 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       if (outcome === "store_unavailable" && redis !== undefined) metrics.redisError("idempotency");
     },
   };
+  const acknowledgement =
+    redis !== undefined && config.replicaAckTimeoutMs > 0
+      ? await ReplicaAcknowledgement.start(redis, config.replicaAckTimeoutMs, log, (result) => metrics.replicaAcknowledgement(result))
+      : undefined;
   const keeper: IdempotencyKeeper =
-    redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher) : new MemoryIdempotencyKeeper(keeping);
+    redis !== undefined
+      ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher, acknowledgement)
+      : new MemoryIdempotencyKeeper(keeping);
+  const limit = { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst };
+  const onLimited = (partner: string) => metrics.rateLimited(partner);
+  const rateLimiter: CallLimiter =
+    redis !== undefined
+      ? new FleetRateLimiter(limit, new RedisTokenBucket(redis, config.redisKeyPrefix), log, onLimited)
+      : new RateLimiter(limit, onLimited);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,
     streamWindowMs: config.streamWindowMs,
@@ -86,7 +111,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     directory,
     appointments,
     customers: new Customers(directory, webhooks),
-    rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }, (partner) => metrics.rateLimited(partner)),
+    rateLimiter,
     log,
     metrics,
     tracer,
@@ -97,17 +122,18 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
       await keeper.close();
       webhooks.close();
       await watch?.close();
-      if (redis !== undefined) await redis.quit().catch(() => redis.disconnect());
+      await acknowledgement?.close();
+      if (redis !== undefined) await closeConnection(redis);
       await tracer.close();
     },
   };
 }
 
 /** Connects to Redis; a failure names the setting to fix. */
-async function connectOrName(url: string): Promise<Redis> {
+async function connectOrName(target: RedisTarget): Promise<RedisConnection> {
   try {
-    return await connectRedis(url);
+    return await connectTarget(target);
   } catch (e) {
-    throw new ConfigError("REDIS_URL", `cannot reach Redis at ${displayRedisUrl(url)}: ${(e as Error).message}`);
+    throw new ConfigError(redisVariableOf(target), `cannot reach ${describeRedisTarget(target)}: ${(e as Error).message}`);
   }
 }

@@ -1,8 +1,9 @@
 /**
- * Per-partner rate limits: a token bucket per partner, kept in process so the
- * hot path makes no store round trip. Each gateway instance enforces the
- * limit on its own share of traffic, so the effective limit of a fleet is the
- * per-instance limit times the instances a load balancer spreads a partner on.
+ * Per-partner rate limits. Every call (unary, stream, session operation) is
+ * charged through a `CallLimiter` before it is relayed. `RateLimiter` is the
+ * token bucket kept in process: the whole limit of a gateway that keeps its
+ * data in memory, and with Redis the first check of every call and the
+ * fallback when Redis cannot answer (see `fleet-rate-limiter.ts`).
  */
 import { GatewayError } from "../errors.js";
 
@@ -13,12 +14,24 @@ export interface RateLimit {
   readonly burst: number;
 }
 
+/** Charges one call to a partner's limit; fails with `rate_limited` past it. */
+export interface CallLimiter {
+  charge(partnerId: string): void | Promise<void>;
+}
+
+/** The `rate_limited` error for a limit, with the wait until a token is free. */
+export function rateLimited(limit: RateLimit, retryAfterSeconds: number): GatewayError {
+  return GatewayError.of("rate_limited", `rate limit of ${limit.perSecond} calls per second exceeded`, {
+    retryAfterSeconds: Math.max(1, retryAfterSeconds),
+  });
+}
+
 interface Bucket {
   tokens: number;
   updatedAt: number;
 }
 
-export class RateLimiter {
+export class RateLimiter implements CallLimiter {
   private readonly buckets = new Map<string, Bucket>();
 
   constructor(
@@ -26,6 +39,10 @@ export class RateLimiter {
     /** Told of every refusal (metrics). */
     private readonly onLimited: (partnerId: string) => void = () => {},
   ) {}
+
+  charge(partnerId: string): void {
+    this.take(partnerId);
+  }
 
   /** Takes one token for `partnerId`, or throws `rate_limited` with the seconds until one is free. */
   take(partnerId: string, now = Date.now()): void {
@@ -45,7 +62,6 @@ export class RateLimiter {
       return;
     }
     this.onLimited(partnerId);
-    const retryAfterSeconds = Math.max(1, Math.ceil((1 - bucket.tokens) / perSecond));
-    throw GatewayError.of("rate_limited", `rate limit of ${perSecond} calls per second exceeded`, { retryAfterSeconds });
+    throw rateLimited(this.limit, Math.ceil((1 - bucket.tokens) / perSecond));
   }
 }

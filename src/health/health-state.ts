@@ -4,7 +4,7 @@
  * unreachable, nor once it has begun shutting down. The state is kept
  * current in the background, so reading it costs nothing and never waits.
  */
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../store/redis-connection.js";
 import type { Logger } from "../observability/logger.js";
 import { ConditionLog } from "../observability/condition-log.js";
 import type { Metrics } from "../metrics/metrics.js";
@@ -18,7 +18,7 @@ export class HealthState {
   private shuttingDown = false;
   private readonly listeners = new Set<() => void>();
 
-  constructor(redis: Redis | undefined, log: Logger, metrics: Metrics) {
+  constructor(redis: RedisConnection | undefined, log: Logger, metrics: Metrics) {
     if (redis === undefined) return;
     const redisLog = new ConditionLog(log, "redis", {
       bad: "Redis unreachable: bookings fail with service_unavailable and the gateway reports NOT_SERVING",

@@ -11,8 +11,12 @@
  * decided after the event loop has read what arrived meanwhile, so a gateway
  * that was itself busy does not blame Redis. One answered PING marks it
  * reachable again.
+ *
+ * On a Redis Cluster every master is pinged: a master that does not answer
+ * leaves its slots without a home until a replica is promoted, and the
+ * bookings whose keys live there fail meanwhile.
  */
-import type { Redis } from "ioredis";
+import { isCluster, type RedisConnection } from "../store/redis-connection.js";
 
 export interface RedisMonitorOptions {
   /** Between two PINGs. */
@@ -36,7 +40,7 @@ export class RedisMonitor {
   private readonly timeoutMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly options: RedisMonitorOptions,
   ) {
     this.up = redis.status === "ready";
@@ -78,7 +82,7 @@ export class RedisMonitor {
     // setImmediate: decide after the poll phase, which reads an answer that is already there.
     const late = setTimeout(() => setImmediate(() => miss(`no answer to PING within ${this.timeoutMs} ms`)), this.timeoutMs);
     late.unref();
-    this.redis.ping().then(
+    this.pingAll().then(
       () => {
         // Answered, late or not: Redis is there.
         clearTimeout(late);
@@ -93,6 +97,17 @@ export class RedisMonitor {
         miss(`PING failed: ${e.message}`);
       },
     );
+  }
+
+  private async pingAll(): Promise<void> {
+    const redis = this.redis;
+    if (!isCluster(redis)) {
+      await redis.ping();
+      return;
+    }
+    const masters = redis.nodes("master");
+    if (masters.length === 0) throw new Error("no master is known");
+    await Promise.all(masters.map((node) => node.ping()));
   }
 
   private set(up: boolean, reason: string | undefined): void {

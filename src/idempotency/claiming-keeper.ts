@@ -13,7 +13,13 @@
  *   against its token, so a claim that lapsed is never overwritten by its
  *   late former holder;
  * - a booking once sent runs to its end even if its caller leaves, so what the
- *   platform did is stored and a retry replays it.
+ *   platform did is stored and a retry replays it;
+ * - when the store fails as the outcome is written (its Redis master failed
+ *   over in between), the caller still gets the outcome, and the write is
+ *   tried again in the background until the claim would lapse, so the retry
+ *   that comes after the failover is a replay rather than a second booking.
+ *   Writing a final record again is harmless: it only ever replaces this
+ *   request's own claim or nothing.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { GatewayError } from "../errors.js";
@@ -26,7 +32,7 @@ import {
 } from "../gateway/idempotency.js";
 import type { IdempotencyOutcome } from "../metrics/metrics.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
-import type { IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
+import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
 
 export interface KeeperOptions {
   /**
@@ -44,11 +50,15 @@ export interface KeeperOptions {
 
 const FIRST_PAUSE_MS = 10;
 const MAX_PAUSE_MS = 100;
+/** Pauses between attempts to store an outcome the store refused. */
+const FIRST_REWRITE_PAUSE_MS = 100;
+const MAX_REWRITE_PAUSE_MS = 1000;
 
 type Settled = { readonly ok: true; readonly answer: PlatformAnswer } | { readonly ok: false; readonly error: unknown };
 
 export class ClaimingKeeper implements IdempotencyKeeper {
-  private readonly running = new Set<Promise<Settled>>();
+  /** Bookings whose caller left, and outcomes still being written: `close()` waits for them. */
+  private readonly running = new Set<Promise<unknown>>();
 
   constructor(
     private readonly store: IdempotencyStore,
@@ -65,7 +75,7 @@ export class ClaimingKeeper implements IdempotencyKeeper {
       const found = await this.claim(id, token, request.fingerprint);
       if (found === undefined) {
         this.options.onOutcome?.("claimed");
-        return this.run(id, token, request, perform);
+        return this.run(id, token, request, perform, Date.now() + this.options.claimTtlMs);
       }
       if (found.fingerprint !== request.fingerprint) {
         this.options.onOutcome?.("mismatch");
@@ -111,17 +121,33 @@ export class ClaimingKeeper implements IdempotencyKeeper {
   }
 
   /** Sends the booking as the claim holder; the caller may leave, the booking and its bookkeeping go on. */
-  private async run(id: string, token: string, request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult> {
-    const task = this.settle(id, token, request.fingerprint, perform);
-    this.running.add(task);
-    void task.then(() => this.running.delete(task));
+  private async run(
+    id: string,
+    token: string,
+    request: IdempotentRequest,
+    perform: () => Promise<PlatformAnswer>,
+    claimLapsesAt: number,
+  ): Promise<IdempotentResult> {
+    const task = this.track(this.settle(id, token, request, perform, claimLapsesAt));
     const settled = await untilGone(task, request);
     if (settled.ok) return { answer: settled.answer, replayed: false };
     throw settled.error;
   }
 
+  private track<T>(task: Promise<T>): Promise<T> {
+    this.running.add(task);
+    void task.then(() => this.running.delete(task));
+    return task;
+  }
+
   /** Performs the booking, then stores its final outcome or releases the key. Never rejects. */
-  private async settle(id: string, token: string, fingerprint: string, perform: () => Promise<PlatformAnswer>): Promise<Settled> {
+  private async settle(
+    id: string,
+    token: string,
+    request: IdempotentRequest,
+    perform: () => Promise<PlatformAnswer>,
+    claimLapsesAt: number,
+  ): Promise<Settled> {
     let settled: Settled;
     let outcome: StoredOutcome | undefined;
     try {
@@ -132,15 +158,34 @@ export class ClaimingKeeper implements IdempotencyKeeper {
       settled = { ok: false, error };
       outcome = storedOutcomeOf(error);
     }
-    // When the store fails here the outcome still reaches the caller; the claim
-    // lapses after its lifetime and a retry asks the platform again with the
-    // same downstream key, which the platform de-duplicates.
+    // When the store fails here the outcome still reaches the caller, and is
+    // written later. Should that fail until the claim lapses too, a retry asks
+    // the platform again with the same downstream key, which it de-duplicates.
     if (outcome !== undefined) {
-      await this.store.finish(id, token, { state: "done", fingerprint, outcome }, this.options.resultTtlMs).catch(() => false);
+      const record: DoneRecord = { state: "done", fingerprint: request.fingerprint, outcome };
+      const written = await this.store.finish(id, token, record, this.options.resultTtlMs, request.deadline).then(
+        () => true,
+        () => false,
+      );
+      if (!written) void this.track(this.finishLater(id, token, record, claimLapsesAt));
     } else {
       await this.store.release(id, token).catch(() => false);
     }
     return settled;
+  }
+
+  /** Writes a refused outcome again after growing pauses, until it is written or the claim lapses. Never rejects. */
+  private async finishLater(id: string, token: string, record: DoneRecord, claimLapsesAt: number): Promise<void> {
+    let pause = FIRST_REWRITE_PAUSE_MS;
+    while (Date.now() + pause < claimLapsesAt) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      try {
+        await this.store.finish(id, token, record, this.options.resultTtlMs);
+        return;
+      } catch {
+        pause = Math.min(MAX_REWRITE_PAUSE_MS, pause * 2);
+      }
+    }
   }
 }
 

@@ -33,8 +33,10 @@ export interface IdempotencyStore {
    * Replaces `token`'s claim by the final record, kept for `ttlMs`. Also
    * writes when the claim has lapsed and no one holds the key; never
    * overwrites another request's claim or a finished record. True if written.
+   * A store with replicas may wait for one to have the record, never past
+   * `deadline` (epoch milliseconds, the caller's).
    */
-  finish(id: string, token: string, record: DoneRecord, ttlMs: number): Promise<boolean>;
+  finish(id: string, token: string, record: DoneRecord, ttlMs: number, deadline?: number): Promise<boolean>;
   /** Deletes the record if it is still `token`'s claim, so a retry may claim it. True if deleted. */
   release(id: string, token: string): Promise<boolean>;
 }

@@ -11,12 +11,18 @@
  * `"o"`, bound to the record's key. What the scripts and the claim read (state,
  * token, fingerprint) stays in clear.
  *
+ * Every script touches one key, so on a Redis Cluster each runs on the master
+ * of that key's slot and records spread over every master. A finished record
+ * is acknowledged by a replica before the booking is answered, when the
+ * master has one (see `store/replica-acknowledgement.ts`).
+ *
  * The connection must fail fast (see `connectRedis`): a command that cannot
  * run answers `service_unavailable` instead of waiting for Redis to come back.
  */
-import type { Redis } from "ioredis";
 import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import type { StoredOutcome } from "../gateway/idempotency.js";
+import type { ReplicaAcknowledgement } from "../store/replica-acknowledgement.js";
+import { isCluster, type RedisConnection } from "../store/redis-connection.js";
 import { ClaimingKeeper, type KeeperOptions } from "./claiming-keeper.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
 
@@ -68,11 +74,13 @@ const SCAN_COUNT = 500;
 
 export class RedisIdempotencyStore implements IdempotencyStore {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     /** The gateway's key prefix (`REDIS_KEY_PREFIX`); records go under `<prefix>idem:`. */
     private readonly prefix: string,
     /** Encrypts stored outcomes (see `encryption/field-cipher.ts`); in clear by default. */
     private readonly cipher: FieldCipher = NO_ENCRYPTION,
+    /** Waits for a replica to have a finished record; finished records are not waited for without it. */
+    private readonly acknowledgement?: ReplicaAcknowledgement,
   ) {}
 
   /** The Redis key of a record id (`<partner id>:<sha256 of the key>`). */
@@ -87,9 +95,12 @@ export class RedisIdempotencyStore implements IdempotencyStore {
     return found === null ? undefined : this.decode(key, found);
   }
 
-  async finish(id: string, token: string, record: DoneRecord, ttlMs: number): Promise<boolean> {
+  async finish(id: string, token: string, record: DoneRecord, ttlMs: number, deadline?: number): Promise<boolean> {
     const key = this.keyOf(id);
-    return (await this.redis.eval(FINISH, 1, key, token, this.encode(key, record), ttlMs)) === 1;
+    const stored = this.encode(key, record);
+    if (this.acknowledgement === undefined) return (await this.redis.eval(FINISH, 1, key, token, stored, ttlMs)) === 1;
+    const { result } = await this.acknowledgement.write(key, (commands) => commands.eval(FINISH, 1, key, token, stored, ttlMs), deadline);
+    return result === 1;
   }
 
   /**
@@ -101,23 +112,31 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   async reencrypt(): Promise<{ records: number; rewritten: number }> {
     let records = 0;
     let rewritten = 0;
-    let cursor = "0";
-    do {
-      const pattern = `${this.prefix.replace(/[*?[\]\\]/g, "\\$&")}idem:*`;
-      const [next, keys] = await this.redis.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
-      cursor = next;
-      for (const key of keys) {
-        const stored = await this.redis.get(key);
-        if (stored === null) continue;
-        records++;
-        const record = this.decode(key, stored);
-        if (record.state !== "done") continue;
-        const sealed = (JSON.parse(stored) as StoredJson).e;
-        if (typeof sealed === "string" ? this.cipher.isCurrent(sealed) : !this.cipher.enabled) continue;
-        if ((await this.redis.eval(SWAP, 1, key, stored, this.encode(key, record))) === 1) rewritten++;
-      }
-    } while (cursor !== "0");
+    const pattern = `${this.prefix.replace(/[*?[\]\\]/g, "\\$&")}idem:*`;
+    // SCAN walks one node: on a cluster, every master's keys are walked in turn.
+    for (const node of isCluster(this.redis) ? this.redis.nodes("master") : [this.redis]) {
+      let cursor = "0";
+      do {
+        const [next, keys] = await node.scan(cursor, "MATCH", pattern, "COUNT", SCAN_COUNT);
+        cursor = next;
+        for (const key of keys) {
+          const outcome = await this.reencryptRecord(key);
+          if (outcome !== "gone") records++;
+          if (outcome === "rewritten") rewritten++;
+        }
+      } while (cursor !== "0");
+    }
     return { records, rewritten };
+  }
+
+  private async reencryptRecord(key: string): Promise<"gone" | "kept" | "rewritten"> {
+    const stored = await this.redis.get(key);
+    if (stored === null) return "gone";
+    const record = this.decode(key, stored);
+    if (record.state !== "done") return "kept";
+    const sealed = (JSON.parse(stored) as StoredJson).e;
+    if (typeof sealed === "string" ? this.cipher.isCurrent(sealed) : !this.cipher.enabled) return "kept";
+    return (await this.redis.eval(SWAP, 1, key, stored, this.encode(key, record))) === 1 ? "rewritten" : "kept";
   }
 
   private encode(key: string, record: DoneRecord): string {
@@ -147,7 +166,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
 }
 
 export class RedisIdempotencyKeeper extends ClaimingKeeper {
-  constructor(redis: Redis, prefix: string, options: KeeperOptions, cipher: FieldCipher = NO_ENCRYPTION) {
-    super(new RedisIdempotencyStore(redis, prefix, cipher), options);
+  constructor(redis: RedisConnection, prefix: string, options: KeeperOptions, cipher: FieldCipher = NO_ENCRYPTION, acknowledgement?: ReplicaAcknowledgement) {
+    super(new RedisIdempotencyStore(redis, prefix, cipher, acknowledgement), options);
   }
 }

@@ -24,6 +24,9 @@ export type WebhookOutcome = "ok" | "error_4xx" | "error_5xx" | "unreachable" | 
 /** What the idempotency keeper did with a booking's key. */
 export type IdempotencyOutcome = "claimed" | "replayed" | "mismatch" | "in_flight" | "store_unavailable";
 
+/** Whether a replica acknowledged a stored booking before its answer went out (see store/replica-acknowledgement.ts). */
+export type ReplicaAcknowledgementResult = "acknowledged" | "not_acknowledged" | "not_waited";
+
 /** Where a Redis failure was seen. */
 export type RedisErrorSource = "connection" | "health_check" | "directory" | "idempotency";
 
@@ -36,6 +39,7 @@ export interface Metrics {
   sessionOpened(): void;
   sessionClosed(): void;
   redisError(source: RedisErrorSource): void;
+  replicaAcknowledgement(result: ReplicaAcknowledgementResult): void;
 }
 
 /** Metrics turned off (`METRICS_PORT=off`): every record is a no-op. */
@@ -47,6 +51,7 @@ export const NO_METRICS: Metrics = {
   sessionOpened() {},
   sessionClosed() {},
   redisError() {},
+  replicaAcknowledgement() {},
 };
 
 const LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
@@ -104,8 +109,19 @@ export class PrometheusMetrics implements Metrics {
     registers: [this.registry],
   });
 
+  private readonly replicaAcks = new Counter({
+    name: "gateway_replica_acknowledgements_total",
+    help: "Finished bookings stored in Redis, by whether a replica acknowledged them in time: acknowledged, not_acknowledged (answered anyway), not_waited (no replica, or waiting paused).",
+    labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry });
+  }
+
+  replicaAcknowledgement(result: ReplicaAcknowledgementResult): void {
+    this.replicaAcks.inc({ result });
   }
 
   callFinished(procedure: string, protocol: CallProtocol, code: string, seconds: number): void {

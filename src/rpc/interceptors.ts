@@ -8,7 +8,7 @@
  */
 import type { DescMessage } from "@bufbuild/protobuf";
 import { ConnectError, type Interceptor, type StreamResponse } from "@connectrpc/connect";
-import type { RateLimiter } from "../gateway/rate-limiter.js";
+import type { CallLimiter } from "../gateway/rate-limiter.js";
 import type { Logger } from "../observability/logger.js";
 import type { Directory } from "../store/directory.js";
 import { callKey, partnerKey } from "./call-context.js";
@@ -76,10 +76,10 @@ export function errorModel(report: ErrorReporter): Interceptor {
 }
 
 /** Resolves the partner from the `authorization` header and charges its rate limit. */
-export function authenticate(directory: Directory, limiter: RateLimiter): Interceptor {
+export function authenticate(directory: Directory, limiter: CallLimiter): Interceptor {
   return (next) => async (req) => {
     const partner = await directory.authenticate(req.header.get("authorization"));
-    limiter.take(partner.id);
+    await limiter.charge(partner.id);
     req.contextValues.set(partnerKey, partner);
     return next(req);
   };

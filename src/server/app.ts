@@ -15,7 +15,7 @@ import type { Logger as PinoLogger } from "pino";
 import type { Config } from "../config.js";
 import type { Appointments } from "../gateway/appointments.js";
 import type { Customers } from "../gateway/customers.js";
-import type { RateLimiter } from "../gateway/rate-limiter.js";
+import type { CallLimiter } from "../gateway/rate-limiter.js";
 import { HEALTH_SERVICE, registerHealth } from "../health/health-service.js";
 import type { HealthState } from "../health/health-state.js";
 import { registerProbes } from "../health/probes.js";
@@ -46,7 +46,7 @@ export interface Gateway {
   readonly directory: Directory;
   readonly appointments: Appointments;
   readonly customers: Customers;
-  readonly rateLimiter: RateLimiter;
+  readonly rateLimiter: CallLimiter;
   readonly log: PinoLogger;
   readonly metrics: Metrics;
   readonly tracer: Tracer;

@@ -1,11 +1,19 @@
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
 import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import { directoryChangesChannel } from "./directory-changes.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
+import type { RedisConnection } from "./redis-connection.js";
 
-/** Where the directory lives under a gateway's `REDIS_KEY_PREFIX`. */
+/**
+ * Where the directory lives under a gateway's `REDIS_KEY_PREFIX`:
+ * `<prefix>{<prefix>dir}:`. Every key still starts with the prefix, and all
+ * share one hash tag, so that on a Redis Cluster the whole directory is in
+ * one slot and each write (a transaction over several of its keys, with its
+ * change notice) runs on one master. The directory is small, read-mostly and
+ * cached in process, so one shard serves it easily.
+ */
 export function directoryKeyPrefix(redisKeyPrefix: string): string {
-  return `${redisKeyPrefix}dir:`;
+  return `${redisKeyPrefix}{${redisKeyPrefix}dir}:`;
 }
 
 /** Sets hash field ARGV[1] of KEYS[1] to ARGV[3] if it still holds ARGV[2]. */
@@ -18,19 +26,20 @@ return 0
 `;
 
 /**
- * The directory in Redis. Each record is a hash under `dir:<kind>:<id>`, each
- * kind has a set of its ids for listing, and `dir:partner-key:<sha256>` maps a
- * key hash to its partner. Every write is announced on the channel of
- * `directory-changes.ts` and sets the marker `dir:provisioned` (the time of
- * the latest write) in the same transaction, so an empty Redis is told apart
- * from a directory that does not know a key. Webhook secrets are encrypted
- * when the gateway has an encryption key.
+ * The directory in Redis. Under the directory's prefix (`directoryKeyPrefix`),
+ * each record is a hash at `<kind>:<id>`, each kind has a set of its ids for
+ * listing, and `partner-key:<sha256>` maps a key hash to its partner. Every
+ * write is announced on the shard channel of `directory-changes.ts` and sets
+ * the marker `provisioned` (the time of the latest write) in the same
+ * transaction, so an empty Redis is told apart from a directory that does not
+ * know a key. Webhook secrets are encrypted when the gateway has an
+ * encryption key.
  */
 export class RedisDirectoryStore implements DirectoryStore {
   private readonly channel: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly prefix = "dir:",
     /** Encrypts webhook secrets at rest (see `encryption/field-cipher.ts`); in clear by default. */
     private readonly cipher: FieldCipher = NO_ENCRYPTION,
@@ -53,7 +62,7 @@ export class RedisDirectoryStore implements DirectoryStore {
 
   /** A transaction for one write: it leaves the marker and announces the change. */
   private write(kind: string): ChainableCommander {
-    return this.redis.multi().set(this.marker, new Date().toISOString()).publish(this.channel, kind);
+    return this.redis.multi().set(this.marker, new Date().toISOString()).spublish(this.channel, kind);
   }
 
   async isProvisioned(): Promise<boolean> {
@@ -138,7 +147,7 @@ export class RedisDirectoryStore implements DirectoryStore {
       const swapped = await this.redis.eval(SWAP_FIELD, 1, this.key("platform", id), "webhook_secret", stored, sealed);
       if (swapped === 1) rewritten++;
     }
-    if (rewritten > 0) await this.redis.publish(this.channel, "platform");
+    if (rewritten > 0) await this.redis.spublish(this.channel, "platform");
     return rewritten;
   }
 

@@ -13,6 +13,7 @@
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "../observability/logger.js";
+import { isCluster, type RedisConnection } from "./redis-connection.js";
 
 export interface RedisPersistence {
   /** `yes` or `no`. */
@@ -25,24 +26,45 @@ export type DurabilityVerdict =
   | { readonly kind: "unknown"; readonly reason: string }
   | { readonly kind: "durable" | "not_durable"; readonly persistence: RedisPersistence };
 
-/** Reads the persistence settings, and logs whether bookings survive a Redis restart. */
-export async function checkRedisDurability(redis: Redis, log: Logger): Promise<DurabilityVerdict> {
-  let persistence: RedisPersistence;
-  try {
-    const reply = (await redis.call("CONFIG", "GET", "appendonly", "appendfsync")) as string[];
-    const settings = new Map<string, string>();
-    for (let i = 0; i + 1 < reply.length; i += 2) settings.set(reply[i]!, reply[i + 1]!);
-    persistence = { appendonly: settings.get("appendonly") ?? "", appendfsync: settings.get("appendfsync") ?? "" };
-  } catch (e) {
-    const reason = (e as Error).message;
-    log.info(
-      { reason },
-      "cannot read the Redis persistence settings (CONFIG GET refused, as managed Redis services do): " +
-        "make sure this Redis keeps an append-only file (appendonly yes, appendfsync always or everysec), or bookings are not durable",
-    );
-    return { kind: "unknown", reason };
+async function readPersistence(node: Redis): Promise<RedisPersistence> {
+  const reply = (await node.call("CONFIG", "GET", "appendonly", "appendfsync")) as string[];
+  const settings = new Map<string, string>();
+  for (let i = 0; i + 1 < reply.length; i += 2) settings.set(reply[i]!, reply[i + 1]!);
+  return { appendonly: settings.get("appendonly") ?? "", appendfsync: settings.get("appendfsync") ?? "" };
+}
+
+/** How much a setting keeps: 0 no append-only file, 1 flushing left to the system, 2 durable. */
+function strength(p: RedisPersistence): number {
+  if (p.appendonly !== "yes") return 0;
+  return p.appendfsync === "always" || p.appendfsync === "everysec" ? 2 : 1;
+}
+
+/**
+ * Reads the persistence settings, and logs whether bookings survive a Redis
+ * restart. On a Redis Cluster every node is read (a replica becomes the
+ * master after a failover) and the weakest one is reported, by address.
+ */
+export async function checkRedisDurability(redis: RedisConnection, log: Logger): Promise<DurabilityVerdict> {
+  const nodes = isCluster(redis) ? redis.nodes("all") : [redis];
+  let weakest: { persistence: RedisPersistence; node: string | undefined } | undefined;
+  for (const node of nodes) {
+    const address = isCluster(redis) ? `${node.options.host}:${node.options.port}` : undefined;
+    let persistence: RedisPersistence;
+    try {
+      persistence = await readPersistence(node);
+    } catch (e) {
+      const reason = (e as Error).message;
+      log.info(
+        { reason, ...(address !== undefined ? { node: address } : {}) },
+        "cannot read the Redis persistence settings (CONFIG GET refused, as managed Redis services do): " +
+          "make sure this Redis keeps an append-only file (appendonly yes, appendfsync always or everysec), or bookings are not durable",
+      );
+      return { kind: "unknown", reason };
+    }
+    if (weakest === undefined || strength(persistence) < strength(weakest.persistence)) weakest = { persistence, node: address };
   }
-  const fields = { appendonly: persistence.appendonly, appendfsync: persistence.appendfsync };
+  const { persistence, node } = weakest!;
+  const fields = { appendonly: persistence.appendonly, appendfsync: persistence.appendfsync, ...(node !== undefined ? { node } : {}) };
   if (persistence.appendonly !== "yes") {
     log.warn(
       fields,
@@ -52,7 +74,7 @@ export async function checkRedisDurability(redis: Redis, log: Logger): Promise<D
     );
     return { kind: "not_durable", persistence };
   }
-  if (persistence.appendfsync !== "always" && persistence.appendfsync !== "everysec") {
+  if (strength(persistence) < 2) {
     log.warn(
       fields,
       `bookings are not durable: appendfsync ${persistence.appendfsync} leaves flushing to the operating system, ` +

@@ -19,12 +19,12 @@
 import { randomBytes } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import type { FastifyInstance } from "fastify";
-import type { Redis } from "ioredis";
 import { inject, onTestFinished } from "vitest";
 import { loadConfig, type Config } from "../../src/config.js";
 import { ReferencePlatform, type ReferencePlatformOptions } from "../../src/demo/reference-platform.js";
 import { createGateway } from "../../src/gateway/create-gateway.js";
 import { buildServer, type Gateway } from "../../src/server/app.js";
+import type { RedisConnection } from "../../src/store/redis-connection.js";
 import { importSeed, parseSeed } from "../../src/store/seed.js";
 import { documentedSignatureValid } from "./webhook-signature.js";
 
@@ -50,7 +50,7 @@ export interface Harness {
   readonly url: string;
   readonly port: number;
   readonly config: Config;
-  readonly gateway: Gateway & { redis: Redis | undefined };
+  readonly gateway: Gateway & { redis: RedisConnection | undefined };
   readonly app: FastifyInstance;
   readonly platform: ReferencePlatform;
   readonly secret: string;

@@ -1,0 +1,193 @@
+/**
+ * Writes that a replica has acknowledged before the gateway answers. A
+ * booking's stored outcome is what answers its retries; if the master that
+ * holds it fails right after the partner was answered and its replica had not
+ * received the write yet, the promoted replica does not know the booking and
+ * a retry would be sent to the platform again. So a finished booking's record
+ * is written, then `WAIT 1 <timeout>` asks for one replica's acknowledgement.
+ *
+ * - Only where the master has replicas (`ROLE`, read at start and again every
+ *   30 s): a Redis without any has nothing to wait for.
+ * - The write and its WAIT go on connections of their own. WAIT blocks the
+ *   connection it is sent on until it returns, so on the shared connection it
+ *   would hold up every claim, lookup and rate-limit check behind it.
+ * - The timeout is short (`REDIS_REPLICA_ACK_TIMEOUT_MS`, 100 ms) and never
+ *   reaches past the caller's deadline: the answer must still go out in time.
+ * - When no replica acknowledges in time, the booking is answered anyway (the
+ *   platform booked; the record is on the master and normally reaches the
+ *   replica moments later; only a failover in that moment loses it, and then
+ *   the platform's de-duplication on `idempotency_key` still holds). The
+ *   gateway logs a warning when a master stops acknowledging (once, not per
+ *   booking) and a line when it acknowledges again, and for the next 5 s
+ *   writes to that master without waiting, so a replica that is gone costs
+ *   one timeout every 5 s rather than one per booking.
+ */
+import type { ChainableCommander, Cluster, Redis } from "ioredis";
+import type { Logger } from "../observability/logger.js";
+import { keySlot } from "./key-slot.js";
+import { closeConnection, duplicateConnection, isCluster, type RedisConnection } from "./redis-connection.js";
+
+/** How often a master's replicas are counted again. */
+const ROLE_REFRESH_MS = 30_000;
+/** How long a master that did not acknowledge is written to without waiting. */
+const QUIET_MS = 5000;
+/** What the answer needs after the wait, before the caller's deadline. */
+const DEADLINE_MARGIN_MS = 20;
+
+/** What is known of one master. */
+interface MasterState {
+  /** Connected replicas at the last `ROLE`; undefined until read. */
+  replicas: number | undefined;
+  checkedAt: number;
+  checking: boolean;
+  /** False after a WAIT no replica answered, until one does. */
+  acknowledging: boolean;
+  quietUntil: number;
+}
+
+/** How a write went: acknowledged by a replica, not acknowledged in time, or written without waiting. */
+export type Acknowledgement = "acknowledged" | "not_acknowledged" | "not_waited";
+
+export interface AcknowledgedResult {
+  readonly result: unknown;
+  readonly acknowledgement: Acknowledgement;
+}
+
+/** Adds one write on `key` to a pipeline or transaction. */
+export type KeyWrite = (commands: ChainableCommander) => void;
+
+export class ReplicaAcknowledgement {
+  private readonly masters = new Map<string, MasterState>();
+
+  private constructor(
+    /** The gateway's connection: plain writes and `ROLE`. */
+    private readonly redis: RedisConnection,
+    /** Connection(s) that carry only writes followed by WAIT. */
+    private readonly acking: RedisConnection,
+    private readonly timeoutMs: number,
+    private readonly log: Logger,
+    /** Told of each write's acknowledgement (metrics). */
+    private readonly onResult: (acknowledgement: Acknowledgement) => void,
+  ) {}
+
+  /** Opens the acknowledging connection and counts every master's replicas. */
+  static async start(
+    redis: RedisConnection,
+    timeoutMs: number,
+    log: Logger,
+    onResult: (acknowledgement: Acknowledgement) => void = () => {},
+  ): Promise<ReplicaAcknowledgement> {
+    const acks = new ReplicaAcknowledgement(redis, await duplicateConnection(redis), timeoutMs, log, onResult);
+    await Promise.all(acks.masterNodes().map(([name, node]) => acks.countReplicas(name, node)));
+    return acks;
+  }
+
+  /**
+   * Runs `write` (commands on `key` only), then, if the key's master has
+   * replicas, waits until one acknowledges it or the time is up. Fails only
+   * when the write fails; a missing acknowledgement is not a failure.
+   */
+  async write(key: string, write: KeyWrite, deadline?: number): Promise<AcknowledgedResult> {
+    const written = await this.writeAndWait(key, write, deadline);
+    this.onResult(written.acknowledgement);
+    return written;
+  }
+
+  private async writeAndWait(key: string, write: KeyWrite, deadline: number | undefined): Promise<AcknowledgedResult> {
+    const name = this.masterOf(key);
+    const state = this.state(name);
+    // A master not seen before (a replica promoted since the start) is counted first, once.
+    if (state.checkedAt === 0) await this.recount(name);
+    else if (Date.now() - state.checkedAt > ROLE_REFRESH_MS) void this.recount(name);
+    const now = Date.now();
+    const timeoutMs = Math.floor(Math.min(this.timeoutMs, deadline === undefined ? Infinity : deadline - now - DEADLINE_MARGIN_MS));
+    // WAIT 0 would block for ever: too little time left is no wait at all.
+    if (state.replicas === 0 || now < state.quietUntil || timeoutMs < 1) {
+      return { result: await this.plain(write), acknowledgement: "not_waited" };
+    }
+    const pipeline = this.acking.pipeline();
+    write(pipeline);
+    pipeline.call("WAIT", "1", String(timeoutMs));
+    const replies = (await pipeline.exec()) ?? [];
+    const [writeError, result] = replies[0] ?? [new Error("no reply to the write")];
+    if (writeError) {
+      // The acknowledging connection's slot map may be behind the gateway's
+      // (a MOVED right after a failover): write through the gateway's own
+      // connection, which follows redirections, and do not wait this time.
+      if (/^(MOVED|ASK) /.test(writeError.message)) return { result: await this.plain(write), acknowledgement: "not_waited" };
+      throw writeError;
+    }
+    const [waitError, acknowledged] = replies[1] ?? [new Error("no reply to WAIT")];
+    if (!waitError && Number(acknowledged) >= 1) {
+      if (!state.acknowledging) this.log.info({ master: name }, "a replica acknowledges stored bookings again");
+      state.acknowledging = true;
+      return { result, acknowledgement: "acknowledged" };
+    }
+    if (state.acknowledging) {
+      this.log.warn(
+        { master: name, timeoutMs, reason: waitError?.message },
+        `no replica acknowledged a stored booking within ${timeoutMs} ms: bookings are answered anyway, and a failover of this master ` +
+          `before its replica catches up would forget them (the platform's de-duplication then answers a retry). ` +
+          `Writes to it do not wait for a replica for ${QUIET_MS / 1000} s at a time until one acknowledges again`,
+      );
+    }
+    state.acknowledging = false;
+    state.quietUntil = Date.now() + QUIET_MS;
+    return { result, acknowledgement: "not_acknowledged" };
+  }
+
+  async close(): Promise<void> {
+    await closeConnection(this.acking);
+  }
+
+  private async plain(write: KeyWrite): Promise<unknown> {
+    const pipeline = this.redis.pipeline();
+    write(pipeline);
+    const [[error, result] = [new Error("no reply to the write")]] = (await pipeline.exec()) ?? [];
+    if (error) throw error;
+    return result;
+  }
+
+  /** The master holding `key`, by its address on a cluster; the one Redis otherwise. */
+  private masterOf(key: string): string {
+    if (!isCluster(this.redis)) return "redis";
+    return this.redis.slots[keySlot(key)]?.[0] ?? "unknown";
+  }
+
+  private masterNodes(): [string, Redis][] {
+    if (!isCluster(this.redis)) return [["redis", this.redis]];
+    return (this.redis as Cluster).nodes("master").map((node) => [`${node.options.host}:${node.options.port}`, node]);
+  }
+
+  private state(name: string): MasterState {
+    let state = this.masters.get(name);
+    if (state === undefined) {
+      state = { replicas: undefined, checkedAt: 0, checking: false, acknowledging: true, quietUntil: 0 };
+      this.masters.set(name, state);
+    }
+    return state;
+  }
+
+  /** Counts a master's replicas again. */
+  private async recount(name: string): Promise<void> {
+    const node = this.masterNodes().find(([n]) => n === name)?.[1];
+    if (node !== undefined) await this.countReplicas(name, node);
+    else this.state(name).checkedAt = Date.now();
+  }
+
+  private async countReplicas(name: string, node: Redis): Promise<void> {
+    const state = this.state(name);
+    if (state.checking) return;
+    state.checking = true;
+    try {
+      const role = (await node.call("ROLE")) as [string, number, unknown[]];
+      state.replicas = role[0] === "master" && Array.isArray(role[2]) ? role[2].length : 0;
+    } catch {
+      // Unknown: WAIT, bounded by its timeout, finds out.
+      state.replicas = undefined;
+    } finally {
+      state.checkedAt = Date.now();
+      state.checking = false;
+    }
+  }
+}

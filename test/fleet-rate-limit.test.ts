@@ -1,0 +1,186 @@
+/**
+ * The fleet-wide rate limit on one Redis: gateways sharing a Redis share each
+ * partner's limit, on every protocol and in sessions; when Redis does not
+ * answer, searches go on under each gateway's own limit, and the shared
+ * limit is back when Redis is. (The same on a Redis Cluster: redis-cluster.test.ts.)
+ */
+import { randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RedisTokenBucket } from "../src/store/redis-token-bucket.js";
+import { connectRedis } from "../src/store/redis-connection.js";
+import { bearer, clientsFor, reasonOf, RPC_PROTOCOLS, searchRequest, type RpcProtocol } from "./support/clients.js";
+import { startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
+import { searchBody, startHarness, testRedisUrl, type Harness } from "./support/harness.js";
+import { send } from "./support/http1.js";
+import { startPeerGateway } from "./support/peer-gateway.js";
+import { RedisServer } from "./support/redis-server.js";
+import { openSession, search, start } from "./support/session-client.js";
+
+const LIMIT = { RATE_LIMIT_PER_SECOND: "5", RATE_LIMIT_BURST: "10" };
+
+type Outcome = "ok" | string;
+
+/** One search on `protocol`: "ok", or the machine code of its error. */
+async function searchOutcome(protocol: RpcProtocol | "rest", url: string, key: string, botId: string): Promise<Outcome> {
+  if (protocol === "rest") {
+    const res = await send(`${url}/v1/availability/search`, { headers: { authorization: `Bearer ${key}` }, body: searchBody(botId) });
+    if (res.status === 200) return "ok";
+    if (res.status === 429) expect(Number(res.headers["retry-after"])).toBeGreaterThanOrEqual(1);
+    return res.json?.error?.code ?? `HTTP ${res.status}`;
+  }
+  try {
+    await clientsFor(protocol, url).availability.searchAvailability(searchRequest(searchBody(botId)), bearer(key));
+    return "ok";
+  } catch (e) {
+    return reasonOf(e) ?? String(e);
+  }
+}
+
+function count(outcomes: Outcome[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const o of outcomes) counts[o] = (counts[o] ?? 0) + 1;
+  return counts;
+}
+
+interface Fleet {
+  readonly h: Harness;
+  /** The two gateways' URLs. */
+  readonly urls: readonly [string, string];
+  close(): Promise<void>;
+}
+
+/** Two gateways on the test Redis under one key prefix: one fleet. */
+async function fleet(env: Record<string, string> = LIMIT): Promise<Fleet> {
+  const h = await startHarness({ store: "redis", env });
+  const peer = await startPeerGateway(h);
+  return {
+    h,
+    urls: [h.url, peer.url],
+    async close() {
+      await peer.close();
+      await h.close();
+    },
+  };
+}
+
+describe.each(["rest", ...RPC_PROTOCOLS] as const)("%s: 5/s, burst 10, 30 simultaneous calls over two gateways", (protocol) => {
+  let f: Fleet;
+  beforeAll(async () => {
+    f = await fleet();
+  });
+  afterAll(() => f?.close());
+
+  it("about 10 pass in all, the rest are rate_limited; another partner is not affected", async () => {
+    const { h, urls } = f;
+    const outcomes = await Promise.all(Array.from({ length: 30 }, (_, i) => searchOutcome(protocol, urls[i % 2]!, h.keys.a, h.bots.a)));
+    const counts = count(outcomes);
+    // One gateway's own limit would let 10 through on each: 20.
+    expect(counts.ok).toBeGreaterThanOrEqual(10);
+    expect(counts.ok).toBeLessThanOrEqual(12);
+    expect(counts).toEqual({ ok: counts.ok, rate_limited: 30 - counts.ok! });
+    expect(await searchOutcome(protocol, urls[1], h.keys.b, h.bots.b)).toBe("ok");
+  });
+});
+
+describe("sessions and unary calls on two gateways", () => {
+  let f: Fleet;
+  beforeAll(async () => {
+    f = await fleet({ RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "4" });
+  });
+  afterAll(() => f?.close());
+
+  it("draw on one bucket: a session's operations on one gateway, unary calls on the other", async () => {
+    const { h, urls } = f;
+    const [a, b] = urls;
+    expect(await searchOutcome("grpc", b, h.keys.a, h.bots.a)).toBe("ok");
+    expect(await searchOutcome("grpc", b, h.keys.a, h.bots.a)).toBe("ok");
+    const s = openSession(clientsFor("grpc", a).session, h.keys.a);
+    s.send(start("s", h.bots.a)); // opening the session takes the third token
+    expect((await s.next()).result.case).toBe("started");
+    s.send(search("1", searchBody(h.bots.a)));
+    s.send(search("2", searchBody(h.bots.a)));
+    const answers = [await s.next(), await s.next()];
+    s.close();
+    await s.rest();
+    const byId = Object.fromEntries(answers.map((x) => [x.requestId, x.result]));
+    expect(byId["1"]!.case).toBe("searchAvailability");
+    expect(byId["2"]).toMatchObject({ case: "error", value: { code: "rate_limited" } });
+    expect(await searchOutcome("grpc", b, h.keys.a, h.bots.a)).toBe("rate_limited");
+  });
+});
+
+describe("the shared bucket in Redis", () => {
+  it("refills at the sustained rate, tells the wait, and expires once it would be full", async () => {
+    const redis = await connectRedis(testRedisUrl());
+    try {
+      const bucket = new RedisTokenBucket(redis, `test:${randomBytes(6).toString("hex")}:`);
+      const limit = { perSecond: 10, burst: 3 };
+      for (let i = 0; i < 3; i++) expect(await bucket.take("p", limit)).toBe(0);
+      const wait = await bucket.take("p", limit);
+      expect(wait).toBeGreaterThan(0);
+      expect(wait).toBeLessThanOrEqual(100);
+      expect(await bucket.take("q", limit)).toBe(0);
+      const ttl = await redis.pttl(bucket.keyOf("p"));
+      // Full again after burst / rate = 300 ms; kept a second longer.
+      expect(ttl).toBeGreaterThan(0);
+      expect(ttl).toBeLessThanOrEqual(1300);
+      await new Promise((r) => setTimeout(r, wait + 20));
+      expect(await bucket.take("p", limit)).toBe(0);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe("Redis unreachable", () => {
+  let redis: RedisServer;
+  let seeded: Harness;
+  let gw: GatewayProcess;
+  beforeAll(async () => {
+    // With its data kept: the directory is still there when Redis is back.
+    redis = await RedisServer.start({ appendfsync: "always" });
+    seeded = await startHarness({ redisUrl: redis.url, env: { RATE_LIMIT_PER_SECOND: "1", RATE_LIMIT_BURST: "3" } });
+    gw = await startGatewayProcess({
+      REDIS_URL: redis.url,
+      REDIS_KEY_PREFIX: seeded.config.redisKeyPrefix,
+      RATE_LIMIT_PER_SECOND: "1",
+      RATE_LIMIT_BURST: "3",
+      // The directory stays cached through the outage, so searches can go on.
+      DIRECTORY_CACHE_TTL_MS: "60000",
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await gw?.stop();
+    await seeded?.close();
+    await redis?.stop();
+  });
+
+  it("searches go on under the gateway's own limit, with one warning; the shared limit is back with Redis", async () => {
+    // Another gateway's calls use up the shared bucket...
+    for (let i = 0; i < 3; i++) await seeded.gateway.rateLimiter.charge(seeded.partners.b);
+    expect(await searchOutcome("grpc", gw.url, seeded.keys.b, seeded.bots.b)).toBe("rate_limited");
+    // ...and partner A's first search caches its route before Redis goes.
+    expect(await searchOutcome("grpc", gw.url, seeded.keys.a, seeded.bots.a)).toBe("ok");
+
+    await redis.kill();
+    // Partner A: its own gateway's bucket has 2 tokens left of 3; the third call is refused locally.
+    const during = [];
+    for (let i = 0; i < 3; i++) during.push(await searchOutcome("grpc", gw.url, seeded.keys.a, seeded.bots.a));
+    expect(during).toEqual(["ok", "ok", "rate_limited"]);
+    const warnings = gw.log.filter((l) => l.level === 40 && /fleet-wide rate limit is unavailable/.test(l.msg));
+    expect(warnings).toHaveLength(1);
+
+    await redis.resume();
+    // Back: the bucket Redis lost is full again, and the shared limit applies once more.
+    expect(gw.log.some((l) => l.msg === "the fleet-wide rate limit is available again")).toBe(false);
+    await expect
+      .poll(
+        async () => {
+          await searchOutcome("grpc", gw.url, seeded.keys.a, seeded.bots.a);
+          return gw.log.some((l) => l.msg === "the fleet-wide rate limit is available again");
+        },
+        { timeout: 10_000, interval: 1100 },
+      )
+      .toBe(true);
+  }, 30_000);
+});

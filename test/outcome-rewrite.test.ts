@@ -1,0 +1,60 @@
+/**
+ * Redis lost between the booking and its record: the caller still gets the
+ * booking, the gateway writes the record once Redis is back, and the
+ * partner's retry is a replay, not a second webhook. A real redis-server
+ * with an append-only file, SIGKILLed while the platform answers, restarted.
+ */
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { downstreamIdempotencyKey } from "../src/gateway/idempotency.js";
+import { bearer, bookingRequest, clientsFor } from "./support/clients.js";
+import { bookingBody, idempotencyKey, startHarness, type Harness } from "./support/harness.js";
+import { RedisServer } from "./support/redis-server.js";
+
+let redis: RedisServer;
+let h: Harness;
+
+beforeAll(async () => {
+  redis = await RedisServer.start({ appendfsync: "always" });
+  h = await startHarness({ redisUrl: redis.url, env: { WEBHOOK_TIMEOUT_MS: "3000", IDEMPOTENCY_CLAIM_TTL_MS: "8000", IDEMPOTENCY_WAIT_MS: "500" } });
+});
+afterAll(async () => {
+  await h?.close();
+  await redis?.stop();
+});
+
+it("the booking is answered, its record written when Redis is back, and the retry replays it", async () => {
+  const c = clientsFor("grpc", h.url);
+  const body = bookingBody(h.bots.a);
+  const key = idempotencyKey();
+  const downstream = downstreamIdempotencyKey(h.partners.a, key);
+  h.script = async (req, reference) => {
+    if (req.path !== "/bookings" || req.body?.idempotency_key !== downstream) return undefined;
+    // Redis goes away after the claim and before the record.
+    await redis.kill();
+    return reference();
+  };
+  const first = await c.booking.createBooking(bookingRequest(body), bearer(h.keys.a, { "idempotency-key": key }));
+  expect(first.booking!.id).toMatch(/^bkg_/);
+  h.script = undefined;
+
+  await redis.resume();
+  let replayed = false;
+  await expect
+    .poll(
+      async () => {
+        try {
+          const again = await c.booking.createBooking(bookingRequest(body), {
+            ...bearer(h.keys.a, { "idempotency-key": key }),
+            onHeader: (headers) => (replayed = headers.get("idempotent-replayed") === "true"),
+          });
+          return again.booking!.id;
+        } catch {
+          return undefined; // Redis still coming back, or the record not written yet
+        }
+      },
+      { timeout: 6000, interval: 200 },
+    )
+    .toBe(first.booking!.id);
+  expect(replayed).toBe(true);
+  expect(h.platform.received.filter((r) => r.path === "/bookings" && r.body?.idempotency_key === downstream)).toHaveLength(1);
+});
