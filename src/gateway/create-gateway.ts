@@ -54,7 +54,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   }
   const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
   const store =
-    parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix, cipher) : new MemoryDirectoryStore());
+    parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix, cipher, log) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
   const directory = new Directory(store, config.directoryCacheTtlMs, log, () => metrics.redisError("directory"));
   // An empty directory is reported at start, not only at the first call.

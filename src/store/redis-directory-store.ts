@@ -1,5 +1,6 @@
 import type { ChainableCommander, Redis } from "ioredis";
 import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
+import { silentLogger, type Logger } from "../observability/logger.js";
 import { directoryChangesChannel } from "./directory-changes.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
 
@@ -23,8 +24,10 @@ return 0
  * key hash to its partner. Every write is announced on the channel of
  * `directory-changes.ts` and sets the marker `dir:provisioned` (the time of
  * the latest write) in the same transaction, so an empty Redis is told apart
- * from a directory that does not know a key. Webhook secrets are encrypted
- * when the gateway has an encryption key.
+ * from a directory that does not know a key. A directory written before the
+ * marker existed has partners and no marker: it counts as provisioned, and
+ * the first gateway to find it so writes the marker. Webhook secrets are
+ * encrypted when the gateway has an encryption key.
  */
 export class RedisDirectoryStore implements DirectoryStore {
   private readonly channel: string;
@@ -34,6 +37,8 @@ export class RedisDirectoryStore implements DirectoryStore {
     private readonly prefix = "dir:",
     /** Encrypts webhook secrets at rest (see `encryption/field-cipher.ts`); in clear by default. */
     private readonly cipher: FieldCipher = NO_ENCRYPTION,
+    /** Where writing a missing marker is reported. */
+    private readonly log: Logger = silentLogger,
   ) {
     this.channel = directoryChangesChannel(prefix);
   }
@@ -57,7 +62,13 @@ export class RedisDirectoryStore implements DirectoryStore {
   }
 
   async isProvisioned(): Promise<boolean> {
-    return (await this.redis.exists(this.marker)) === 1;
+    if ((await this.redis.exists(this.marker)) === 1) return true;
+    // Lost data takes the partners with it; partners without the marker were written before it existed.
+    if ((await this.redis.scard(this.key("index", "partner"))) === 0) return false;
+    if ((await this.redis.set(this.marker, new Date().toISOString(), "NX")) === "OK") {
+      this.log.info({}, "the directory has partners but no marker (it was written before the marker existed): the marker is written now");
+    }
+    return true;
   }
 
   private async hash(kind: string, id: string): Promise<Record<string, string> | undefined> {
