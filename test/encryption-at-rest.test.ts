@@ -5,6 +5,7 @@
  * done with the admin command as an operator runs it.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { Code } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +18,7 @@ import { directoryKeyPrefix, RedisDirectoryStore } from "../src/store/redis-dire
 import { admin } from "./support/commands.js";
 import { bookingBody, idempotencyKey, startHarness, testRedisUrl, type Harness } from "./support/harness.js";
 import { restBookingClient } from "./support/rest-booking-client.js";
-import { bearer, bookingRequest } from "./support/clients.js";
+import { bearer, bookingRequest, expectRpcError } from "./support/clients.js";
 
 const key = () => randomBytes(32);
 
@@ -150,6 +151,45 @@ describe("a gateway on Redis with GATEWAY_ENCRYPTION_KEY", () => {
     const run = await admin(["reencrypt"], { REDIS_URL: testRedisUrl(), REDIS_KEY_PREFIX: h.config.redisKeyPrefix });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^admin: reencrypt: GATEWAY_ENCRYPTION_KEY is not set/);
+  });
+});
+
+describe("a gateway without the key that sealed a stored answer", () => {
+  it("answers the retry 503 service_unavailable and logs the cause at error once, never the answer", async () => {
+    const first = await startHarness({ store: "redis", env: { GATEWAY_ENCRYPTION_KEY: key().toString("base64") } });
+    const lines: { level: number; msg: string; condition?: string }[] = [];
+    const stream = new PassThrough();
+    stream.on("data", (chunk: Buffer) => lines.push(...chunk.toString().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))));
+    let second: Harness | undefined;
+    try {
+      const body = bookingBody(first.bots.a);
+      body.booking.customer = { phone: "+15550008888", name: "Yannick Sealwright", email: "yannick@example.org" };
+      const k = idempotencyKey();
+      await restBookingClient(first.url).booking.createBooking(bookingRequest(body), bearer(first.keys.a, { "idempotency-key": k }));
+      // Another key only, on the same Redis and prefix (its own seed gives partner A a new API key).
+      second = await startHarness({
+        store: "redis",
+        redisKeyPrefix: first.config.redisKeyPrefix,
+        env: { GATEWAY_ENCRYPTION_KEY: key().toString("base64"), LOG_LEVEL: "warn" },
+        logStream: stream,
+      });
+      for (let i = 0; i < 2; i++) {
+        await expectRpcError(
+          restBookingClient(second.url).booking.createBooking(bookingRequest(body), bearer(second.keys.a, { "idempotency-key": k })),
+          Code.Unavailable,
+          "service_unavailable",
+          { httpStatus: 503 },
+        );
+      }
+      const errors = lines.filter((l) => l.level >= 50);
+      expect(errors.map((l) => [l.condition, l.msg])).toEqual([["idempotency_record_undecryptable", expect.stringMatching(/cannot be decrypted/)]]);
+      expect(JSON.stringify(lines)).not.toMatch(/Yannick|5550008888|yannick@/);
+      expect(first.platform.received.filter((r) => r.path === "/bookings")).toHaveLength(1);
+      expect(second.platform.received.filter((r) => r.path === "/bookings")).toHaveLength(0);
+    } finally {
+      await second?.close();
+      await first.close();
+    }
   });
 });
 

@@ -68,6 +68,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     claimTtlMs: config.idempotencyClaimTtlMs,
     resultTtlMs: config.idempotencyTtlMs,
     waitMs: config.idempotencyWaitMs,
+    log,
     onOutcome: (outcome: IdempotencyOutcome) => {
       metrics.idempotency(outcome);
       if (outcome === "store_unavailable" && redis !== undefined) metrics.redisError("idempotency");
