@@ -154,6 +154,64 @@ describe("a gateway on Redis with GATEWAY_ENCRYPTION_KEY", () => {
   });
 });
 
+describe("reencrypt with values no configured key opens", () => {
+  it("skips them, re-seals the rest, reports the count and exits 1", async () => {
+    const [k1, k2, lost] = [key(), key(), key()];
+    const h = await startHarness({ store: "redis", env: { GATEWAY_ENCRYPTION_KEY: k1.toString("base64") } });
+    const redis = await connectRedis(testRedisUrl());
+    try {
+      const booked = [];
+      for (let i = 0; i < 2; i++) {
+        const k = idempotencyKey();
+        const res = await restBookingClient(h.url).booking.createBooking(bookingRequest(bookingBody(h.bots.a)), bearer(h.keys.a, { "idempotency-key": k }));
+        booked.push({ k, id: res.booking!.id });
+      }
+      // A platform and a stored answer sealed with a key the operator no longer has.
+      const directoryPrefix = directoryKeyPrefix(h.config.redisKeyPrefix);
+      await new RedisDirectoryStore(redis, directoryPrefix, aesGcmCipher(lost)).putPlatform({
+        id: "plat_lost",
+        webhookUrl: "http://127.0.0.1:9",
+        webhookSecret: "whsec_lost_0123456789abcdef",
+      });
+      const lostRecords = new RedisIdempotencyStore(redis, h.config.redisKeyPrefix, aesGcmCipher(lost));
+      await lostRecords.claim("ptnr_a:lost", "t", "fp", 60_000);
+      await lostRecords.finish("ptnr_a:lost", "t", { state: "done", fingerprint: "fp", outcome: { kind: "answer", status: 201, body: {} } }, 60_000);
+      const lostValues = async () => [await redis.hget(`${directoryPrefix}platform:plat_lost`, "webhook_secret"), await redis.get(lostRecords.keyOf("ptnr_a:lost"))];
+      const before = await lostValues();
+
+      const env = {
+        REDIS_URL: testRedisUrl(),
+        REDIS_KEY_PREFIX: h.config.redisKeyPrefix,
+        GATEWAY_ENCRYPTION_KEY: k2.toString("base64"),
+        GATEWAY_ENCRYPTION_PREVIOUS_KEYS: k1.toString("base64"),
+      };
+      const run = await admin(["reencrypt"], env);
+      expect(run.code).toBe(1);
+      expect(run.stdout.split("\n")).toEqual([
+        "re-encrypted 1 webhook secrets and 2 of 3 idempotency records with the current key",
+        "skipped 1 webhook secrets and 1 idempotency records that no configured key decrypts",
+        "",
+      ]);
+      expect(run.stderr).toMatch(/^admin: reencrypt: 2 values are encrypted with a key that is neither GATEWAY_ENCRYPTION_KEY nor in GATEWAY_ENCRYPTION_PREVIOUS_KEYS.*run reencrypt again\n$/);
+      expect(await lostValues()).toEqual(before);
+
+      // Everything else now opens with the new key alone.
+      const onlyNew = aesGcmCipher(k2);
+      expect((await new RedisDirectoryStore(redis, directoryPrefix, onlyNew).getPlatform("plat_test"))!.webhookSecret).toBe(h.secret);
+      const records = new RedisIdempotencyStore(redis, h.config.redisKeyPrefix, onlyNew);
+      for (const { k, id } of booked) {
+        const found = await records.claim(`${h.partners.a}:${createHash("sha256").update(k).digest("hex")}`, "t", "x", 1000);
+        expect(found).toMatchObject({ state: "done", outcome: { body: { booking: { id } } } });
+      }
+      const again = await admin(["reencrypt"], env);
+      expect([again.code, again.stdout.split("\n")[0]]).toEqual([1, "re-encrypted 0 webhook secrets and 0 of 3 idempotency records with the current key"]);
+    } finally {
+      await h.close();
+      await redis.quit();
+    }
+  });
+});
+
 describe("a gateway without the key that sealed a stored answer", () => {
   it("answers the retry 503 service_unavailable and logs the cause at error once, never the answer", async () => {
     const first = await startHarness({ store: "redis", env: { GATEWAY_ENCRYPTION_KEY: key().toString("base64") } });

@@ -15,7 +15,7 @@
  * run answers `service_unavailable` instead of waiting for Redis to come back.
  */
 import type { Redis } from "ioredis";
-import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
+import { FieldCipherError, NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import type { StoredOutcome } from "../gateway/idempotency.js";
 import { ClaimingKeeper, type KeeperOptions } from "./claiming-keeper.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
@@ -95,12 +95,14 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   /**
    * Seals every stored outcome with the cipher's current key (after a key was
    * introduced or rotated), keeping each record's time to live. A record that
-   * changed meanwhile is left as it is. Returns how many records were found
-   * and how many rewritten.
+   * changed meanwhile is left as it is, and so is one no configured key
+   * opens (counted as skipped). Returns how many records were found, how
+   * many rewritten and how many skipped.
    */
-  async reencrypt(): Promise<{ records: number; rewritten: number }> {
+  async reencrypt(): Promise<{ records: number; rewritten: number; skipped: number }> {
     let records = 0;
     let rewritten = 0;
+    let skipped = 0;
     let cursor = "0";
     do {
       const pattern = `${this.prefix.replace(/[*?[\]\\]/g, "\\$&")}idem:*`;
@@ -110,14 +112,21 @@ export class RedisIdempotencyStore implements IdempotencyStore {
         const stored = await this.redis.get(key);
         if (stored === null) continue;
         records++;
-        const record = this.decode(key, stored);
+        let record: IdempotencyRecord;
+        try {
+          record = this.decode(key, stored);
+        } catch (e) {
+          if (!(e instanceof FieldCipherError)) throw e;
+          skipped++;
+          continue;
+        }
         if (record.state !== "done") continue;
         const sealed = (JSON.parse(stored) as StoredJson).e;
         if (typeof sealed === "string" ? this.cipher.isCurrent(sealed) : !this.cipher.enabled) continue;
         if ((await this.redis.eval(SWAP, 1, key, stored, this.encode(key, record))) === 1) rewritten++;
       }
     } while (cursor !== "0");
-    return { records, rewritten };
+    return { records, rewritten, skipped };
   }
 
   private encode(key: string, record: DoneRecord): string {

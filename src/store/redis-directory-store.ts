@@ -1,5 +1,5 @@
 import type { ChainableCommander, Redis } from "ioredis";
-import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
+import { FieldCipherError, NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import { silentLogger, type Logger } from "../observability/logger.js";
 import { directoryChangesChannel } from "./directory-changes.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
@@ -137,20 +137,31 @@ export class RedisDirectoryStore implements DirectoryStore {
 
   /**
    * Seals every webhook secret with the cipher's current key (after a key was
-   * introduced or rotated). Returns how many were rewritten.
+   * introduced or rotated). A secret no configured key opens is left as it is
+   * and counted, and the others are still re-sealed. Returns how many were
+   * rewritten and how many skipped.
    */
-  async reencryptSecrets(): Promise<number> {
+  async reencryptSecrets(): Promise<{ rewritten: number; skipped: number }> {
     let rewritten = 0;
+    let skipped = 0;
     for (const id of await this.redis.smembers(this.key("index", "platform"))) {
       const stored = await this.redis.hget(this.key("platform", id), "webhook_secret");
       if (!stored || this.cipher.isCurrent(stored)) continue;
-      const sealed = this.cipher.seal(this.cipher.open(stored, this.secretContext(id)), this.secretContext(id));
+      let plain: string;
+      try {
+        plain = this.cipher.open(stored, this.secretContext(id));
+      } catch (e) {
+        if (!(e instanceof FieldCipherError)) throw e;
+        skipped++;
+        continue;
+      }
+      const sealed = this.cipher.seal(plain, this.secretContext(id));
       // Only if the secret did not change meanwhile (an admin writing it is newer than this).
       const swapped = await this.redis.eval(SWAP_FIELD, 1, this.key("platform", id), "webhook_secret", stored, sealed);
       if (swapped === 1) rewritten++;
     }
     if (rewritten > 0) await this.redis.publish(this.channel, "platform");
-    return rewritten;
+    return { rewritten, skipped };
   }
 
   private async list<T>(kind: string, get: (id: string) => Promise<T | undefined>): Promise<T[]> {
