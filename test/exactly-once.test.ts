@@ -10,7 +10,7 @@
  * may be sent twice to a de-duplicating platform, is in
  * idempotent-bookings.test.ts.)
  */
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -54,9 +54,13 @@ async function book(c: Pick<RpcClients, "booking">, partnerKey: string, body: ob
   return { id: res.booking!.id, replayed };
 }
 
+/** Where seed files go: they hold partner keys and a webhook secret, so the directory is private and removed at the end. */
+const seedDir = mkdtempSync(join(tmpdir(), "exactly-once-seeds-"));
+afterAll(() => rmSync(seedDir, { recursive: true, force: true }));
+
 /** The seed a harness was provisioned with, as a file `admin import` reads. */
 function seedFileOf(h: Harness): string {
-  const file = join(tmpdir(), `seed-${randomBytes(4).toString("hex")}.json`);
+  const file = join(seedDir, `seed-${randomBytes(4).toString("hex")}.json`);
   writeFileSync(
     file,
     JSON.stringify({
