@@ -160,6 +160,9 @@ describe.each(implementations)("%s keeper", (_name, make) => {
 
   it.each([
     ["platform refused the gateway (401/403)", () => GatewayError.of("platform_rejected", "the platform answered 401 invalid_signature")],
+    // The webhook client turns these into platform_rejected; the keeper does not store them either way.
+    ["platform 401 envelope", () => GatewayError.fromPlatform(401, "invalid_signature", "bad signature")],
+    ["platform 403 envelope", () => GatewayError.fromPlatform(403, "forbidden", "not for you")],
     ["platform 410 envelope", () => GatewayError.fromPlatform(410, "gone", "moved")],
     ["platform 413 envelope", () => GatewayError.fromPlatform(413, "too_large", "big")],
     ["platform 5xx envelope", () => GatewayError.fromPlatform(503, "unavailable", "try later")],
