@@ -180,6 +180,20 @@ describe.skipIf(program.skip)("/console in a browser", () => {
     await page.close();
   });
 
+  it("phone fields take E.164 only, as the gateway does", async () => {
+    const { page, errors } = await visit("/console");
+    for (const label of ["Caller phone", "Customer phone"]) {
+      const input = page.getByLabel(label, { exact: true });
+      const id = await input.getAttribute("id");
+      for (const [phone, valid] of [["+15551234567", true], ["+4930123456789", true], ["5551234567", false], ["+05551234567", false], ["+1 555 123 4567", false], ["+1234567", false]] as const) {
+        await input.fill(phone);
+        expect({ label, phone, valid: await page.evaluate(`document.getElementById(${JSON.stringify(id)}).validity.valid`) }).toEqual({ label, phone, valid });
+      }
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("labels every input and names every control", async () => {
     const { page, errors } = await visit("/console", { width: 390, height: 844 });
     // Evaluated in the page (a string: this file is compiled without the DOM's types).
