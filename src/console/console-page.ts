@@ -10,7 +10,7 @@
  * submission anyway).
  */
 import { E164_PATTERN } from "../gateway/phone-number.js";
-import { MAX_SEARCH_DAYS, PAGE_IDS as ID } from "./page-ids.js";
+import { PAGE_IDS as ID } from "./page-ids.js";
 
 /** A built asset as the page links it: its URL and its Subresource Integrity hash. */
 export interface LinkedAsset {
@@ -29,6 +29,9 @@ const field = (id: string, label: string, attributes: string, hint = "") =>
   }></div>`;
 
 const E164 = `type="tel" pattern="${E164_PATTERN}" inputmode="tel"`;
+
+/** How many days one search may cover, the choices of the Days field (each day is one window of the stream). */
+const MAX_SEARCH_DAYS = 7;
 
 export function renderConsolePage({ script, style }: ConsolePageAssets): string {
   return `<!doctype html>
