@@ -49,7 +49,7 @@ export class FieldCipherError extends Error {
 const PREFIX = "enc:v1:";
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-export const KEY_BYTES = 32;
+const KEY_BYTES = 32;
 
 /** True for a value `seal` produced, as opposed to one stored in clear. */
 export function isSealed(stored: string): boolean {
