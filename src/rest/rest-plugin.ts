@@ -112,6 +112,8 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
       // The page is self-contained: it may load nothing, from anywhere.
       .header("content-security-policy", DOCS_CONTENT_SECURITY_POLICY)
       .header("x-content-type-options", "nosniff")
+      // For browsers that predate frame-ancestors, as the console sends it.
+      .header("x-frame-options", "DENY")
       .header("referrer-policy", "no-referrer")
       .send(page),
   );
