@@ -22,10 +22,13 @@ interface Started {
   stop(): void;
 }
 
-/** `node dist/main.js` on a free port; resolves once it printed its demo key and address. */
+/** `node dist/main.js` on a free port; resolves once it printed its demo key and address, and stops it if it never does. */
 function startGateway(): Promise<Started> {
   const child = spawn(process.execPath, ["dist/main.js"], { cwd: ROOT, env: { PATH: process.env.PATH ?? "", PORT: "0", LOG_LEVEL: "warn" }, stdio: ["ignore", "pipe", "inherit"] });
-  return new Promise((resolve, reject) => {
+  const stop = () => {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+  };
+  const started = new Promise<Started>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error("the gateway did not print its console address within 15 s")), 15_000);
     child.once("exit", (code) => reject(new Error(`the gateway exited (${code})`)));
     let key: string | undefined;
@@ -34,9 +37,13 @@ function startGateway(): Promise<Started> {
       const url = /(http:\/\/\S+)\/console\b/.exec(line)?.[1];
       if (url !== undefined && key !== undefined) {
         clearTimeout(timer);
-        resolve({ url, key, stop: () => child.kill("SIGTERM") });
+        resolve({ url, key, stop });
       }
     });
+  });
+  return started.catch((e: unknown) => {
+    stop();
+    throw e;
   });
 }
 
@@ -55,23 +62,26 @@ async function useConsole(page: Page, key: string, days: string): Promise<void> 
 
 async function main(): Promise<void> {
   const gateway = await startGateway();
-  const browser = await chromium.launch({
-    executablePath: chromiumProgram().require(),
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
   try {
-    for (const [name, viewport] of Object.entries(WIDTHS)) {
-      const page = await browser.newPage({ viewport });
-      await page.goto(`${gateway.url}/console`);
-      await useConsole(page, gateway.key, name === "desktop" ? "2" : "1");
-      await page.screenshot({ path: `docs/console-${name}.png`, fullPage: true });
-      await page.goto(name === "desktop" ? `${gateway.url}/docs#createBooking` : `${gateway.url}/docs`);
-      await page.screenshot({ path: `docs/docs-${name}.png` });
-      await page.close();
-      process.stdout.write(`docs/console-${name}.png, docs/docs-${name}.png\n`);
+    const browser = await chromium.launch({
+      executablePath: chromiumProgram().require(),
+      args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    });
+    try {
+      for (const [name, viewport] of Object.entries(WIDTHS)) {
+        const page = await browser.newPage({ viewport });
+        await page.goto(`${gateway.url}/console`);
+        await useConsole(page, gateway.key, name === "desktop" ? "2" : "1");
+        await page.screenshot({ path: `docs/console-${name}.png`, fullPage: true });
+        await page.goto(name === "desktop" ? `${gateway.url}/docs#createBooking` : `${gateway.url}/docs`);
+        await page.screenshot({ path: `docs/docs-${name}.png` });
+        await page.close();
+        process.stdout.write(`docs/console-${name}.png, docs/docs-${name}.png\n`);
+      }
+    } finally {
+      await browser.close();
     }
   } finally {
-    await browser.close();
     gateway.stop();
   }
 }

@@ -180,6 +180,49 @@ describe.skipIf(program.skip)("/console in a browser", () => {
     await page.close();
   });
 
+  it("after a final refusal (the slot is taken) the next click is a new booking with a new key, not a replay of the refusal", async () => {
+    const { page, requests, errors } = await visit("/console");
+    await page.getByLabel("Partner key", { exact: true }).fill(h.keys.a);
+    await page.getByLabel("Bot ID", { exact: true }).fill(h.bots.a);
+    await page.getByLabel("Customer name", { exact: true }).fill(`Grace Hopper ${Date.now()}`);
+    await page.getByLabel("Customer phone", { exact: true }).fill("+15550100199");
+    await page.getByLabel("Day (UTC)").fill("2030-01-08");
+    await page.getByRole("button", { name: /^Search/ }).click();
+    const slot = page.getByRole("button", { name: /^Book / }).last();
+    await slot.waitFor();
+    const webhooksBefore = h.platform.received.filter((r) => r.path === "/bookings").length;
+
+    await slot.click();
+    await expect.poll(() => fact(page, "#result", "Booking ID").textContent()).toMatch(/^bkg_/);
+    for (let i = 0; i < 2; i++) {
+      // The same slot again: the platform refuses it, as taken, each time asked anew.
+      // (A click shows "Booking …" at once, so the poll below sees this click's answer.)
+      await slot.click();
+      await expect.poll(() => fact(page, "#result", "Code").textContent()).toBe("slot_unavailable");
+      expect(await fact(page, "#result", "Replayed").textContent()).toBe("no");
+      expect(await page.locator("#result").innerText()).toContain("The answer is final");
+    }
+    const keys = requests.filter((r) => r.url().endsWith("/CreateBooking")).map((r) => r.headers()["idempotency-key"]);
+    expect(new Set(keys).size).toBe(3);
+    expect(h.platform.received.filter((r) => r.path === "/bookings").length).toBe(webhooksBefore + 3);
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
+  it("phone fields take E.164 only, as the gateway does", async () => {
+    const { page, errors } = await visit("/console");
+    for (const label of ["Caller phone", "Customer phone"]) {
+      const input = page.getByLabel(label, { exact: true });
+      const id = await input.getAttribute("id");
+      for (const [phone, valid] of [["+15551234567", true], ["+4930123456789", true], ["5551234567", false], ["+05551234567", false], ["+1 555 123 4567", false], ["+1234567", false]] as const) {
+        await input.fill(phone);
+        expect({ label, phone, valid: await page.evaluate(`document.getElementById(${JSON.stringify(id)}).validity.valid`) }).toEqual({ label, phone, valid });
+      }
+    }
+    expect(errors).toEqual([]);
+    await page.close();
+  });
+
   it("labels every input and names every control", async () => {
     const { page, errors } = await visit("/console", { width: 390, height: 844 });
     // Evaluated in the page (a string: this file is compiled without the DOM's types).

@@ -5,6 +5,7 @@
 import { randomBytes } from "node:crypto";
 import type { Redis } from "ioredis";
 import { afterAll, beforeEach, describe, expect, it } from "vitest";
+import { NO_ENCRYPTION } from "../src/encryption/field-cipher.js";
 import { GatewayError } from "../src/errors.js";
 import { Directory } from "../src/store/directory.js";
 import type { DirectoryStore } from "../src/store/directory-store.js";
@@ -38,6 +39,42 @@ const codeOf = (p: Promise<unknown>) =>
   );
 
 const byId = <T extends { id: string }>(xs: T[]): T[] => [...xs].sort((a, b) => a.id.localeCompare(b.id));
+
+describe("a Redis directory imported before the marker existed", () => {
+  it("counts as provisioned: an unknown key is unauthorized, and the marker is written once, said at info", async () => {
+    const redis = await connectRedis(testRedisUrl());
+    connections.push(redis);
+    const prefix = directoryKeyPrefix(`test:store:${randomBytes(6).toString("hex")}:`);
+    const key = newPartnerKey();
+    await importSeed(new RedisDirectoryStore(redis, prefix), parseSeed({ partners: [{ id: "ptnr_1", name: "P", api_key: key }] }));
+    expect(await redis.del(`${prefix}provisioned`)).toBe(1);
+
+    const lines: { level: string; message: string }[] = [];
+    const record = (level: string) => (_fields: object, message: string) => void lines.push({ level, message });
+    const log = { info: record("info"), warn: record("warn"), error: record("error"), debug() {} };
+    const directory = new Directory(new RedisDirectoryStore(redis, prefix, NO_ENCRYPTION, log), 60_000, log);
+    expect(await codeOf(directory.authenticate(`Bearer ${newPartnerKey()}`))).toBe("unauthorized");
+    expect(await redis.exists(`${prefix}provisioned`)).toBe(1);
+    expect(lines).toEqual([{ level: "info", message: expect.stringMatching(/partners but no marker/) }]);
+
+    // Another gateway finds the marker: nothing more is written or said.
+    const other = new Directory(new RedisDirectoryStore(redis, prefix, NO_ENCRYPTION, log), 60_000, log);
+    expect(await codeOf(other.authenticate(`Bearer ${newPartnerKey()}`))).toBe("unauthorized");
+    expect((await other.authenticate(`Bearer ${key}`)).id).toBe("ptnr_1");
+    expect(lines).toHaveLength(1);
+  });
+
+  it("without partners (lost data, or platforms alone) stays unprovisioned, and no marker is written", async () => {
+    const redis = await connectRedis(testRedisUrl());
+    connections.push(redis);
+    const prefix = directoryKeyPrefix(`test:store:${randomBytes(6).toString("hex")}:`);
+    const store = new RedisDirectoryStore(redis, prefix);
+    await store.putPlatform({ id: "plat_1", webhookUrl: undefined, webhookSecret: undefined });
+    await redis.del(`${prefix}provisioned`);
+    expect(await codeOf(new Directory(store, 60_000).authenticate(`Bearer ${newPartnerKey()}`))).toBe("service_unavailable");
+    expect(await redis.exists(`${prefix}provisioned`)).toBe(0);
+  });
+});
 
 describe.each([
   ["memory", async () => new MemoryDirectoryStore() as DirectoryStore],

@@ -5,6 +5,7 @@
  * done with the admin command as an operator runs it.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { Code } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { PassThrough } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -17,7 +18,7 @@ import { directoryKeyPrefix, RedisDirectoryStore } from "../src/store/redis-dire
 import { admin } from "./support/commands.js";
 import { bookingBody, idempotencyKey, startHarness, testRedisUrl, type Harness } from "./support/harness.js";
 import { restBookingClient } from "./support/rest-booking-client.js";
-import { bearer, bookingRequest } from "./support/clients.js";
+import { bearer, bookingRequest, expectRpcError } from "./support/clients.js";
 
 const key = () => randomBytes(32);
 
@@ -150,6 +151,103 @@ describe("a gateway on Redis with GATEWAY_ENCRYPTION_KEY", () => {
     const run = await admin(["reencrypt"], { REDIS_URL: testRedisUrl(), REDIS_KEY_PREFIX: h.config.redisKeyPrefix });
     expect(run.code).toBe(1);
     expect(run.stderr).toMatch(/^admin: reencrypt: GATEWAY_ENCRYPTION_KEY is not set/);
+  });
+});
+
+describe("reencrypt with values no configured key opens", () => {
+  it("skips them, re-seals the rest, reports the count and exits 1", async () => {
+    const [k1, k2, lost] = [key(), key(), key()];
+    const h = await startHarness({ store: "redis", env: { GATEWAY_ENCRYPTION_KEY: k1.toString("base64") } });
+    const redis = await connectRedis(testRedisUrl());
+    try {
+      const booked = [];
+      for (let i = 0; i < 2; i++) {
+        const k = idempotencyKey();
+        const res = await restBookingClient(h.url).booking.createBooking(bookingRequest(bookingBody(h.bots.a)), bearer(h.keys.a, { "idempotency-key": k }));
+        booked.push({ k, id: res.booking!.id });
+      }
+      // A platform and a stored answer sealed with a key the operator no longer has.
+      const directoryPrefix = directoryKeyPrefix(h.config.redisKeyPrefix);
+      await new RedisDirectoryStore(redis, directoryPrefix, aesGcmCipher(lost)).putPlatform({
+        id: "plat_lost",
+        webhookUrl: "http://127.0.0.1:9",
+        webhookSecret: "whsec_lost_0123456789abcdef",
+      });
+      const lostRecords = new RedisIdempotencyStore(redis, h.config.redisKeyPrefix, aesGcmCipher(lost));
+      await lostRecords.claim("ptnr_a:lost", "t", "fp", 60_000);
+      await lostRecords.finish("ptnr_a:lost", "t", { state: "done", fingerprint: "fp", outcome: { kind: "answer", status: 201, body: {} } }, 60_000);
+      const lostValues = async () => [await redis.hget(`${directoryPrefix}platform:plat_lost`, "webhook_secret"), await redis.get(lostRecords.keyOf("ptnr_a:lost"))];
+      const before = await lostValues();
+
+      const env = {
+        REDIS_URL: testRedisUrl(),
+        REDIS_KEY_PREFIX: h.config.redisKeyPrefix,
+        GATEWAY_ENCRYPTION_KEY: k2.toString("base64"),
+        GATEWAY_ENCRYPTION_PREVIOUS_KEYS: k1.toString("base64"),
+      };
+      const run = await admin(["reencrypt"], env);
+      expect(run.code).toBe(1);
+      expect(run.stdout.split("\n")).toEqual([
+        "re-encrypted 1 webhook secrets and 2 of 3 idempotency records with the current key",
+        "skipped 1 webhook secrets and 1 idempotency records that no configured key decrypts",
+        "",
+      ]);
+      expect(run.stderr).toMatch(/^admin: reencrypt: 2 values are encrypted with a key that is neither GATEWAY_ENCRYPTION_KEY nor in GATEWAY_ENCRYPTION_PREVIOUS_KEYS.*run reencrypt again\n$/);
+      expect(await lostValues()).toEqual(before);
+
+      // Everything else now opens with the new key alone.
+      const onlyNew = aesGcmCipher(k2);
+      expect((await new RedisDirectoryStore(redis, directoryPrefix, onlyNew).getPlatform("plat_test"))!.webhookSecret).toBe(h.secret);
+      const records = new RedisIdempotencyStore(redis, h.config.redisKeyPrefix, onlyNew);
+      for (const { k, id } of booked) {
+        const found = await records.claim(`${h.partners.a}:${createHash("sha256").update(k).digest("hex")}`, "t", "x", 1000);
+        expect(found).toMatchObject({ state: "done", outcome: { body: { booking: { id } } } });
+      }
+      const again = await admin(["reencrypt"], env);
+      expect([again.code, again.stdout.split("\n")[0]]).toEqual([1, "re-encrypted 0 webhook secrets and 0 of 3 idempotency records with the current key"]);
+    } finally {
+      await h.close();
+      await redis.quit();
+    }
+  });
+});
+
+describe("a gateway without the key that sealed a stored answer", () => {
+  it("answers the retry 503 service_unavailable and logs the cause at error once, never the answer", async () => {
+    const first = await startHarness({ store: "redis", env: { GATEWAY_ENCRYPTION_KEY: key().toString("base64") } });
+    const lines: { level: number; msg: string; condition?: string }[] = [];
+    const stream = new PassThrough();
+    stream.on("data", (chunk: Buffer) => lines.push(...chunk.toString().split("\n").filter((l) => l !== "").map((l) => JSON.parse(l))));
+    let second: Harness | undefined;
+    try {
+      const body = bookingBody(first.bots.a);
+      body.booking.customer = { phone: "+15550008888", name: "Yannick Sealwright", email: "yannick@example.org" };
+      const k = idempotencyKey();
+      await restBookingClient(first.url).booking.createBooking(bookingRequest(body), bearer(first.keys.a, { "idempotency-key": k }));
+      // Another key only, on the same Redis and prefix (its own seed gives partner A a new API key).
+      second = await startHarness({
+        store: "redis",
+        redisKeyPrefix: first.config.redisKeyPrefix,
+        env: { GATEWAY_ENCRYPTION_KEY: key().toString("base64"), LOG_LEVEL: "warn" },
+        logStream: stream,
+      });
+      for (let i = 0; i < 2; i++) {
+        await expectRpcError(
+          restBookingClient(second.url).booking.createBooking(bookingRequest(body), bearer(second.keys.a, { "idempotency-key": k })),
+          Code.Unavailable,
+          "service_unavailable",
+          { httpStatus: 503 },
+        );
+      }
+      const errors = lines.filter((l) => l.level >= 50);
+      expect(errors.map((l) => [l.condition, l.msg])).toEqual([["idempotency_record_undecryptable", expect.stringMatching(/cannot be decrypted/)]]);
+      expect(JSON.stringify(lines)).not.toMatch(/Yannick|5550008888|yannick@/);
+      expect(first.platform.received.filter((r) => r.path === "/bookings")).toHaveLength(1);
+      expect(second.platform.received.filter((r) => r.path === "/bookings")).toHaveLength(0);
+    } finally {
+      await second?.close();
+      await first.close();
+    }
   });
 });
 

@@ -10,7 +10,7 @@
  * may be sent twice to a de-duplicating platform, is in
  * idempotent-bookings.test.ts.)
  */
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomBytes } from "node:crypto";
@@ -18,12 +18,13 @@ import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ReferencePlatform } from "../src/demo/reference-platform.js";
 import { downstreamIdempotencyKey } from "../src/gateway/idempotency.js";
+import { directoryKeyPrefix } from "../src/store/redis-directory-store.js";
 import { covers } from "./support/behaviour-matrix.js";
 import { bearer, bookingRequest, clientsFor, expectRpcError, reasonOf, searchRequest, type RpcClients } from "./support/clients.js";
 import { admin } from "./support/commands.js";
 import { startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
 import { send } from "./support/http1.js";
-import { bookingBody, idempotencyKey, searchBody, startHarness, testRedisUrl, type Harness } from "./support/harness.js";
+import { bookingBody, idempotencyKey, newPartnerKey, searchBody, startHarness, testRedisUrl, type Harness } from "./support/harness.js";
 import { RedisServer } from "./support/redis-server.js";
 import { restBookingClient } from "./support/rest-booking-client.js";
 
@@ -53,9 +54,13 @@ async function book(c: Pick<RpcClients, "booking">, partnerKey: string, body: ob
   return { id: res.booking!.id, replayed };
 }
 
+/** Where seed files go: they hold partner keys and a webhook secret, so the directory is private and removed at the end. */
+const seedDir = mkdtempSync(join(tmpdir(), "exactly-once-seeds-"));
+afterAll(() => rmSync(seedDir, { recursive: true, force: true }));
+
 /** The seed a harness was provisioned with, as a file `admin import` reads. */
 function seedFileOf(h: Harness): string {
-  const file = join(tmpdir(), `seed-${randomBytes(4).toString("hex")}.json`);
+  const file = join(seedDir, `seed-${randomBytes(4).toString("hex")}.json`);
   writeFileSync(
     file,
     JSON.stringify({
@@ -237,6 +242,40 @@ describe("Redis restarted empty (no persistence)", () => {
     const retry = await book(restBookingClient(gw.url), g.keys.a, body, key);
     expect(retry).toEqual({ id: first.id, replayed: false });
     expect(platformSide(g.platform, g.partners.a, key)).toEqual({ webhooks: 2, bookingId: first.id });
+  });
+});
+
+describe("a directory imported before the marker existed (the marker deleted after an import)", () => {
+  let h: Harness;
+  let gw: GatewayProcess;
+  beforeAll(async () => {
+    h = await startHarness({ store: "redis", env: GATEWAY_ENV });
+    expect(await h.gateway.redis!.del(`${directoryKeyPrefix(h.config.redisKeyPrefix)}provisioned`)).toBe(1);
+    gw = await startGatewayProcess({ ...GATEWAY_ENV, REDIS_URL: h.config.redisUrl!, REDIS_KEY_PREFIX: h.config.redisKeyPrefix });
+  }, 30_000);
+  afterAll(async () => {
+    await gw?.stop();
+    await h?.close();
+  });
+
+  it("a gateway starting on it writes the marker and says so at info; an unknown key is 401 on every protocol, a known one books", async () => {
+    expect(gw.log.filter((l) => l.level >= 50)).toEqual([]);
+    expect(gw.log.filter((l) => /partners but no marker/.test(l.msg)).map((l) => l.level)).toEqual([30]);
+    expect(await h.gateway.redis!.exists(`${directoryKeyPrefix(h.config.redisKeyPrefix)}provisioned`)).toBe(1);
+    for (const protocol of PROTOCOLS) {
+      const r = await refusal(protocol, gw.url, newPartnerKey(), bookingBody(h.bots.a), idempotencyKey());
+      expect({ protocol, ...r, message: undefined }).toEqual({
+        protocol,
+        ...(protocol === "rest" ? { status: 401, code: "unauthorized" } : { code: "Unauthenticated" }),
+        reason: "unauthorized",
+        message: undefined,
+        retryAfter: null,
+      });
+    }
+    const key = idempotencyKey();
+    const booked = await book(clientsFor("grpc", gw.url), h.keys.a, bookingBody(h.bots.a), key);
+    expect(platformSide(h.platform, h.partners.a, key)).toEqual({ webhooks: 1, bookingId: booked.id });
+    expect(gw.log.filter((l) => l.level >= 50)).toEqual([]);
   });
 });
 

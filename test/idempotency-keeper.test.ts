@@ -7,6 +7,7 @@ import { createHash, randomBytes } from "node:crypto";
 import { Code } from "@connectrpc/connect";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { aesGcmCipher, keyId } from "../src/encryption/field-cipher.js";
 import { GatewayError } from "../src/errors.js";
 import type { IdempotencyKeeper, IdempotentRequest } from "../src/gateway/idempotency.js";
 import type { KeeperOptions } from "../src/idempotency/claiming-keeper.js";
@@ -159,6 +160,9 @@ describe.each(implementations)("%s keeper", (_name, make) => {
 
   it.each([
     ["platform refused the gateway (401/403)", () => GatewayError.of("platform_rejected", "the platform answered 401 invalid_signature")],
+    // The webhook client turns these into platform_rejected; the keeper does not store them either way.
+    ["platform 401 envelope", () => GatewayError.fromPlatform(401, "invalid_signature", "bad signature")],
+    ["platform 403 envelope", () => GatewayError.fromPlatform(403, "forbidden", "not for you")],
     ["platform 410 envelope", () => GatewayError.fromPlatform(410, "gone", "moved")],
     ["platform 413 envelope", () => GatewayError.fromPlatform(413, "too_large", "big")],
     ["platform 5xx envelope", () => GatewayError.fromPlatform(503, "unavailable", "try later")],
@@ -299,5 +303,42 @@ describe("redis keeper records", () => {
       o: { kind: "answer", status: 201, body: { booking: { id: "bkg_1" } } },
     });
     await keeper.close();
+  });
+});
+
+describe("a stored outcome no configured key decrypts", () => {
+  it("is answered service_unavailable, and logged at error once per key id, never the value", async () => {
+    const lines: { level: string; fields: Record<string, unknown>; message: string }[] = [];
+    const record = (level: string) => (fields: object, message: string) => void lines.push({ level, fields: fields as Record<string, unknown>, message });
+    const log = { info: record("info"), warn: record("warn"), error: record("error"), debug() {} };
+    const [k1, k2, k3] = [randomBytes(32), randomBytes(32), randomBytes(32)];
+    const answer = { status: 201, body: { booking: { id: "bkg_sealed", customer: { name: "Zelda Quartermain" } } } };
+    const sealedWith = async (key: Buffer) => {
+      const req = request();
+      await new RedisIdempotencyKeeper(redis, prefix, DEFAULTS, aesGcmCipher(key)).execute(req, async () => answer);
+      return req;
+    };
+    const [a, b, c] = [await sealedWith(k1), await sealedWith(k1), await sealedWith(k2)];
+    const p = platform();
+    const keeper = new RedisIdempotencyKeeper(redis, prefix, { ...DEFAULTS, log }, aesGcmCipher(k3));
+    for (const req of [a, b, a]) {
+      const e = await failure(keeper.execute(req, p.perform));
+      expect([e.code, e.retryAfterSeconds]).toEqual(["service_unavailable", 1]);
+    }
+    expect(lines).toEqual([
+      {
+        level: "error",
+        fields: { condition: "idempotency_record_undecryptable", subject: keyId(k1), reason: expect.stringContaining(`key id ${keyId(k1)}`) },
+        message: expect.stringMatching(/^a stored booking outcome cannot be decrypted/),
+      },
+    ]);
+    await failure(keeper.execute(c, p.perform));
+    expect(lines.map((l) => l.fields.subject)).toEqual([keyId(k1), keyId(k2)]);
+    expect(JSON.stringify(lines)).not.toMatch(/Zelda|bkg_sealed/);
+    expect(p.calls).toBe(0);
+    // With the sealing key among the previous keys, the same records replay.
+    const fixed = new RedisIdempotencyKeeper(redis, prefix, { ...DEFAULTS, log }, aesGcmCipher(k3, [k1, k2]));
+    expect(await fixed.execute(a, p.perform)).toEqual({ answer, replayed: true });
+    expect(lines).toHaveLength(2);
   });
 });

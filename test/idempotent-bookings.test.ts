@@ -6,7 +6,7 @@
  */
 import { createHash } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from "vitest";
 import type { PlatformReply, ReceivedWebhook } from "../src/demo/reference-platform.js";
 import { downstreamIdempotencyKey } from "../src/gateway/idempotency.js";
 import { covers } from "./support/behaviour-matrix.js";
@@ -28,8 +28,13 @@ import { RedisServer } from "./support/redis-server.js";
 
 type Script = (req: ReceivedWebhook, reference: () => PlatformReply) => PlatformReply | undefined | Promise<PlatformReply | undefined>;
 
-/** Answers of the gateways in this file: webhook 1.5 s, duplicates wait 0.8 s. */
-const GATEWAY_ENV = { WEBHOOK_TIMEOUT_MS: "1500", IDEMPOTENCY_WAIT_MS: "800", IDEMPOTENCY_CLAIM_TTL_MS: "3000" };
+/**
+ * Answers of the gateways in this file: duplicates wait 0.8 s; the webhook
+ * times out after 10 s, far beyond any answer a test holds back.
+ */
+const GATEWAY_ENV = { WEBHOOK_TIMEOUT_MS: "10000", IDEMPOTENCY_WAIT_MS: "800", IDEMPOTENCY_CLAIM_TTL_MS: "15000" };
+/** The gateway of the webhook timeout case: the webhook times out after 1.5 s. */
+const TIMEOUT_ENV = { ...GATEWAY_ENV, WEBHOOK_TIMEOUT_MS: "1500", IDEMPOTENCY_CLAIM_TTL_MS: "3000" };
 /** Gateways that get killed: claims lapse after 1.5 s. */
 const VICTIM_ENV = { WEBHOOK_TIMEOUT_MS: "1000", IDEMPOTENCY_CLAIM_TTL_MS: "1500" };
 
@@ -76,18 +81,35 @@ async function book(c: Pick<RpcClients, "booking">, body: object, key: string, o
   return { id: res.booking!.id, replayed };
 }
 
-/** What the platform saw for a partner's key: webhooks received, and the booking it made. */
-function platformSide(key: string, partnerId = h.partners.a): { webhooks: number; bookingId: string | undefined } {
+/** What the platform (of `on`) saw for a partner's key: webhooks received, and the booking it made. */
+function platformSide(key: string, partnerId = h.partners.a, on = h): { webhooks: number; bookingId: string | undefined } {
   const downstream = downstreamIdempotencyKey(partnerId, key);
-  const webhooks = h.platform.received.filter((r) => r.path === "/bookings" && r.body?.idempotency_key === downstream).length;
-  const booking = h.platform.bookings.get(downstream)?.booking;
+  const webhooks = on.platform.received.filter((r) => r.path === "/bookings" && r.body?.idempotency_key === downstream).length;
+  const booking = on.platform.bookings.get(downstream)?.booking;
   return { webhooks, bookingId: booking === undefined ? undefined : String(booking.id) };
 }
 
-/** Scripts the booking webhook of one partner key; other requests get the reference behaviour. */
-function onBooking(key: string, reply: Script, partnerId = h.partners.a): void {
+/** Scripts the booking webhook of one partner key (on the platform of `on`); other requests get the reference behaviour. */
+function onBooking(key: string, reply: Script, partnerId = h.partners.a, on = h): void {
   const downstream = downstreamIdempotencyKey(partnerId, key);
-  h.script = (req, reference) => (req.path === "/bookings" && req.body?.idempotency_key === downstream ? reply(req, reference) : undefined);
+  on.script = (req, reference) => (req.path === "/bookings" && req.body?.idempotency_key === downstream ? reply(req, reference) : undefined);
+}
+
+/**
+ * Holds the platform's answer to one partner key's booking (the booking is
+ * made when released) until the test calls `release`, so a test sees what
+ * happens while a booking is in flight however fast the machine is. Released
+ * when the test ends in any case.
+ */
+function holdAnswer(key: string): { release: () => void } {
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  onTestFinished(release);
+  onBooking(key, async (_req, reference) => {
+    await released;
+    return reference();
+  });
+  return { release };
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -104,11 +126,18 @@ describe("two gateway processes sharing Redis", () => {
     const clients = [h.url, other.url].flatMap((url) => kinds.map((kind) => ({ kind, url, client: clientOf(kind, url) })));
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
-    // The platform is slower than the wait bound (800 ms): callers that arrive
-    // early wait out the bound and are refused, on every protocol.
-    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 1300 }));
+    // The platform holds its answer until every other caller has waited out
+    // the bound (800 ms) and been refused, on every protocol.
+    const answer = holdAnswer(key);
     const callers = Array.from({ length: 50 }, (_, i) => clients[i % clients.length]!);
-    const results = await Promise.allSettled(callers.map(({ client }) => book(client, body, key)));
+    let refused = 0;
+    const calls = callers.map(({ client }) =>
+      book(client, body, key).catch((e: unknown) => {
+        if (++refused === callers.length - 1) answer.release();
+        throw e;
+      }),
+    );
+    const results = await Promise.allSettled(calls);
 
     const { webhooks, bookingId } = platformSide(key);
     expect(webhooks).toBe(1);
@@ -269,11 +298,12 @@ describe.each(BOOKING_PROTOCOLS)("in flight past the wait bound (%s)", (protocol
     const c = clientOf(protocol);
     const body = bookingBody(h.bots.a);
     const key = idempotencyKey();
-    // Slower than the wait bound (800 ms) by a wide margin, within the webhook timeout (1500 ms).
-    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 1250 }));
+    // The platform answers only once the duplicate has waited out the bound (800 ms) and been refused.
+    const answer = holdAnswer(key);
     const first = book(c, body, key);
     await expect.poll(() => platformSide(key).webhooks).toBe(1);
     const e = await expectRpcError(book(c, body, key), Code.Aborted, "idempotency_key_in_use");
+    answer.release();
     expect(e.metadata.get("retry-after")).toBe("1");
     const booked = await first;
     expect(booked.replayed).toBe(false);
@@ -285,18 +315,23 @@ describe.each(BOOKING_PROTOCOLS)("in flight past the wait bound (%s)", (protocol
 
 describe.each(["rest", "connect-json-h1"] as const)("timing-bound cases (%s)", (protocol) => {
   let c: Pick<RpcClients, "booking">;
-  beforeAll(() => {
+  /** A gateway of its own, whose webhook times out after 1.5 s. */
+  let t: Harness;
+  beforeAll(async () => {
     c = clientOf(protocol);
+    t = await startHarness({ env: TIMEOUT_ENV });
   });
+  afterAll(() => t?.close());
 
   it("platform timeout, then retry: the booking the platform made comes back, one booking", async () => {
-    const body = bookingBody(h.bots.a);
+    const body = bookingBody(t.bots.a);
     const key = idempotencyKey();
-    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 2500 }));
-    await expectRpcError(book(c, body, key), Code.DeadlineExceeded, "platform_timeout");
-    h.script = undefined;
-    const retry = await book(c, body, key);
-    expect(platformSide(key)).toEqual({ webhooks: 2, bookingId: retry.id });
+    const onT = { partnerKey: t.keys.a };
+    onBooking(key, (_req, reference) => ({ ...reference(), delayMs: 2500 }), t.partners.a, t);
+    await expectRpcError(book(clientOf(protocol, t.url), body, key, onT), Code.DeadlineExceeded, "platform_timeout");
+    t.script = undefined;
+    const retry = await book(clientOf(protocol, t.url), body, key, onT);
+    expect(platformSide(key, t.partners.a, t)).toEqual({ webhooks: 2, bookingId: retry.id });
   });
 
   it("a caller whose deadline passes mid-booking gets platform_timeout; the booking goes on and its retry gets it", async () => {

@@ -352,12 +352,13 @@ describe("/docs", () => {
     const res = await send(`${h.url}/docs`);
     expect(res.status).toBe(200);
     expect(res.headers["content-type"]).toBe("text/html; charset=utf-8");
-    // The one inline stylesheet is allowed by its hash; nothing else may load.
+    // The one inline stylesheet is allowed by its hash; nothing else may load, and no page may frame it.
     const style = /<style>([\s\S]*?)<\/style>/.exec(res.text)![1]!;
     expect(res.headers["content-security-policy"]).toBe(
-      `default-src 'none'; style-src 'sha256-${createHash("sha256").update(style).digest("base64")}'; img-src data:; base-uri 'none'; form-action 'none'`,
+      `default-src 'none'; style-src 'sha256-${createHash("sha256").update(style).digest("base64")}'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
     );
     expect(res.headers["x-content-type-options"]).toBe("nosniff");
+    expect(res.headers["x-frame-options"]).toBe("DENY");
     page = res.text;
   });
 

@@ -59,10 +59,10 @@ describe("checkRedisDurability", () => {
     expect(lines.map((l) => l.level)).toEqual(["info"]);
   });
 
-  it("CONFIG refused (a managed Redis): says it could not check, does not fail", async () => {
+  it("CONFIG refused (a managed Redis): warns that it could not check, does not fail", async () => {
     const { verdict, lines } = await check({ args: ["--rename-command", "CONFIG", ""] });
     expect(verdict.kind).toBe("unknown");
-    expect(lines.map((l) => l.level)).toEqual(["info"]);
+    expect(lines.map((l) => l.level)).toEqual(["warn"]);
     expect(lines[0]!.message).toMatch(/cannot read the Redis persistence settings/);
   });
 });

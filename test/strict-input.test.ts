@@ -165,6 +165,26 @@ describe("bytes that are not UTF-8", () => {
   });
 });
 
+describe("a UTF-8 byte order mark before a JSON body", () => {
+  const withBom = (value: object) => Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify(value))]);
+
+  it("is ignored on every JSON route, as RFC 8259 allows: the search and the booking go through", async () => {
+    const booked = h.platform.bookingsMade();
+    const answers: [string, Answer][] = [
+      ["rest search", await viaRest("/v1/availability/search", withBom(searchBody(h.bots.a)))],
+      ["rest booking", await viaRest("/v1/bookings", withBom(bookingBody(h.bots.a)))],
+    ];
+    for (const p of JSON_PROTOCOLS) {
+      answers.push([`${p.name} search`, await viaWire(p, SEARCH, withBom(searchBody(h.bots.a)))]);
+      answers.push([`${p.name} booking`, await viaWire(p, BOOK, withBom(bookingBody(h.bots.a)), { "idempotency-key": idempotencyKey() })]);
+    }
+    for (const [route, a] of answers) {
+      expect({ route, ...a }).toEqual({ route, status: route === "rest booking" ? 201 : 200, reason: undefined, message: undefined });
+    }
+    expect(h.platform.bookingsMade()).toBe(booked + 1 + JSON_PROTOCOLS.length);
+  });
+});
+
 describe("values of the wrong shape name the field", () => {
   it.each([
     [{ start_at: "soon" }, /^booking\.start_at is not a valid timestamp/],

@@ -182,8 +182,16 @@ function command(verb: string, args: string[]): Action {
       return async ({ directory, idempotency, encrypting }, o) => {
         if (!encrypting) throw new ProvisioningError("GATEWAY_ENCRYPTION_KEY is not set: there is no key to encrypt with");
         const secrets = await directory.reencryptSecrets();
-        const { records, rewritten } = await idempotency.reencrypt();
-        o.out(`re-encrypted ${secrets} webhook secrets and ${rewritten} of ${records} idempotency records with the current key`);
+        const records = await idempotency.reencrypt();
+        o.out(`re-encrypted ${secrets.rewritten} webhook secrets and ${records.rewritten} of ${records.records} idempotency records with the current key`);
+        if (secrets.skipped + records.skipped > 0) {
+          o.out(`skipped ${secrets.skipped} webhook secrets and ${records.skipped} idempotency records that no configured key decrypts`);
+          throw new ProvisioningError(
+            `${secrets.skipped + records.skipped} values are encrypted with a key that is neither GATEWAY_ENCRYPTION_KEY nor in ` +
+              "GATEWAY_ENCRYPTION_PREVIOUS_KEYS (or were altered), and were left as they are: add the key that sealed them to " +
+              "GATEWAY_ENCRYPTION_PREVIOUS_KEYS and run reencrypt again",
+          );
+        }
       };
     }
     default:

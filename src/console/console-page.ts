@@ -9,7 +9,8 @@
  * not put the partner key into a URL (and `form-action 'none'` stops any
  * submission anyway).
  */
-import { MAX_SEARCH_DAYS, PAGE_IDS as ID } from "./page-ids.js";
+import { E164_PATTERN } from "../gateway/phone-number.js";
+import { PAGE_IDS as ID } from "./page-ids.js";
 
 /** A built asset as the page links it: its URL and its Subresource Integrity hash. */
 export interface LinkedAsset {
@@ -27,7 +28,10 @@ const field = (id: string, label: string, attributes: string, hint = "") =>
     hint === "" ? "" : ` aria-describedby="${id}-hint"`
   }></div>`;
 
-const E164 = 'type="tel" pattern="\\+[1-9][0-9]{7,14}" inputmode="tel"';
+const E164 = `type="tel" pattern="${E164_PATTERN}" inputmode="tel"`;
+
+/** How many days one search may cover, the choices of the Days field (each day is one window of the stream). */
+const MAX_SEARCH_DAYS = 7;
 
 export function renderConsolePage({ script, style }: ConsolePageAssets): string {
   return `<!doctype html>

@@ -19,6 +19,3 @@ export const PAGE_IDS = {
   result: "result",
   calls: "calls",
 } as const;
-
-/** How many days one search may cover (each is one window of the stream). */
-export const MAX_SEARCH_DAYS = 7;

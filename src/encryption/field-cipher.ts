@@ -36,12 +36,20 @@ export interface FieldCipher {
 /** Raised for a sealed value no configured key opens, or one that was tampered with. */
 export class FieldCipherError extends Error {
   override name = "FieldCipherError";
+
+  constructor(
+    message: string,
+    /** The id of the key that sealed the value, when the error is that no configured key has it. */
+    readonly keyId?: string,
+  ) {
+    super(message);
+  }
 }
 
 const PREFIX = "enc:v1:";
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-export const KEY_BYTES = 32;
+const KEY_BYTES = 32;
 
 /** True for a value `seal` produced, as opposed to one stored in clear. */
 export function isSealed(stored: string): boolean {
@@ -59,7 +67,8 @@ export const NO_ENCRYPTION: FieldCipher = {
   seal: (plain) => plain,
   open(stored) {
     if (isSealed(stored)) {
-      throw new FieldCipherError(`a value in Redis is encrypted (key id ${stored.split(":")[2]}) but GATEWAY_ENCRYPTION_KEY is not set`);
+      const id = stored.split(":")[2];
+      throw new FieldCipherError(`a value in Redis is encrypted (key id ${id}) but GATEWAY_ENCRYPTION_KEY is not set`, id);
     }
     return stored;
   },
@@ -90,6 +99,7 @@ export function aesGcmCipher(current: Buffer, previous: readonly Buffer[] = []):
       if (key === undefined) {
         throw new FieldCipherError(
           `a value in Redis is encrypted with key id ${id}, which is neither GATEWAY_ENCRYPTION_KEY nor one of GATEWAY_ENCRYPTION_PREVIOUS_KEYS`,
+          id,
         );
       }
       const bytes = Buffer.from(sealed ?? "", "base64url");

@@ -67,7 +67,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
   }
   const directoryPrefix = directoryKeyPrefix(config.redisKeyPrefix);
   const store =
-    parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix, cipher) : new MemoryDirectoryStore());
+    parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix, cipher, log) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
   const directory = new Directory(store, config.directoryCacheTtlMs, log, () => metrics.redisError("directory"));
   // An empty directory is reported at start, not only at the first call.
@@ -81,6 +81,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     claimTtlMs: config.idempotencyClaimTtlMs,
     resultTtlMs: config.idempotencyTtlMs,
     waitMs: config.idempotencyWaitMs,
+    log,
     onOutcome: (outcome: IdempotencyOutcome) => {
       metrics.idempotency(outcome);
       if (outcome === "store_unavailable" && redis !== undefined) metrics.redisError("idempotency");

@@ -6,6 +6,7 @@
 import { toJson } from "@bufbuild/protobuf";
 import { type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { GatewayError } from "../errors.js";
+import { E164_PATTERN } from "./phone-number.js";
 
 // RFC 3339 covers years 0001 to 9999.
 const MIN_SECONDS = -62135596800n;
@@ -20,13 +21,7 @@ export function requireString(value: string, field: string): string {
   return value;
 }
 
-/**
- * E.164: `+`, a country code (never starting with 0) and the subscriber
- * number, 8 to 15 digits in all, with no spaces or punctuation. Platforms
- * match callers on this exact form, so anything else is refused rather than
- * guessed at.
- */
-const E164 = /^\+[1-9][0-9]{7,14}$/;
+const E164 = new RegExp(E164_PATTERN);
 
 /** A required phone number in E.164 form. The message names the field, not the number (it is personal data). */
 export function requirePhone(value: string, field: string): string {

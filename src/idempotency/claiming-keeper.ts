@@ -22,6 +22,7 @@
  *   request's own claim or nothing.
  */
 import { createHash, randomBytes } from "node:crypto";
+import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
 import {
   storedOutcomeOf,
@@ -31,6 +32,7 @@ import {
   type StoredOutcome,
 } from "../gateway/idempotency.js";
 import type { IdempotencyOutcome } from "../metrics/metrics.js";
+import { silentLogger, type Logger } from "../observability/logger.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
 
@@ -46,6 +48,8 @@ export interface KeeperOptions {
   readonly waitMs: number;
   /** Told what became of each key (metrics). */
   readonly onOutcome?: ((outcome: IdempotencyOutcome) => void) | undefined;
+  /** Where a stored outcome that no configured key decrypts is reported. */
+  readonly log?: Logger | undefined;
 }
 
 const FIRST_PAUSE_MS = 10;
@@ -59,11 +63,21 @@ type Settled = { readonly ok: true; readonly answer: PlatformAnswer } | { readon
 export class ClaimingKeeper implements IdempotencyKeeper {
   /** Bookings whose caller left, and outcomes still being written: `close()` waits for them. */
   private readonly running = new Set<Promise<unknown>>();
+  private readonly log: Logger;
+  /**
+   * Ids of the keys whose sealed outcomes did not open ("" for values that
+   * were altered or moved). The keys are read at start, so the condition
+   * lasts until the gateway restarts with the right ones: it is logged once
+   * per key id, not once per retry it refuses.
+   */
+  private readonly undecryptable = new Set<string>();
 
   constructor(
     private readonly store: IdempotencyStore,
     private readonly options: KeeperOptions,
-  ) {}
+  ) {
+    this.log = options.log ?? silentLogger;
+  }
 
   async execute(request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult> {
     const id = `${request.scope}:${createHash("sha256").update(request.key).digest("hex")}`;
@@ -112,12 +126,25 @@ export class ClaimingKeeper implements IdempotencyKeeper {
       // is not a command that did not run): take it back, so the key is not
       // blocked for a claim lifetime by a request that already failed.
       this.store.release(id, token).catch(() => {});
+      if (e instanceof FieldCipherError) this.reportUndecryptable(e);
       this.options.onOutcome?.("store_unavailable");
       throw GatewayError.of("service_unavailable", "the idempotency store is unavailable; retry shortly with the same key", {
         retryAfterSeconds: 1,
         cause: e,
       });
     }
+  }
+
+  /** Logs a stored outcome no configured key opens, once per key id; never the value. */
+  private reportUndecryptable(e: FieldCipherError): void {
+    const subject = e.keyId ?? "";
+    if (this.undecryptable.has(subject)) return;
+    this.undecryptable.add(subject);
+    this.log.error(
+      { condition: "idempotency_record_undecryptable", ...(subject === "" ? {} : { subject }), reason: e.message },
+      "a stored booking outcome cannot be decrypted with the configured keys: retries of that booking are answered 503 service_unavailable " +
+        "(configure the key that sealed it in GATEWAY_ENCRYPTION_PREVIOUS_KEYS)",
+    );
   }
 
   /** Sends the booking as the claim holder; the caller may leave, the booking and its bookkeeping go on. */

@@ -19,7 +19,7 @@
  * The connection must fail fast (see `connectRedis`): a command that cannot
  * run answers `service_unavailable` instead of waiting for Redis to come back.
  */
-import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
+import { FieldCipherError, NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import type { StoredOutcome } from "../gateway/idempotency.js";
 import type { ReplicaAcknowledgement } from "../store/replica-acknowledgement.js";
 import { isCluster, type RedisConnection } from "../store/redis-connection.js";
@@ -106,12 +106,14 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   /**
    * Seals every stored outcome with the cipher's current key (after a key was
    * introduced or rotated), keeping each record's time to live. A record that
-   * changed meanwhile is left as it is. Returns how many records were found
-   * and how many rewritten.
+   * changed meanwhile is left as it is, and so is one no configured key
+   * opens (counted as skipped). Returns how many records were found, how
+   * many rewritten and how many skipped.
    */
-  async reencrypt(): Promise<{ records: number; rewritten: number }> {
+  async reencrypt(): Promise<{ records: number; rewritten: number; skipped: number }> {
     let records = 0;
     let rewritten = 0;
+    let skipped = 0;
     const pattern = `${this.prefix.replace(/[*?[\]\\]/g, "\\$&")}idem:*`;
     // SCAN walks one node: on a cluster, every master's keys are walked in turn.
     for (const node of isCluster(this.redis) ? this.redis.nodes("master") : [this.redis]) {
@@ -123,16 +125,24 @@ export class RedisIdempotencyStore implements IdempotencyStore {
           const outcome = await this.reencryptRecord(key);
           if (outcome !== "gone") records++;
           if (outcome === "rewritten") rewritten++;
+          if (outcome === "skipped") skipped++;
         }
       } while (cursor !== "0");
     }
-    return { records, rewritten };
+    return { records, rewritten, skipped };
   }
 
-  private async reencryptRecord(key: string): Promise<"gone" | "kept" | "rewritten"> {
+  /** Re-seals one record; one that no configured key opens is left as it is (`skipped`). */
+  private async reencryptRecord(key: string): Promise<"gone" | "kept" | "rewritten" | "skipped"> {
     const stored = await this.redis.get(key);
     if (stored === null) return "gone";
-    const record = this.decode(key, stored);
+    let record: IdempotencyRecord;
+    try {
+      record = this.decode(key, stored);
+    } catch (e) {
+      if (e instanceof FieldCipherError) return "skipped";
+      throw e;
+    }
     if (record.state !== "done") return "kept";
     const sealed = (JSON.parse(stored) as StoredJson).e;
     if (typeof sealed === "string" ? this.cipher.isCurrent(sealed) : !this.cipher.enabled) return "kept";

@@ -78,8 +78,11 @@ th{background:#f4f6f9}td p{margin:0}code.name{white-space:nowrap}
 @media (max-width:820px){.layout{display:block;padding:0 14px}.title{display:none}nav{position:static;max-height:none;border-bottom:1px solid #d8dde6;padding:16px 0}nav ul ul{display:flex;flex-wrap:wrap;gap:0 14px}h3{font-size:18px}}
 `;
 
-/** The page's Content-Security-Policy: nothing may load, and the one inline stylesheet is allowed by its hash. */
-export const DOCS_CONTENT_SECURITY_POLICY = `default-src 'none'; style-src 'sha256-${createHash("sha256").update(STYLE).digest("base64")}'; img-src data:; base-uri 'none'; form-action 'none'`;
+/**
+ * The page's Content-Security-Policy: nothing may load, the one inline
+ * stylesheet is allowed by its hash, and no page may frame it (as the console).
+ */
+export const DOCS_CONTENT_SECURITY_POLICY = `default-src 'none'; style-src 'sha256-${createHash("sha256").update(STYLE).digest("base64")}'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`;
 
 export function renderDocsPage(doc: Json): string {
   const lookup = (ref: string): unknown =>

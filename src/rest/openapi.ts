@@ -8,6 +8,7 @@
  */
 import { STATUS_CODES } from "node:http";
 import type { GatewayErrorCode } from "../errors.js";
+import { E164_PATTERN } from "../gateway/phone-number.js";
 
 type Json = { [key: string]: unknown };
 
@@ -66,7 +67,7 @@ const PRODUCTION_URL = "https://appointments.dialstack.ai";
 export const EXAMPLE_KEY = "sk_ptnr_YOUR_PARTNER_KEY";
 
 /** A phone number as the gateway accepts it (see `requirePhone`). */
-const E164 = { type: "string", pattern: "^\\+[1-9][0-9]{7,14}$", examples: ["+15551234567"] };
+const E164 = { type: "string", pattern: E164_PATTERN, examples: ["+15551234567"] };
 
 /** The request samples of the partner documentation. */
 export const SEARCH_SAMPLE = {

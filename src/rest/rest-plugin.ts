@@ -39,6 +39,7 @@ interface JsonBody {
 }
 
 const JSON_CONTENT_TYPE = "application/json; charset=utf-8";
+const UTF8_BOM = Buffer.from([0xef, 0xbb, 0xbf]);
 
 /** Registers the REST routes and returns them. */
 export async function registerRest(app: FastifyInstance, options: RestOptions): Promise<readonly RestRoute[]> {
@@ -83,6 +84,8 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
         done(GatewayError.of("invalid_request", "the request body is not valid UTF-8"), undefined);
         return;
       }
+      // A byte order mark may lead the body (RFC 8259 lets a parser ignore it), as the Connect routes accept.
+      if (bytes.subarray(0, UTF8_BOM.length).equals(UTF8_BOM)) bytes = bytes.subarray(UTF8_BOM.length);
       try {
         done(null, { raw: bytes, json: JSON.parse(bytes.toString("utf8")) as JsonValue } satisfies JsonBody);
       } catch {
@@ -109,6 +112,8 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
       // The page is self-contained: it may load nothing, from anywhere.
       .header("content-security-policy", DOCS_CONTENT_SECURITY_POLICY)
       .header("x-content-type-options", "nosniff")
+      // For browsers that predate frame-ancestors, as the console sends it.
+      .header("x-frame-options", "DENY")
       .header("referrer-policy", "no-referrer")
       .send(page),
   );

@@ -63,7 +63,7 @@ export function withStrictJson(router: ConnectRouter, jsonOptions: JsonOptions):
 }
 
 /** The part of connect-es's JSON serialization options this module fills. */
-export interface StrictJsonOptions {
+interface StrictJsonOptions {
   readonly textDecoder: { decode(input?: Uint8Array): string };
 }
 
@@ -73,7 +73,7 @@ const TIMESTAMP = "google.protobuf.Timestamp";
 const utf8 = new TextDecoder("utf-8");
 
 /** The textDecoder for requests of `input`: see the module comment. */
-export function strictJsonOptions(input: DescMessage): StrictJsonOptions {
+function strictJsonOptions(input: DescMessage): StrictJsonOptions {
   const walk = reachesTimestamp(input, new Map()) ? walkerOf(input) : undefined;
   return {
     textDecoder: {

@@ -50,7 +50,9 @@ export interface DirectoryStore {
    * True when the directory carries its marker: every write leaves it, so a
    * directory without it was never provisioned, or its store lost its data
    * (a Redis restarted without persistence). Callers tell that apart from a
-   * key or bot the directory does not know.
+   * key or bot the directory does not know. A directory that has partners but
+   * no marker (written before the marker existed) is provisioned, and gets
+   * its marker.
    */
   isProvisioned(): Promise<boolean>;
 

@@ -1,5 +1,6 @@
 import type { ChainableCommander } from "ioredis";
-import { NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
+import { FieldCipherError, NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
+import { silentLogger, type Logger } from "../observability/logger.js";
 import { directoryChangesChannel } from "./directory-changes.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
 import type { RedisConnection } from "./redis-connection.js";
@@ -32,7 +33,9 @@ return 0
  * write is announced on the shard channel of `directory-changes.ts` and sets
  * the marker `provisioned` (the time of the latest write) in the same
  * transaction, so an empty Redis is told apart from a directory that does not
- * know a key. Webhook secrets are encrypted when the gateway has an
+ * know a key. A directory written before the marker existed has partners and
+ * no marker: it counts as provisioned, and the first gateway to find it so
+ * writes the marker. Webhook secrets are encrypted when the gateway has an
  * encryption key.
  */
 export class RedisDirectoryStore implements DirectoryStore {
@@ -43,6 +46,8 @@ export class RedisDirectoryStore implements DirectoryStore {
     private readonly prefix = "dir:",
     /** Encrypts webhook secrets at rest (see `encryption/field-cipher.ts`); in clear by default. */
     private readonly cipher: FieldCipher = NO_ENCRYPTION,
+    /** Where writing a missing marker is reported. */
+    private readonly log: Logger = silentLogger,
   ) {
     this.channel = directoryChangesChannel(prefix);
   }
@@ -66,7 +71,13 @@ export class RedisDirectoryStore implements DirectoryStore {
   }
 
   async isProvisioned(): Promise<boolean> {
-    return (await this.redis.exists(this.marker)) === 1;
+    if ((await this.redis.exists(this.marker)) === 1) return true;
+    // Lost data takes the partners with it; partners without the marker were written before it existed.
+    if ((await this.redis.scard(this.key("index", "partner"))) === 0) return false;
+    if ((await this.redis.set(this.marker, new Date().toISOString(), "NX")) === "OK") {
+      this.log.info({}, "the directory has partners but no marker (it was written before the marker existed): the marker is written now");
+    }
+    return true;
   }
 
   private async hash(kind: string, id: string): Promise<Record<string, string> | undefined> {
@@ -135,20 +146,31 @@ export class RedisDirectoryStore implements DirectoryStore {
 
   /**
    * Seals every webhook secret with the cipher's current key (after a key was
-   * introduced or rotated). Returns how many were rewritten.
+   * introduced or rotated). A secret no configured key opens is left as it is
+   * and counted, and the others are still re-sealed. Returns how many were
+   * rewritten and how many skipped.
    */
-  async reencryptSecrets(): Promise<number> {
+  async reencryptSecrets(): Promise<{ rewritten: number; skipped: number }> {
     let rewritten = 0;
+    let skipped = 0;
     for (const id of await this.redis.smembers(this.key("index", "platform"))) {
       const stored = await this.redis.hget(this.key("platform", id), "webhook_secret");
       if (!stored || this.cipher.isCurrent(stored)) continue;
-      const sealed = this.cipher.seal(this.cipher.open(stored, this.secretContext(id)), this.secretContext(id));
+      let plain: string;
+      try {
+        plain = this.cipher.open(stored, this.secretContext(id));
+      } catch (e) {
+        if (!(e instanceof FieldCipherError)) throw e;
+        skipped++;
+        continue;
+      }
+      const sealed = this.cipher.seal(plain, this.secretContext(id));
       // Only if the secret did not change meanwhile (an admin writing it is newer than this).
       const swapped = await this.redis.eval(SWAP_FIELD, 1, this.key("platform", id), "webhook_secret", stored, sealed);
       if (swapped === 1) rewritten++;
     }
     if (rewritten > 0) await this.redis.spublish(this.channel, "platform");
-    return rewritten;
+    return { rewritten, skipped };
   }
 
   private async list<T>(kind: string, get: (id: string) => Promise<T | undefined>): Promise<T[]> {

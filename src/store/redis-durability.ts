@@ -9,7 +9,8 @@
  * fails (a crash of Redis alone loses nothing, the writes are in the kernel).
  *
  * The gateway reads the settings once at start and says what it found. A
- * managed Redis may refuse `CONFIG`; that is logged, not fatal.
+ * managed Redis may refuse `CONFIG`; that is a warning (durability is then
+ * unverified), not fatal.
  */
 import type { Redis } from "ioredis";
 import type { Logger } from "../observability/logger.js";
@@ -54,7 +55,8 @@ export async function checkRedisDurability(redis: RedisConnection, log: Logger):
       persistence = await readPersistence(node);
     } catch (e) {
       const reason = (e as Error).message;
-      log.info(
+      // A warning: durability is then unverified, and the operator has to check it.
+      log.warn(
         { reason, ...(address !== undefined ? { node: address } : {}) },
         "cannot read the Redis persistence settings (CONFIG GET refused, as managed Redis services do): " +
           "make sure this Redis keeps an append-only file (appendonly yes, appendfsync always or everysec), or bookings are not durable",

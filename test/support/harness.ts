@@ -8,8 +8,9 @@
  *
  * The directory and the idempotency records live in the test run's Redis,
  * under a key prefix of the harness's own, so test files never see each
- * other's keys; `store: "memory"` is the embedded default instead, for the
- * tests of that default.
+ * other's keys, and `close()` deletes them, so a shared Redis (`REDIS_URL`)
+ * does not fill up with test data; `store: "memory"` is the embedded default
+ * instead, for the tests of that default.
  *
  * The platform checks every webhook's signature against the documented format
  * (test/support/webhook-signature.ts), not with the gateway's code, and
@@ -23,6 +24,7 @@ import { inject, onTestFinished } from "vitest";
 import { loadConfig, type Config } from "../../src/config.js";
 import { ReferencePlatform, type ReferencePlatformOptions } from "../../src/demo/reference-platform.js";
 import { createGateway } from "../../src/gateway/create-gateway.js";
+import { connectRedis } from "../../src/store/redis-connection.js";
 import { buildServer, type Gateway } from "../../src/server/app.js";
 import type { RedisConnection } from "../../src/store/redis-connection.js";
 import { importSeed, parseSeed } from "../../src/store/seed.js";
@@ -156,8 +158,30 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await app.close();
       await gateway.close();
       await platform.close();
+      // Only a prefix the harness chose is its to delete; one shared with another harness belongs to that one.
+      if (useRedis && options.redisKeyPrefix === undefined) await deleteKeysUnder(config.redisUrl!, config.redisKeyPrefix).catch(() => {});
     },
   };
+}
+
+/** SCAN steps (of up to 1000 keys looked at each) a clean-up takes at most. */
+const MAX_CLEANUP_STEPS = 1000;
+
+/** Deletes every key under `prefix`, with SCAN and DEL in bounded steps (never `KEYS`, which blocks a shared Redis). */
+export async function deleteKeysUnder(redisUrl: string, prefix: string): Promise<void> {
+  const redis = await connectRedis(redisUrl, { commandTimeoutMs: 5000 });
+  try {
+    const pattern = `${prefix.replace(/[*?[\]\\]/g, "\\$&")}*`;
+    let cursor = "0";
+    for (let step = 0; step < MAX_CLEANUP_STEPS; step++) {
+      const [next, keys] = await redis.scan(cursor, "MATCH", pattern, "COUNT", 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+      if (cursor === "0") return;
+    }
+  } finally {
+    await redis.quit().catch(() => redis.disconnect());
+  }
 }
 
 /** A search body the reference platform answers with slots: a weekday, 09:00 to 12:00 UTC. */

@@ -228,7 +228,7 @@ async function book(botId: string, slot: Availability, button: HTMLButtonElement
     botId,
     booking: { startAt: slot.startAt, durationMinutes: slot.durationMinutes, customer },
   });
-  attempts.settle(request, attempt, outcome.ok);
+  const keyKept = attempts.settle(request, attempt, outcome.ok ? "ok" : outcome.error.status);
   busy(button, false);
   logCall("CreateBooking", outcome);
   if (outcome.ok) {
@@ -244,7 +244,13 @@ async function book(botId: string, slot: Availability, button: HTMLButtonElement
         ["Replayed", outcome.replayed ? "yes: the stored answer of an earlier attempt with this key" : "no"],
         ["Idempotency-Key", keyFact(attempt)],
       ]),
-      el("p", {}, "Clicking the slot again retries with the same Idempotency-Key, so a booking that was made is not made twice."),
+      el(
+        "p",
+        {},
+        keyKept
+          ? "Clicking the slot again retries with the same Idempotency-Key, so a booking that was made is not made twice."
+          : "The answer is final: clicking the slot again sends a new booking, with a new Idempotency-Key.",
+      ),
     );
   }
 }
