@@ -25,7 +25,7 @@ import { registerRest } from "../rest/rest-plugin.js";
 import { loadConsoleAssets } from "../console/console-assets.js";
 import { registerConsole } from "../console/console-plugin.js";
 import { corsOptions } from "./cors.js";
-import { createOnePortServer } from "./one-port-server.js";
+import { createOnePortServer, type EdgeVerdict } from "./one-port-server.js";
 
 export interface Gateway {
   readonly config: Config;
@@ -53,6 +53,8 @@ export interface BuildOptions {
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
   /** A logger made with `loggerOptions`, shared with the gateway's components; takes precedence over `logger`. */
   readonly loggerInstance?: FastifyBaseLogger;
+  /** Told of every connection or HTTP/2 session a bound refused or ended (for counting). */
+  readonly onEdgeVerdict?: (verdict: EdgeVerdict, address: string) => void;
 }
 
 /** The server's pino options: the configured level, and never a partner key or idempotency key in a log line. */
@@ -66,7 +68,16 @@ export function loggerOptions(config: Config): LoggerOptions {
 export async function buildServer(gateway: Gateway, options: BuildOptions = {}): Promise<FastifyInstance> {
   const { config } = gateway;
   const serverFactory: FastifyServerFactory = (handler) =>
-    createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], { tls: config.tls, keepAliveMs: 30_000 }) as never;
+    createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], {
+      tls: config.tls,
+      keepAliveMs: 30_000,
+      limits: config.edge,
+      onVerdict: options.onEdgeVerdict,
+      onSaturated: (saturated) =>
+        saturated
+          ? app.log.warn({ maxConnections: config.edge.maxConnections }, "connection cap reached: new connections close the oldest that sent no request, or are refused")
+          : app.log.info({ maxConnections: config.edge.maxConnections }, "connections back under the cap"),
+    }) as never;
   const app = fastify({
     serverFactory,
     ...(options.loggerInstance !== undefined ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? loggerOptions(config) }),
