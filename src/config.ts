@@ -211,7 +211,8 @@ function edgeConfig(env: Env, fdLimit: number | undefined): EdgeLimits {
 
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
-export function loadConfig(env: Env = process.env, fdLimit: number | undefined = fileDescriptorLimit()): Config {
+export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: number | undefined } = { fdLimit: fileDescriptorLimit() }): Config {
+  const { fdLimit } = machine;
   const redisUrl = optional(env, "REDIS_URL");
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError("REDIS_URL", `expected redis://host:port or rediss://..., got "${redisUrl}"`);

@@ -119,7 +119,7 @@ describe("loadConfig names the variable", () => {
   it.each(VALUES)("%s", (_name, env, variable, detail) => {
     let caught: unknown;
     try {
-      loadConfig(env(), 1024);
+      loadConfig(env(), { fdLimit: 1024 });
     } catch (e) {
       caught = e;
     }
@@ -140,10 +140,10 @@ describe("loadConfig names the variable", () => {
   });
 
   it("derives the connection cap from the file-descriptor limit, and reads that limit from /proc on Linux", () => {
-    expect(loadConfig({}, 1024).edge).toMatchObject({ maxConnections: 640, maxConnectionsPerClient: 256, firstRequestTimeoutMs: 10_000 });
-    expect(loadConfig({}, 65536).edge.maxConnections).toBe(50_000);
-    expect(loadConfig({}, 200).edge).toMatchObject({ maxConnections: 125, maxConnectionsPerClient: 125 });
-    expect(loadConfig({}, undefined).edge.maxConnections).toBe(3712);
+    expect(loadConfig({}, { fdLimit: 1024 }).edge).toMatchObject({ maxConnections: 640, maxConnectionsPerClient: 256, firstRequestTimeoutMs: 10_000 });
+    expect(loadConfig({}, { fdLimit: 65536 }).edge.maxConnections).toBe(50_000);
+    expect(loadConfig({}, { fdLimit: 200 }).edge).toMatchObject({ maxConnections: 125, maxConnectionsPerClient: 125 });
+    expect(loadConfig({}, { fdLimit: undefined }).edge.maxConnections).toBe(3712);
     if (process.platform === "linux") {
       const soft = Number(/^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))![1]);
       expect(fileDescriptorLimit()).toBe(soft);
