@@ -26,6 +26,7 @@ export type GatewayErrorCode =
   | "platform_timeout"
   | "rate_limited"
   | "service_unavailable"
+  | "overloaded"
   | "not_found"
   | "method_not_allowed"
   | "unsupported_media_type"
@@ -65,6 +66,7 @@ const SPECS: Readonly<Record<GatewayErrorCode, CodeSpec>> = {
   platform_timeout: { httpStatus: 504, connectCode: Code.DeadlineExceeded },
   rate_limited: { httpStatus: 429, connectCode: Code.ResourceExhausted },
   service_unavailable: { httpStatus: 503, connectCode: Code.Unavailable },
+  overloaded: { httpStatus: 503, connectCode: Code.Unavailable },
   not_found: { httpStatus: 404, connectCode: Code.NotFound },
   method_not_allowed: { httpStatus: 405, connectCode: Code.Unimplemented },
   unsupported_media_type: { httpStatus: 415, connectCode: Code.InvalidArgument },

@@ -148,6 +148,7 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
     rate_limited: true,
     unsupported_encoding: true,
     service_unavailable: true,
+    overloaded: true,
     not_found: true,
     method_not_allowed: true,
     unsupported_media_type: true,

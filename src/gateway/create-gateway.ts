@@ -26,6 +26,7 @@ import { Appointments } from "./appointments.js";
 import { Customers } from "./customers.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { OverloadMonitor } from "../server/overload.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
@@ -65,14 +66,27 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     streamWindowMs: config.streamWindowMs,
     streamConcurrency: config.streamConcurrency,
   });
+  const overload = new OverloadMonitor(config.overloadEventLoopDelayMs);
+  overload.on("change", (state) => {
+    if (state.overloaded) {
+      log.warn(
+        { eventLoopDelayMs: state.eventLoopDelayMs, thresholdMs: config.overloadEventLoopDelayMs },
+        "overloaded: the event loop lags past OVERLOAD_EVENT_LOOP_DELAY_MS; new calls are refused with 503 overloaded until it recovers",
+      );
+    } else {
+      log.info({ eventLoopDelayMs: state.eventLoopDelayMs, refused: state.refused }, "no longer overloaded: new calls are accepted again");
+    }
+  });
   return {
     config,
     directory,
+    overload,
     appointments,
     customers: new Customers(directory, webhooks),
     rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
     redis,
     async close() {
+      overload.close();
       await keeper.close();
       webhooks.close();
       await watch?.close();

@@ -26,6 +26,8 @@ import { loadConsoleAssets } from "../console/console-assets.js";
 import { registerConsole } from "../console/console-plugin.js";
 import { corsOptions } from "./cors.js";
 import { createOnePortServer, type EdgeVerdict } from "./one-port-server.js";
+import type { OverloadMonitor } from "./overload.js";
+import { GatewayError } from "../errors.js";
 
 export interface Gateway {
   readonly config: Config;
@@ -33,6 +35,8 @@ export interface Gateway {
   readonly appointments: Appointments;
   readonly customers: Customers;
   readonly rateLimiter: RateLimiter;
+  /** Whether the process is overloaded; new calls are refused while it is. */
+  readonly overload: OverloadMonitor;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
 }
@@ -134,6 +138,15 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
         // same ErrorInfo as the rest; the plugin serves the wrapped handlers.
         router.handlers.splice(0, router.handlers.length, ...router.handlers.map((handler) => withErrorDetails(handler, MAX_TIMEOUT_MS)));
         handlers.push(...router.handlers);
+      },
+      // Runs once the protocol is known and before the body is read: an
+      // overloaded gateway refuses the call without spending more on it.
+      requestGate: () => {
+        try {
+          gateway.overload.admit();
+        } catch (e) {
+          throw GatewayError.from(e).toConnectError();
+        }
       },
       readMaxBytes: config.maxRequestBytes,
       maxTimeoutMs: MAX_TIMEOUT_MS,

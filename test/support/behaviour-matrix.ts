@@ -47,6 +47,8 @@ export const REQUIRED = {
   "size limit · booking": COLUMNS,
   "rate limit · search": COLUMNS,
   "rate limit · booking": COLUMNS,
+  "overload · search": COLUMNS,
+  "overload · booking": COLUMNS,
 } as const satisfies Record<string, readonly Column[]>;
 
 export type Behaviour = keyof typeof REQUIRED;
