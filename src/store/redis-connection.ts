@@ -4,7 +4,8 @@
  * - no offline queue: a command while disconnected fails at once instead of
  *   waiting for Redis to come back;
  * - a command timeout: a Redis that accepts connections but does not answer
- *   (frozen, overloaded) fails the command after it;
+ *   (frozen, overloaded) fails the command after it; event-loop lag alone
+ *   does not (see lag-tolerant-timeout.ts);
  * - no retries and no re-sending: commands in flight when the connection drops
  *   fail right then, and are never sent again after a reconnect. A caller that
  *   was told `service_unavailable` must not have its `SET NX` run later;
@@ -12,6 +13,7 @@
  *   Redis is back.
  */
 import { Redis } from "ioredis";
+import { useLagTolerantCommandTimeout } from "./lag-tolerant-timeout.js";
 
 export interface RedisConnectionOptions {
   /** Per-command timeout; the gateway answers `service_unavailable` past it. */
@@ -24,12 +26,12 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
     autoResendUnfulfilledCommands: false,
-    commandTimeout: options.commandTimeoutMs ?? 1000,
     connectTimeout: 1000,
     enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
     reconnectOnError: () => false,
   });
+  useLagTolerantCommandTimeout(redis, options.commandTimeoutMs ?? 1000);
   // Without a listener ioredis reports every failed reconnect as an unhandled
   // error event; the request path reports outages through its own errors.
   let lastError: Error | undefined;
