@@ -129,6 +129,8 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
     | "too_many_operations"
     | "duplicate_request_id"
     | "session_idle"
+    | "session_expired"
+    | "too_many_sessions"
     | "shutting_down"
     | "http2_required";
   const listed: Record<Exclude<GatewayErrorCode, NotOnRest>, true> = {

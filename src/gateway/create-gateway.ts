@@ -26,6 +26,7 @@ import { Appointments } from "./appointments.js";
 import { Customers } from "./customers.js";
 import type { IdempotencyKeeper } from "./idempotency.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { SessionRegistry } from "./session-registry.js";
 import { OverloadMonitor } from "../server/overload.js";
 
 export interface GatewayParts {
@@ -66,6 +67,13 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     streamWindowMs: config.streamWindowMs,
     streamConcurrency: config.streamConcurrency,
   });
+  const sessions = new SessionRegistry({
+    maxPerPartner: config.sessionMaxPerPartner,
+    // Half the cache TTL: a revoked key ends its sessions within about the time it takes to stop opening new calls.
+    recheckMs: Math.max(250, Math.floor(config.directoryCacheTtlMs / 2)),
+    stillValid: (partner) => directory.partnerStillValid(partner),
+  });
+  directory.onInvalidate(() => sessions.recheck());
   const overload = new OverloadMonitor(config.overloadEventLoopDelayMs);
   overload.on("change", (state) => {
     if (state.overloaded) {
@@ -81,12 +89,14 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     config,
     directory,
     overload,
+    sessions,
     appointments,
     customers: new Customers(directory, webhooks),
     rateLimiter: new RateLimiter({ perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst }),
     redis,
     async close() {
       overload.close();
+      sessions.close();
       await keeper.close();
       webhooks.close();
       await watch?.close();

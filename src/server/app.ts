@@ -27,6 +27,7 @@ import { registerConsole } from "../console/console-plugin.js";
 import { corsOptions } from "./cors.js";
 import { createOnePortServer, type EdgeVerdict } from "./one-port-server.js";
 import type { OverloadMonitor } from "./overload.js";
+import type { SessionRegistry } from "../gateway/session-registry.js";
 import { GatewayError } from "../errors.js";
 
 export interface Gateway {
@@ -37,6 +38,8 @@ export interface Gateway {
   readonly rateLimiter: RateLimiter;
   /** Whether the process is overloaded; new calls are refused while it is. */
   readonly overload: OverloadMonitor;
+  /** Open bot sessions, by partner. */
+  readonly sessions: SessionRegistry;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
 }
@@ -129,6 +132,8 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
           sessions: {
             maxInFlight: config.sessionMaxInFlight,
             idleMs: config.sessionIdleMs,
+            maxLifetimeMs: config.sessionMaxLifetimeMs,
+            registry: gateway.sessions,
             shutdownSignal: closing.signal,
             rateLimiter: gateway.rateLimiter,
             reportError: (e) => app.log.error({ err: e, procedure: "dialstack.partner.v1.BotSessionService/Converse" }, "unexpected error"),
