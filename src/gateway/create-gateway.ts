@@ -58,7 +58,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     redis !== undefined && store instanceof RedisDirectoryStore
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
       : undefined;
-  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs });
+  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs, maxResponseBytes: config.platformMaxAnswerBytes });
   const keeping = { claimTtlMs: config.idempotencyClaimTtlMs, resultTtlMs: config.idempotencyTtlMs, waitMs: config.idempotencyWaitMs };
   const keeper: IdempotencyKeeper =
     redis !== undefined ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher) : new MemoryIdempotencyKeeper(keeping);

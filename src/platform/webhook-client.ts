@@ -69,7 +69,7 @@ export interface PlatformAnswer {
 
 export interface WebhookClientOptions {
   readonly timeoutMs: number;
-  /** Largest platform answer accepted. */
+  /** Largest platform answer read (1 MiB by default); a larger one is `platform_invalid_response`. */
   readonly maxResponseBytes?: number;
   /** Connections kept per platform origin. */
   readonly maxSocketsPerPlatform?: number;
@@ -210,12 +210,18 @@ export class WebhookClient {
         );
       });
       req.on("response", (res) => {
+        const declared = Number(res.headers["content-length"]);
+        if (declared > this.maxResponseBytes) {
+          finish(() => reject(tooLarge(this.maxResponseBytes)));
+          req.destroy();
+          return;
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         res.on("data", (chunk: Buffer) => {
           size += chunk.length;
           if (size > this.maxResponseBytes) {
-            finish(() => reject(GatewayError.of("platform_invalid_response", "the scheduling platform's answer is too large")));
+            finish(() => reject(tooLarge(this.maxResponseBytes)));
             req.destroy();
             return;
           }
@@ -237,6 +243,10 @@ export class WebhookClient {
       req.end(body);
     });
   }
+}
+
+function tooLarge(max: number): GatewayError {
+  return GatewayError.of("platform_invalid_response", `the scheduling platform's answer is larger than ${max} bytes`);
 }
 
 function timeoutError(): GatewayError {
