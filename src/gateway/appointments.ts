@@ -114,7 +114,7 @@ export class Appointments {
 
   /** Relays one availability search for an already checked range and route. */
   async searchRangeOf(caller: Caller, route: BotRoute, range: SearchRange): Promise<Relayed<SearchAvailabilityResponse>> {
-    const answer = await this.webhooks.post({
+    const { answer, value } = await this.webhooks.postAndRead({
       target: webhookTarget(route),
       accountId: route.account.id,
       path: "/availability/search",
@@ -125,8 +125,9 @@ export class Appointments {
       signal: caller.signal,
       deadline: caller.deadline,
       idempotent: true,
+      read: readAvailabilities,
     });
-    return { message: await readAvailabilities(answer.body), answer, replayed: false };
+    return { message: value, answer, replayed: false };
   }
 
   /**

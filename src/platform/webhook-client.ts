@@ -27,6 +27,7 @@ import http from "node:http";
 import https from "node:https";
 import { urlToHttpOptions } from "node:url";
 import { GatewayError } from "../errors.js";
+import { oneLargeAnswerAtATime } from "./platform-json.js";
 import { ACCOUNT_HEADER, SIGNATURE_HEADER, signatureHeader } from "./signature.js";
 
 export type JsonObject = { [key: string]: unknown };
@@ -61,6 +62,14 @@ export interface WebhookCall {
   readonly idempotent?: boolean | undefined;
 }
 
+/** A call whose answer is read into `T` by `read` (for a large answer, in its turn: see `oneLargeAnswerAtATime`). */
+export interface ReadWebhookCall<T> extends WebhookCall {
+  readonly read: (body: JsonObject) => T | Promise<T>;
+}
+
+/** Answers at least this large are read one at a time. */
+export const LARGE_ANSWER_BYTES = 256 * 1024;
+
 /** A 2xx answer of a platform. */
 export interface PlatformAnswer {
   readonly status: number;
@@ -78,6 +87,12 @@ export interface WebhookClientOptions {
 }
 
 type Agent = http.Agent | https.Agent;
+
+/** An answer as it arrived, before it is interpreted. */
+interface RawAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+}
 
 /** Where one webhook of one platform is posted, parsed once. */
 interface Endpoint {
@@ -108,6 +123,20 @@ export class WebhookClient {
   }
 
   async post(call: WebhookCall): Promise<PlatformAnswer> {
+    return (await this.postAndRead({ ...call, read: () => undefined })).answer;
+  }
+
+  /** Posts a webhook and reads its answer with `call.read`. */
+  async postAndRead<T>(call: ReadWebhookCall<T>): Promise<{ answer: PlatformAnswer; value: T }> {
+    const raw = await this.postRaw(call);
+    const readNow = async () => {
+      const answer = interpret(raw.status, raw.body, call.whenMissing);
+      return { answer, value: await call.read(answer.body) };
+    };
+    return raw.body.length >= LARGE_ANSWER_BYTES ? oneLargeAnswerAtATime(readNow) : readNow();
+  }
+
+  private async postRaw(call: WebhookCall): Promise<RawAnswer> {
     const endpoint = this.endpointFor(call.target.webhookUrl, call.path);
     const body = Buffer.from(JSON.stringify(call.payload));
     const now = Date.now();
@@ -163,8 +192,8 @@ export class WebhookClient {
     return agent;
   }
 
-  private send(endpoint: Endpoint, call: WebhookCall, body: Buffer, budgetMs: number): Promise<PlatformAnswer> {
-    return new Promise<PlatformAnswer>((resolve, reject) => {
+  private send(endpoint: Endpoint, call: WebhookCall, body: Buffer, budgetMs: number): Promise<RawAnswer> {
+    return new Promise<RawAnswer>((resolve, reject) => {
       const signal = call.signal;
       if (signal?.aborted) {
         reject(cancelError(call));
@@ -231,13 +260,7 @@ export class WebhookClient {
           finish(() => reject(GatewayError.of("platform_unavailable", "the scheduling platform's answer was cut off")));
         });
         res.on("end", () => {
-          finish(() => {
-            try {
-              resolve(interpret(res.statusCode ?? 0, Buffer.concat(chunks), call.whenMissing));
-            } catch (e) {
-              reject(e);
-            }
-          });
+          finish(() => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
         });
       });
       req.end(body);
