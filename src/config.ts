@@ -200,6 +200,7 @@ function edgeConfig(env: Env, fdLimit: number | undefined): EdgeLimits {
     maxConnectionsPerClient: int(env, "MAX_CONNECTIONS_PER_CLIENT", Math.min(256, maxConnections), 1, maxConnections),
     firstRequestTimeoutMs: int(env, "FIRST_REQUEST_TIMEOUT_MS", 10_000, 100, 10 * MINUTE),
     maxConnectionAgeMs: int(env, "MAX_CONNECTION_AGE_SECONDS", 0, 0, 30 * 24 * 3600) * 1000,
+    cooldownMs: int(env, "RESET_FLOOD_COOLDOWN_SECONDS", 10, 0, 3600) * 1000,
     headersTimeoutMs,
     requestTimeoutMs,
     keepAliveTimeoutMs: int(env, "KEEP_ALIVE_TIMEOUT_MS", 65_000, 100, 60 * MINUTE),

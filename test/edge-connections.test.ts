@@ -154,7 +154,7 @@ describe("in clear", () => {
   it("ends a session that resets its streams before they are answered, and only that one", async () => {
     const good = http2.connect(h.url);
     expect(await h2Search(good, h)).toBe(200);
-    const bad = http2.connect(h.url);
+    const bad = http2.connect(h.url, { localAddress: "127.0.0.6" } as http2.SecureClientSessionOptions);
     bad.on("error", () => {});
     const away = goaway(bad);
     await new Promise<void>((resolve) => bad.once("connect", () => resolve()));
@@ -167,6 +167,13 @@ describe("in clear", () => {
     expect(await away).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     expect(await h2Search(good, h)).toBe(200);
     good.close();
+    // Its address is cooling down: a new connection from it is refused at once, another address is served.
+    const again = await openRaw(h.port, { localAddress: "127.0.0.6" }).then((r) => r.closed, () => 0);
+    expect(again).toBeLessThan(1000);
+    const other = await openRaw(h.port, { localAddress: "127.0.0.7" });
+    other.socket.write(request(h.keys.a));
+    expect(await answerOn(other)).toBe(200);
+    other.socket.destroy();
   });
 
   it("advertises at most HTTP2_MAX_CONCURRENT_STREAMS streams per session", async () => {

@@ -15,7 +15,10 @@
  *   connection that already serves a partner is never touched. Only when every
  *   open connection has sent a request is the new one refused;
  * - an optional maximum age, after which the protocol layer asks the
- *   connection to go away once its requests in flight are answered.
+ *   connection to go away once its requests in flight are answered;
+ * - a cool-down for an address caught attacking (`penalize`): its new
+ *   connections are refused for `cooldownMs`, so a client that was cut off
+ *   for a flood does not start the next one on a fresh connection at once.
  *
  * The guard knows no protocol: the listener tells it when a connection has
  * sent its first request (`proven`) and what to do when one ages out.
@@ -32,12 +35,15 @@ export interface ConnectionLimits {
   readonly firstRequestTimeoutMs: number;
   /** Connections older than this are asked to go away; 0 disables. */
   readonly maxConnectionAgeMs: number;
+  /** How long an address caught attacking has its new connections refused; 0 disables. */
+  readonly cooldownMs: number;
 }
 
 /** Why the guard closed or refused a connection. */
 export type ConnectionVerdict =
   | "max_connections"
   | "max_connections_per_client"
+  | "cooling_down"
   | "first_request_timeout"
   | "evicted_unproven";
 
@@ -60,6 +66,8 @@ export class ConnectionGuard extends EventEmitter<{ verdict: [ConnectionVerdict,
   private readonly unproven = new Set<Entry>();
   private readonly perAddress = new Map<string, number>();
   private saturated = false;
+  /** Addresses cooling down, and until when. */
+  private readonly penalized = new Map<string, number>();
 
   constructor(readonly limits: ConnectionLimits) {
     super();
@@ -76,6 +84,14 @@ export class ConnectionGuard extends EventEmitter<{ verdict: [ConnectionVerdict,
    */
   admit(socket: net.Socket): boolean {
     const address = socket.remoteAddress ?? "";
+    if (this.penalized.size > 0) {
+      const until = this.penalized.get(address);
+      if (until !== undefined && until > performance.now()) {
+        this.refuse(socket, "cooling_down", address);
+        return false;
+      }
+      if (until !== undefined) this.penalized.delete(address);
+    }
     const fromAddress = this.perAddress.get(address) ?? 0;
     if (fromAddress >= this.limits.maxConnectionsPerClient) {
       this.refuse(socket, "max_connections_per_client", address);
@@ -105,6 +121,13 @@ export class ConnectionGuard extends EventEmitter<{ verdict: [ConnectionVerdict,
     }
     socket.once("close", () => this.release(entry));
     return true;
+  }
+
+  /** Refuses new connections from `address` for the cool-down. */
+  penalize(address: string): void {
+    if (this.limits.cooldownMs <= 0) return;
+    if (this.penalized.size >= 100_000) this.penalized.clear();
+    this.penalized.set(address, performance.now() + this.limits.cooldownMs);
   }
 
   /** The connection sent its first request: no longer under the first-request deadline, never evicted. */

@@ -43,6 +43,7 @@ export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
   maxConnectionsPerClient: 256,
   firstRequestTimeoutMs: 10_000,
   maxConnectionAgeMs: 0,
+  cooldownMs: 10_000,
   headersTimeoutMs: 10_000,
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
@@ -131,7 +132,10 @@ export function createOnePortServer(handler: Handler, options: OnePortOptions = 
       () => {
         if (tcp !== undefined) guard.proven(tcp);
       },
-      (verdict) => onVerdict(verdict, address),
+      (verdict) => {
+        onVerdict(verdict, address);
+        if (verdict === "http2_reset_flood") guard.penalize(address);
+      },
     );
     if (tcp !== undefined) {
       guard.onAge(tcp, () => {

