@@ -76,7 +76,7 @@ export function fromPlatformJson<Desc extends DescMessage>(desc: Desc, json: Jso
  * of many thousand slots costs tens of milliseconds to convert, and unrelated
  * calls must not wait for all of it.
  */
-const SLICE_MS = 4;
+const SLICE_MS = 2;
 
 /** Lists shorter than this are converted at once: they cost less than a slice. */
 const SLICED_FROM_ITEMS = 500;

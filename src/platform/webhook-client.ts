@@ -74,6 +74,8 @@ export const LARGE_ANSWER_BYTES = 256 * 1024;
 export interface PlatformAnswer {
   readonly status: number;
   readonly body: JsonObject;
+  /** The body as the platform sent it (absent for an answer kept by the idempotency store). */
+  readonly raw?: Buffer;
 }
 
 export interface WebhookClientOptions {
@@ -315,7 +317,7 @@ function interpret(status: number, raw: Buffer, whenMissing: (() => GatewayError
     if (!isRecord(body)) {
       throw GatewayError.of("platform_invalid_response", `the scheduling platform answered ${status} without a JSON object`);
     }
-    return { status, body };
+    return { status, body, raw };
   }
   const error = isRecord(body) && isRecord(body.error) ? body.error : undefined;
   const code = error !== undefined && typeof error.code === "string" && error.code !== "" ? error.code : undefined;
