@@ -5,6 +5,8 @@
  */
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
+import { defaultMaxConnections } from "./server/connection-guard.js";
+import type { EdgeLimits } from "./server/one-port-server.js";
 
 export interface TlsConfig {
   readonly cert: Buffer;
@@ -83,6 +85,16 @@ export interface Config {
   readonly metrics: MetricsConfig;
   /** Span export through OpenTelemetry; absent, trace context is only propagated. */
   readonly tracing: TracingConfig | undefined;
+  /** Bounds on client connections and HTTP/2 sessions (see src/server/one-port-server.ts). */
+  readonly edge: EdgeLimits;
+  /** Open bot sessions one partner may hold on one gateway process. */
+  readonly sessionMaxPerPartner: number;
+  /** A bot session is ended after this long, whatever it does. */
+  readonly sessionMaxLifetimeMs: number;
+  /** Largest platform answer read; a larger one is `platform_invalid_response`. */
+  readonly platformMaxAnswerBytes: number;
+  /** New calls are refused as `overloaded` while the event loop lags more than this; 0 disables. */
+  readonly overloadEventLoopDelayMs: number;
 }
 
 /** A Redis Cluster, given by some of its nodes; the client finds the others. */
@@ -94,6 +106,7 @@ export interface RedisClusterConfig {
   /** Every node speaks TLS (`rediss://` entries). */
   readonly tls: boolean;
 }
+
 
 export interface EncryptionKeys {
   readonly key: Buffer;
@@ -269,6 +282,45 @@ function redisCluster(env: Env): RedisClusterConfig | undefined {
   return { nodes, username: credentials?.username, password: credentials?.password, tls: scheme === "rediss:" };
 }
 
+/**
+ * The process's soft limit on open files, from /proc/self/limits (Linux);
+ * undefined where it cannot be read. Node has no API for it.
+ */
+export function fileDescriptorLimit(): number | undefined {
+  try {
+    const line = readFileSync("/proc/self/limits", "utf8")
+      .split("\n")
+      .find((l) => l.startsWith("Max open files"));
+    const soft = line?.slice("Max open files".length).trim().split(/\s+/)[0];
+    return soft === undefined || !/^\d+$/.test(soft) ? undefined : Number(soft);
+  } catch {
+    return undefined;
+  }
+}
+
+function edgeConfig(env: Env, fdLimit: number | undefined): EdgeLimits {
+  const maxConnectionsCeiling = fdLimit === undefined ? 1_000_000 : Math.max(1, fdLimit - 64);
+  const maxConnections = int(env, "MAX_CONNECTIONS", Math.min(defaultMaxConnections(fdLimit), maxConnectionsCeiling), 1, maxConnectionsCeiling);
+  const headersTimeoutMs = int(env, "HEADERS_TIMEOUT_MS", 10_000, 100, 10 * MINUTE);
+  const requestTimeoutMs = int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 60 * MINUTE);
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError("HEADERS_TIMEOUT_MS", `must not be longer than REQUEST_TIMEOUT_MS (${requestTimeoutMs}), got ${headersTimeoutMs}`);
+  }
+  return {
+    maxConnections,
+    maxConnectionsPerClient: int(env, "MAX_CONNECTIONS_PER_CLIENT", Math.min(256, maxConnections), 1, maxConnections),
+    firstRequestTimeoutMs: int(env, "FIRST_REQUEST_TIMEOUT_MS", 10_000, 100, 10 * MINUTE),
+    maxConnectionAgeMs: int(env, "MAX_CONNECTION_AGE_SECONDS", 0, 0, 30 * 24 * 3600) * 1000,
+    cooldownMs: int(env, "RESET_FLOOD_COOLDOWN_SECONDS", 10, 0, 3600) * 1000,
+    headersTimeoutMs,
+    requestTimeoutMs,
+    keepAliveTimeoutMs: int(env, "KEEP_ALIVE_TIMEOUT_MS", 65_000, 100, 60 * MINUTE),
+    maxConcurrentStreams: int(env, "HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
+    maxPrematureResets: int(env, "HTTP2_MAX_PREMATURE_RESETS", 100, 1, 1_000_000),
+    idleTimeoutMs: int(env, "HTTP2_IDLE_TIMEOUT_MS", 60_000, 100, 24 * 60 * MINUTE),
+  };
+}
+
 const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"];
 
 function metricsConfig(env: Env): MetricsConfig {
@@ -355,7 +407,8 @@ function tracingConfig(env: Env): TracingConfig | undefined {
   return { endpoint, protocol, headers, serviceName, resourceAttributes, sampler, samplerRatio };
 }
 
-export function loadConfig(env: Env = process.env): Config {
+export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: number | undefined } = { fdLimit: fileDescriptorLimit() }): Config {
+  const { fdLimit } = machine;
   const redisUrl = optional(env, "REDIS_URL");
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
     throw new ConfigError("REDIS_URL", `expected redis://host:port or rediss://..., got "${redisUrl}"`);
@@ -415,5 +468,10 @@ export function loadConfig(env: Env = process.env): Config {
     encryption: encryptionKeys(env),
     metrics: metricsConfig(env),
     tracing: tracingConfig(env),
+    edge: edgeConfig(env, fdLimit),
+    sessionMaxPerPartner: int(env, "SESSION_MAX_PER_PARTNER", 1000, 1, 1_000_000),
+    sessionMaxLifetimeMs: int(env, "SESSION_MAX_LIFETIME_SECONDS", 3600, 1, 7 * 24 * 3600) * 1000,
+    platformMaxAnswerBytes: int(env, "PLATFORM_MAX_ANSWER_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    overloadEventLoopDelayMs: int(env, "OVERLOAD_EVENT_LOOP_DELAY_MS", 1000, 0, 60_000),
   };
 }

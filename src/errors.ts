@@ -26,6 +26,7 @@ export type GatewayErrorCode =
   | "platform_timeout"
   | "rate_limited"
   | "service_unavailable"
+  | "overloaded"
   | "not_found"
   | "method_not_allowed"
   | "unsupported_media_type"
@@ -34,6 +35,8 @@ export type GatewayErrorCode =
   | "too_many_operations"
   | "duplicate_request_id"
   | "session_idle"
+  | "session_expired"
+  | "too_many_sessions"
   | "shutting_down"
   | "http2_required"
   | "internal_error";
@@ -65,6 +68,7 @@ const SPECS: Readonly<Record<GatewayErrorCode, CodeSpec>> = {
   platform_timeout: { httpStatus: 504, connectCode: Code.DeadlineExceeded },
   rate_limited: { httpStatus: 429, connectCode: Code.ResourceExhausted },
   service_unavailable: { httpStatus: 503, connectCode: Code.Unavailable },
+  overloaded: { httpStatus: 503, connectCode: Code.Unavailable },
   not_found: { httpStatus: 404, connectCode: Code.NotFound },
   method_not_allowed: { httpStatus: 405, connectCode: Code.Unimplemented },
   unsupported_media_type: { httpStatus: 415, connectCode: Code.InvalidArgument },
@@ -74,6 +78,8 @@ const SPECS: Readonly<Record<GatewayErrorCode, CodeSpec>> = {
   too_many_operations: { httpStatus: 429, connectCode: Code.ResourceExhausted },
   duplicate_request_id: { httpStatus: 400, connectCode: Code.InvalidArgument },
   session_idle: { httpStatus: 408, connectCode: Code.DeadlineExceeded },
+  session_expired: { httpStatus: 408, connectCode: Code.DeadlineExceeded },
+  too_many_sessions: { httpStatus: 429, connectCode: Code.ResourceExhausted },
   shutting_down: { httpStatus: 503, connectCode: Code.Unavailable },
   http2_required: { httpStatus: 505, connectCode: Code.Unimplemented },
   internal_error: { httpStatus: 500, connectCode: Code.Internal },

@@ -4,13 +4,13 @@
  * fail (reading the configuration, the seed file, Redis, listening) is run
  * as `node dist/main.js`; the other bad values are checked on `loadConfig`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
-import { ConfigError, loadConfig } from "../src/config.js";
+import { ConfigError, fileDescriptorLimit, loadConfig } from "../src/config.js";
 import { makeTestCertificate, opensslProgram, type TestCertificate } from "./support/certificate.js";
 import { run } from "./support/commands.js";
 
@@ -107,6 +107,21 @@ const VALUES: readonly Case[] = [
   ["LOG_LEVEL unknown", () => ({ LOG_LEVEL: "loud" }), "LOG_LEVEL", /expected one of/],
   ["GATEWAY_ENCRYPTION_KEY of 16 bytes", () => ({ GATEWAY_ENCRYPTION_KEY: randomBytes(16).toString("base64") }), "GATEWAY_ENCRYPTION_KEY", /32 random bytes in base64/],
   ["GATEWAY_ENCRYPTION_KEY not base64", () => ({ GATEWAY_ENCRYPTION_KEY: "not a key!" }), "GATEWAY_ENCRYPTION_KEY", /32 random bytes in base64/],
+  ["FIRST_REQUEST_TIMEOUT_MS of 0", () => ({ FIRST_REQUEST_TIMEOUT_MS: "0" }), "FIRST_REQUEST_TIMEOUT_MS", /between 100 and/],
+  ["HEADERS_TIMEOUT_MS longer than REQUEST_TIMEOUT_MS", () => ({ HEADERS_TIMEOUT_MS: "20000", REQUEST_TIMEOUT_MS: "10000" }), "HEADERS_TIMEOUT_MS", /not be longer than REQUEST_TIMEOUT_MS/],
+  ["REQUEST_TIMEOUT_MS not a number", () => ({ REQUEST_TIMEOUT_MS: "30s" }), "REQUEST_TIMEOUT_MS", /whole number/],
+  ["KEEP_ALIVE_TIMEOUT_MS too long", () => ({ KEEP_ALIVE_TIMEOUT_MS: "99999999" }), "KEEP_ALIVE_TIMEOUT_MS", /between 100 and/],
+  ["HTTP2_IDLE_TIMEOUT_MS of 0", () => ({ HTTP2_IDLE_TIMEOUT_MS: "0" }), "HTTP2_IDLE_TIMEOUT_MS", /between 100 and/],
+  ["MAX_CONNECTION_AGE_SECONDS negative", () => ({ MAX_CONNECTION_AGE_SECONDS: "-1" }), "MAX_CONNECTION_AGE_SECONDS", /whole number/],
+  ["MAX_CONNECTIONS at the file-descriptor limit", () => ({ MAX_CONNECTIONS: "1024" }), "MAX_CONNECTIONS", /between 1 and 960/],
+  ["MAX_CONNECTIONS_PER_CLIENT above MAX_CONNECTIONS", () => ({ MAX_CONNECTIONS: "100", MAX_CONNECTIONS_PER_CLIENT: "101" }), "MAX_CONNECTIONS_PER_CLIENT", /between 1 and 100/],
+  ["HTTP2_MAX_CONCURRENT_STREAMS of 0", () => ({ HTTP2_MAX_CONCURRENT_STREAMS: "0" }), "HTTP2_MAX_CONCURRENT_STREAMS", /between 1 and/],
+  ["RESET_FLOOD_COOLDOWN_SECONDS too long", () => ({ RESET_FLOOD_COOLDOWN_SECONDS: "7200" }), "RESET_FLOOD_COOLDOWN_SECONDS", /between 0 and 3600/],
+  ["HTTP2_MAX_PREMATURE_RESETS of 0", () => ({ HTTP2_MAX_PREMATURE_RESETS: "0" }), "HTTP2_MAX_PREMATURE_RESETS", /between 1 and/],
+  ["SESSION_MAX_PER_PARTNER of 0", () => ({ SESSION_MAX_PER_PARTNER: "0" }), "SESSION_MAX_PER_PARTNER", /between 1 and/],
+  ["SESSION_MAX_LIFETIME_SECONDS of 0", () => ({ SESSION_MAX_LIFETIME_SECONDS: "0" }), "SESSION_MAX_LIFETIME_SECONDS", /between 1 and/],
+  ["PLATFORM_MAX_ANSWER_BYTES too small", () => ({ PLATFORM_MAX_ANSWER_BYTES: "10" }), "PLATFORM_MAX_ANSWER_BYTES", /between 1024 and/],
+  ["OVERLOAD_EVENT_LOOP_DELAY_MS not a number", () => ({ OVERLOAD_EVENT_LOOP_DELAY_MS: "fast" }), "OVERLOAD_EVENT_LOOP_DELAY_MS", /whole number/],
   [
     "GATEWAY_ENCRYPTION_PREVIOUS_KEYS without GATEWAY_ENCRYPTION_KEY",
     () => ({ GATEWAY_ENCRYPTION_PREVIOUS_KEYS: randomBytes(32).toString("base64") }),
@@ -147,7 +162,7 @@ describe("loadConfig names the variable", () => {
   it.each(VALUES)("%s", (_name, env, variable, detail) => {
     let caught: unknown;
     try {
-      loadConfig(env());
+      loadConfig(env(), { fdLimit: 1024 });
     } catch (e) {
       caught = e;
     }
@@ -192,6 +207,17 @@ describe("loadConfig names the variable", () => {
       tls: true,
     });
     expect(loadConfig({}).redisCluster).toBeUndefined();
+  });
+
+  it("derives the connection cap from the file-descriptor limit, and reads that limit from /proc on Linux", () => {
+    expect(loadConfig({}, { fdLimit: 1024 }).edge).toMatchObject({ maxConnections: 640, maxConnectionsPerClient: 256, firstRequestTimeoutMs: 10_000 });
+    expect(loadConfig({}, { fdLimit: 65536 }).edge.maxConnections).toBe(50_000);
+    expect(loadConfig({}, { fdLimit: 200 }).edge).toMatchObject({ maxConnections: 125, maxConnectionsPerClient: 125 });
+    expect(loadConfig({}, { fdLimit: undefined }).edge.maxConnections).toBe(3712);
+    if (process.platform === "linux") {
+      const soft = Number(/^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))![1]);
+      expect(fileDescriptorLimit()).toBe(soft);
+    }
   });
 
   it("accepts an empty environment: the embedded default", () => {

@@ -129,6 +129,8 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
     | "too_many_operations"
     | "duplicate_request_id"
     | "session_idle"
+    | "session_expired"
+    | "too_many_sessions"
     | "shutting_down"
     | "http2_required";
   const listed: Record<Exclude<GatewayErrorCode, NotOnRest>, true> = {
@@ -148,6 +150,7 @@ it("lists every error code of the gateway with the status errors.ts gives it", (
     rate_limited: true,
     unsupported_encoding: true,
     service_unavailable: true,
+    overloaded: true,
     not_found: true,
     method_not_allowed: true,
     unsupported_media_type: true,

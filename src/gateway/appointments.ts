@@ -10,7 +10,7 @@ import { CreateBookingResponseSchema } from "../gen/dialstack/partner/v1/booking
 import type { SearchAvailabilityRequest, SearchAvailabilityResponse } from "../gen/dialstack/partner/v1/availability_pb.js";
 import { SearchAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
 import { GatewayError } from "../errors.js";
-import { fromPlatformJson, requirePlatformField } from "../platform/platform-json.js";
+import { fromPlatformJson, fromPlatformJsonInSlices, requirePlatformField } from "../platform/platform-json.js";
 import type { JsonObject, PlatformAnswer, WebhookClient } from "../platform/webhook-client.js";
 import type { Directory, BotRoute } from "../store/directory.js";
 import type { CallSpan } from "../tracing/tracer.js";
@@ -119,7 +119,7 @@ export class Appointments {
 
   /** Relays one availability search for an already checked range and route. */
   async searchRangeOf(caller: Caller, route: BotRoute, range: SearchRange): Promise<Relayed<SearchAvailabilityResponse>> {
-    const answer = await this.webhooks.post({
+    const { answer, value } = await this.webhooks.postAndRead({
       target: webhookTarget(route),
       accountId: route.account.id,
       path: "/availability/search",
@@ -132,8 +132,9 @@ export class Appointments {
       idempotent: true,
       requestId: caller.requestId,
       trace: caller.trace,
+      read: readAvailabilities,
     });
-    return { message: readAvailabilities(answer.body), answer, replayed: false };
+    return { message: value, answer, replayed: false };
   }
 
   /**
@@ -219,7 +220,7 @@ function isRecord(v: unknown): v is JsonObject {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
-function readAvailabilities(body: JsonObject): SearchAvailabilityResponse {
+function readAvailabilities(body: JsonObject): Promise<SearchAvailabilityResponse> {
   const list = body.availabilities;
   requirePlatformField(Array.isArray(list), "availabilities");
   (list as unknown[]).forEach((a, i) => {
@@ -228,7 +229,8 @@ function readAvailabilities(body: JsonObject): SearchAvailabilityResponse {
     requirePlatformField(typeof slot.start_at === "string", `availabilities[${i}].start_at`);
     requirePlatformField(typeof slot.duration_minutes === "number", `availabilities[${i}].duration_minutes`);
   });
-  return fromPlatformJson(SearchAvailabilityResponseSchema, body);
+  // A search may answer thousands of slots: converted in slices, so other calls are not held up.
+  return fromPlatformJsonInSlices(SearchAvailabilityResponseSchema, body, "availabilities");
 }
 
 function readBooking(body: JsonObject): CreateBookingResponse {

@@ -31,8 +31,17 @@
  *   not used.
  * - When the client half-closes, operations in flight finish and are
  *   answered, then the stream ends OK.
- * - With no message and nothing in flight for `idleMs`, the stream ends with
- *   `session_idle`.
+ * - With no operation started and nothing in flight for `idleMs`, the stream
+ *   ends with `session_idle`. Messages that start no operation (empty ones,
+ *   refused ones) do not keep a session alive, and every message after
+ *   `start` is charged to the partner's rate limit like a call, so a session
+ *   cannot be held open, or used to send work, for free.
+ * - A session lasts at most `maxLifetimeMs`; then it ends like an idle one,
+ *   with `session_expired`.
+ * - A partner holds at most the registry's number of open sessions
+ *   (`too_many_sessions` for the next), and a partner whose key is rotated or
+ *   deleted has its sessions ended with `unauthorized` (see
+ *   session-registry.ts).
  * - When the gateway shuts down it stops reading, answers the operations in
  *   flight, then ends the stream with `shutting_down` (unavailable). An
  *   operation without an answer was never started, so it is safe to send it
@@ -54,13 +63,18 @@ import type { BotRoute } from "../store/directory.js";
 import type { Appointments, Caller } from "./appointments.js";
 import type { Customers } from "./customers.js";
 import type { CallLimiter } from "./rate-limiter.js";
+import type { SessionRegistry } from "./session-registry.js";
 import { invalid } from "./validation.js";
 
 export interface BotSessionOptions {
   /** Operations one session may have in flight. */
   readonly maxInFlight: number;
-  /** A session with no message and nothing in flight for this long is closed. */
+  /** A session with no operation started and nothing in flight for this long is closed. */
   readonly idleMs: number;
+  /** A session is ended this long after it opened. */
+  readonly maxLifetimeMs: number;
+  /** Counts the partner's open sessions and ends them when its key is revoked. */
+  readonly registry?: SessionRegistry | undefined;
   /** Aborts when the gateway begins to shut down. */
   readonly shutdownSignal?: AbortSignal | undefined;
   /** Receives failures that a client sees only as `internal_error`. */
@@ -111,6 +125,7 @@ export class BotSession {
   /** Releases the read in progress, if any, when the session ends. */
   private interruptRead: (() => void) | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
+  private lifetimeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly appointments: Appointments,
@@ -123,6 +138,15 @@ export class BotSession {
   }
 
   async *converse(requests: AsyncIterable<ConverseRequest>): AsyncGenerator<ConverseResponse> {
+    const release = this.options.registry?.open(this.caller.partner, { end: (error) => this.end(error) });
+    try {
+      yield* this.serve(requests);
+    } finally {
+      release?.();
+    }
+  }
+
+  private async *serve(requests: AsyncIterable<ConverseRequest>): AsyncGenerator<ConverseResponse> {
     const shutdown = this.options.shutdownSignal;
     const onShutdown = () => this.end(GatewayError.of("shutting_down", "the gateway is shutting down; open a new session", { retryAfterSeconds: 1 }));
     if (shutdown?.aborted) onShutdown();
@@ -132,6 +156,11 @@ export class BotSession {
     const onGone = () => this.end(GatewayError.of("canceled", "the session was cancelled or its deadline passed"));
     this.signal.addEventListener("abort", onGone, { once: true });
     this.armIdleTimer();
+    this.lifetimeTimer = setTimeout(() => {
+      const seconds = Math.round(this.options.maxLifetimeMs / 1000);
+      this.end(GatewayError.of("session_expired", `a session lasts at most ${seconds} s; open a new session`));
+    }, this.options.maxLifetimeMs);
+    this.lifetimeTimer.unref();
     void this.read(requests[Symbol.asyncIterator]());
     try {
       for (;;) {
@@ -152,6 +181,7 @@ export class BotSession {
       this.signal.removeEventListener("abort", onGone);
       this.end(GatewayError.of("canceled", "the session is over"));
       clearTimeout(this.idleTimer);
+      clearTimeout(this.lifetimeTimer);
       this.over.abort();
     }
   }
@@ -176,7 +206,8 @@ export class BotSession {
         while (this.outbox.length >= this.options.maxInFlight && this.ending === undefined) await this.changes.wait();
         const message = await this.receive(messages);
         if (message === undefined) return;
-        this.dispatch(message);
+        // Admitted one at a time, in order: the rate limit may take a round trip.
+        await this.dispatch(message);
       }
     } catch (e) {
       this.end(e);
@@ -197,7 +228,6 @@ export class BotSession {
       next.then(resolve, reject);
     }).finally(() => (this.interruptRead = undefined));
     if (result === undefined || result.done === true || this.ending !== undefined) return undefined;
-    clearTimeout(this.idleTimer);
     return result.value;
   }
 
@@ -211,12 +241,12 @@ export class BotSession {
     this.armIdleTimer();
   }
 
-  private dispatch(message: ConverseRequest): void {
+  private async dispatch(message: ConverseRequest): Promise<void> {
     const id = message.requestId;
-    const rejection = this.check(message);
+    const rejection = await this.check(message);
     if (rejection !== undefined) {
+      // A refused message does not count as activity: the idle clock goes on.
       this.answerError(id, rejection);
-      this.armIdleTimer();
       return;
     }
     void this.run(id, message.op as Operation);
@@ -224,9 +254,8 @@ export class BotSession {
 
   private async run(id: string, op: Operation): Promise<void> {
     this.inFlight.add(id);
+    clearTimeout(this.idleTimer);
     try {
-      // In flight from here: the charge may take a round trip to the shared limit.
-      await this.options.rateLimiter?.charge(this.caller.partner.id);
       this.answer(id, await this.perform(op));
     } catch (e) {
       this.answerError(id, e);
@@ -238,8 +267,14 @@ export class BotSession {
   }
 
   /** Why an operation is not run, if it is not. */
-  private check(message: ConverseRequest): GatewayError | undefined {
+  private async check(message: ConverseRequest): Promise<GatewayError | undefined> {
     const { op, requestId } = message;
+    // Every message is charged, empty and invalid ones too: none is free.
+    try {
+      await this.options.rateLimiter?.charge(this.caller.partner.id);
+    } catch (e) {
+      return GatewayError.from(e);
+    }
     if (op.case === "start") return invalid("`start` is only allowed as the first message; this session is already bound");
     if (op.case === undefined) return invalid("op is required: search_availability, create_booking or lookup_customer");
     if (requestId === "") return invalid("request_id is required");
@@ -303,13 +338,13 @@ export class BotSession {
     this.answer(requestId, { case: "error", value: { code: error.code, message: error.message } });
   }
 
-  /** Starts the idle clock when nothing is in flight. */
+  /** Starts the idle clock when nothing is in flight (again from zero). */
   private armIdleTimer(): void {
     clearTimeout(this.idleTimer);
     if (this.inFlight.size > 0 || this.ending !== undefined) return;
     this.idleTimer = setTimeout(() => {
       const seconds = Math.round(this.options.idleMs / 1000);
-      this.end(GatewayError.of("session_idle", `the session had no message and nothing in flight for ${seconds} s; open a new session`));
+      this.end(GatewayError.of("session_idle", `the session started no operation and had nothing in flight for ${seconds} s; open a new session`));
     }, this.options.idleMs);
     this.idleTimer.unref();
   }

@@ -42,6 +42,9 @@ import { HealthState } from "../health/health-state.js";
 import { NO_METRICS, PrometheusMetrics, type IdempotencyOutcome } from "../metrics/metrics.js";
 import { createLogger } from "../observability/logger.js";
 import { propagatingTracer } from "../tracing/tracer.js";
+import { SessionRegistry } from "./session-registry.js";
+import { OverloadMonitor } from "../server/overload.js";
+import { ConditionLog } from "../observability/condition-log.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
@@ -76,7 +79,7 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     redis !== undefined && store instanceof RedisDirectoryStore
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
       : undefined;
-  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs, metrics, log });
+  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs, maxResponseBytes: config.platformMaxAnswerBytes, metrics, log });
   const keeping = {
     claimTtlMs: config.idempotencyClaimTtlMs,
     resultTtlMs: config.idempotencyTtlMs,
@@ -107,9 +110,28 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     streamConcurrency: config.streamConcurrency,
   });
   const health = new HealthState(redis, log, metrics);
+  const sessions = new SessionRegistry({
+    maxPerPartner: config.sessionMaxPerPartner,
+    // Half the cache TTL: a revoked key ends its sessions within about the time it takes to stop opening new calls.
+    recheckMs: Math.max(250, Math.floor(config.directoryCacheTtlMs / 2)),
+    stillValid: (partner) => directory.partnerStillValid(partner),
+  });
+  directory.onInvalidate(() => sessions.recheck());
+  const overload = new OverloadMonitor(config.overloadEventLoopDelayMs);
+  const overloadLog = new ConditionLog(log, "overload", {
+    bad: "overloaded: the event loop lags past OVERLOAD_EVENT_LOOP_DELAY_MS; new calls are refused with 503 overloaded until it recovers",
+    good: "no longer overloaded: new calls are accepted again",
+    level: "warn",
+  });
+  overload.on("change", (state) => {
+    const fields = { eventLoopDelayMs: state.eventLoopDelayMs, thresholdMs: config.overloadEventLoopDelayMs, refused: state.refused };
+    overloadLog.report(state.overloaded, "", fields);
+  });
   return {
     config,
     directory,
+    overload,
+    sessions,
     appointments,
     customers: new Customers(directory, webhooks),
     rateLimiter,
@@ -120,6 +142,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     redis,
     async close() {
       health.close();
+      overload.close();
+      sessions.close();
       await keeper.close();
       webhooks.close();
       await watch?.close();

@@ -71,6 +71,71 @@ export function fromPlatformJson<Desc extends DescMessage>(desc: Desc, json: Jso
   }
 }
 
+/**
+ * How long a conversion runs before it lets other work in: a platform's answer
+ * of many thousand slots costs tens of milliseconds to convert, and unrelated
+ * calls must not wait for all of it.
+ */
+const SLICE_MS = 2;
+
+/** Lists shorter than this are converted at once: they cost less than a slice. */
+const SLICED_FROM_ITEMS = 500;
+
+/**
+ * `fromPlatformJson` for an answer whose bulk is one list of messages (the
+ * slots of a search): a long list is converted item by item, and the event
+ * loop gets a turn every `SLICE_MS`, so a large answer never blocks other
+ * calls for more than a few milliseconds at a time. (The webhook client reads
+ * large answers one at a time, see `oneLargeAnswerAtATime`.)
+ */
+export async function fromPlatformJsonInSlices<Desc extends DescMessage>(desc: Desc, json: JsonObject, listName: string): Promise<MessageShape<Desc>> {
+  const field = desc.fields.find((f) => f.name === listName);
+  const list = json[listName];
+  if (field === undefined || field.fieldKind !== "list" || field.listKind !== "message" || !Array.isArray(list) || list.length < SLICED_FROM_ITEMS) {
+    return fromPlatformJson(desc, json);
+  }
+  const rest: JsonObject = { ...json };
+  delete rest[listName];
+  const message = fromPlatformJson(desc, rest);
+  const items: unknown[] = new Array(list.length);
+  let sliceStart = performance.now();
+  for (let i = 0; i < list.length; i++) {
+    const item: unknown = list[i];
+    if (!isRecord(item)) {
+      throw GatewayError.of("platform_invalid_response", `the scheduling platform's answer breaks the documented schema: ${listName}[${i}] is not an object`);
+    }
+    try {
+      items[i] = fromJson(field.message, separate(field.message, item) as JsonValue);
+    } catch (e) {
+      throw GatewayError.of("platform_invalid_response", `the scheduling platform's answer breaks the documented schema: ${listName}[${i}]: ${(e as Error).message}`);
+    }
+    if (performance.now() - sliceStart > SLICE_MS) {
+      await new Promise((resolve) => setImmediate(resolve));
+      sliceStart = performance.now();
+    }
+  }
+  (message as Record<string, unknown>)[field.localName] = items;
+  return message;
+}
+
+let largeAnswers: Promise<unknown> = Promise.resolve();
+
+/**
+ * Runs the reading (parse and conversion) of large answers one at a time.
+ * With several under way, each turn of the event loop would run a slice of
+ * each, and a small call would wait behind all of them at every step; and
+ * every answer waiting would hold its parsed form in memory. Queued, an
+ * answer waits as the bytes it arrived as, and each turn runs at most one slice.
+ */
+export function oneLargeAnswerAtATime<T>(read: () => Promise<T>): Promise<T> {
+  const turn = largeAnswers.then(read);
+  largeAnswers = turn.then(
+    () => undefined,
+    () => undefined,
+  );
+  return turn;
+}
+
 /** Throws `platform_invalid_response` naming `path` unless `ok`. */
 export function requirePlatformField(ok: boolean, path: string): void {
   if (!ok) {

@@ -37,6 +37,7 @@ import { NO_METRICS, type Metrics, type WebhookOutcome } from "../metrics/metric
 import { ConditionLog } from "../observability/condition-log.js";
 import type { Logger } from "../observability/logger.js";
 import type { CallSpan } from "../tracing/tracer.js";
+import { oneLargeAnswerAtATime } from "./platform-json.js";
 import { ACCOUNT_HEADER, SIGNATURE_HEADER, signatureHeader } from "./signature.js";
 
 export type JsonObject = { [key: string]: unknown };
@@ -75,15 +76,25 @@ export interface WebhookCall {
   readonly trace?: CallSpan | undefined;
 }
 
+/** A call whose answer is read into `T` by `read` (for a large answer, in its turn: see `oneLargeAnswerAtATime`). */
+export interface ReadWebhookCall<T> extends WebhookCall {
+  readonly read: (body: JsonObject) => T | Promise<T>;
+}
+
+/** Answers at least this large are read one at a time. */
+export const LARGE_ANSWER_BYTES = 256 * 1024;
+
 /** A 2xx answer of a platform. */
 export interface PlatformAnswer {
   readonly status: number;
   readonly body: JsonObject;
+  /** The body as the platform sent it (absent for an answer kept by the idempotency store). */
+  readonly raw?: Buffer;
 }
 
 export interface WebhookClientOptions {
   readonly timeoutMs: number;
-  /** Largest platform answer accepted. */
+  /** Largest platform answer read (1 MiB by default); a larger one is `platform_invalid_response`. */
   readonly maxResponseBytes?: number;
   /** Connections kept per platform origin. */
   readonly maxSocketsPerPlatform?: number;
@@ -95,6 +106,12 @@ export interface WebhookClientOptions {
 }
 
 type Agent = http.Agent | https.Agent;
+
+/** An answer as it arrived, before it is interpreted. */
+interface RawAnswer {
+  readonly status: number;
+  readonly body: Buffer;
+}
 
 /** Where one webhook of one platform is posted, parsed once. */
 interface Endpoint {
@@ -136,6 +153,15 @@ export class WebhookClient {
   }
 
   async post(call: WebhookCall): Promise<PlatformAnswer> {
+    return (await this.postAndRead({ ...call, read: () => undefined })).answer;
+  }
+
+  /**
+   * Posts a webhook and reads its answer with `call.read`; an answer of
+   * `LARGE_ANSWER_BYTES` or more waits for its turn, so big answers do not
+   * stall every other call at once.
+   */
+  async postAndRead<T>(call: ReadWebhookCall<T>): Promise<{ answer: PlatformAnswer; value: T }> {
     const endpoint = this.endpointFor(call.target.webhookUrl, call.path);
     const body = Buffer.from(JSON.stringify(call.payload));
     const now = Date.now();
@@ -148,18 +174,19 @@ export class WebhookClient {
     try {
       const budget = Math.min(this.options.timeoutMs, call.deadline === undefined ? Infinity : call.deadline - now);
       if (budget <= 0) throw timeoutError();
+      let raw: RawAnswer;
       try {
-        const answer = await this.send(endpoint, call, body, budget, trace);
-        status = answer.status;
-        return answer;
+        raw = await this.send(endpoint, call, body, budget, trace);
       } catch (e) {
-        if (call.idempotent === true && isStaleKeepAlive(e)) {
-          const answer = await this.send(endpoint, call, body, budget - (Date.now() - now), trace);
-          status = answer.status;
-          return answer;
-        }
-        throw e;
+        if (!(call.idempotent === true && isStaleKeepAlive(e))) throw e;
+        raw = await this.send(endpoint, call, body, budget - (Date.now() - now), trace);
       }
+      status = raw.status;
+      const read = async () => {
+        const answer = interpret(raw.status, raw.body, call.whenMissing);
+        return { answer, value: await call.read(answer.body) };
+      };
+      return await (raw.body.length >= LARGE_ANSWER_BYTES ? oneLargeAnswerAtATime(read) : read());
     } catch (e) {
       error = e;
       outcome = outcomeOf(e);
@@ -225,8 +252,8 @@ export class WebhookClient {
     body: Buffer,
     budgetMs: number,
     trace: { traceparent: string; tracestate?: string | undefined } | undefined,
-  ): Promise<PlatformAnswer> {
-    return new Promise<PlatformAnswer>((resolve, reject) => {
+  ): Promise<RawAnswer> {
+    return new Promise<RawAnswer>((resolve, reject) => {
       const signal = call.signal;
       if (signal?.aborted) {
         reject(cancelError(call));
@@ -274,12 +301,18 @@ export class WebhookClient {
         );
       });
       req.on("response", (res) => {
+        const declared = Number(res.headers["content-length"]);
+        if (declared > this.maxResponseBytes) {
+          finish(() => reject(tooLarge(this.maxResponseBytes)));
+          req.destroy();
+          return;
+        }
         const chunks: Buffer[] = [];
         let size = 0;
         res.on("data", (chunk: Buffer) => {
           size += chunk.length;
           if (size > this.maxResponseBytes) {
-            finish(() => reject(GatewayError.of("platform_invalid_response", "the scheduling platform's answer is too large")));
+            finish(() => reject(tooLarge(this.maxResponseBytes)));
             req.destroy();
             return;
           }
@@ -291,18 +324,16 @@ export class WebhookClient {
           );
         });
         res.on("end", () => {
-          finish(() => {
-            try {
-              resolve(interpret(res.statusCode ?? 0, Buffer.concat(chunks), call.whenMissing));
-            } catch (e) {
-              reject(e);
-            }
-          });
+          finish(() => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
         });
       });
       req.end(body);
     });
   }
+}
+
+function tooLarge(max: number): GatewayError {
+  return GatewayError.of("platform_invalid_response", `the scheduling platform's answer is larger than ${max} bytes`);
 }
 
 function timeoutError(): GatewayError {
@@ -369,7 +400,7 @@ function interpret(status: number, raw: Buffer, whenMissing: (() => GatewayError
     if (!isRecord(body)) {
       throw GatewayError.of("platform_invalid_response", `the scheduling platform answered ${status} without a JSON object`);
     }
-    return { status, body };
+    return { status, body, raw };
   }
   const error = isRecord(body) && isRecord(body.error) ? body.error : undefined;
   const code = error !== undefined && typeof error.code === "string" && error.code !== "" ? error.code : undefined;

@@ -40,6 +40,7 @@ const ERRORS: readonly DocumentedError[] = [
   { code: "platform_unavailable", status: 502, when: "The scheduling platform could not be reached, reset the connection or failed without an error envelope. A booking may or may not have been made: retry with the same `Idempotency-Key`, the platform receives it under the same key and books at most once." },
   { code: "platform_invalid_response", status: 502, when: "The scheduling platform answered with something that is not JSON or breaks the documented schema." },
   { code: "service_unavailable", status: 503, when: "A store the gateway needs is unreachable, or DialStack's directory of partners and bots is missing from it (your key is not the problem); retry after `Retry-After` seconds.", retryAfter: true },
+  { code: "overloaded", status: 503, when: "The gateway is overloaded and refused the call before doing anything for it; retry after `Retry-After` seconds (a booking may be retried with the same `Idempotency-Key`).", retryAfter: true },
   { code: "platform_timeout", status: 504, when: "The scheduling platform did not answer before the deadline (30 seconds, or `X-Server-Timeout` if sooner)." },
 ];
 

@@ -16,6 +16,7 @@ import { ConnectError } from "@connectrpc/connect";
 import { encodeEnvelope, pipe, transformSplitEnvelope, type EnvelopedMessage, type UniversalServerResponse } from "@connectrpc/connect/protocol";
 import { endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
 import { GatewayError } from "../errors.js";
+import { isUtf8 } from "node:buffer";
 import { passThroughKey, type PassThrough } from "../rpc/call-context.js";
 import type { RestRoute } from "./rest-routes.js";
 import { restErrorOf, restErrorOfConnect, restErrorOfConnectError, type RestError } from "./rest-errors.js";
@@ -89,7 +90,9 @@ export async function transcode(req: RestRequest): Promise<RestResult> {
   const headers = returnedHeaders(res.header);
   if (res.status !== 200) return { ok: false, headers, error: restErrorOfConnect(bytes, res.header) };
   if (slot.answer !== undefined) {
-    return { ok: true, status: slot.answer.status, headers, body: JSON.stringify(slot.answer.body) };
+    // The bytes the platform sent, when they are there and valid UTF-8: a large answer is not serialized again.
+    const raw = slot.answer.raw;
+    return { ok: true, status: slot.answer.status, headers, body: raw !== undefined && isUtf8(raw) ? raw : JSON.stringify(slot.answer.body) };
   }
   // A method that relays nothing answers with its response message as proto JSON.
   return { ok: true, status: 200, headers, body: bytes };

@@ -22,6 +22,7 @@ import { registerProbes } from "../health/probes.js";
 import type { Metrics } from "../metrics/metrics.js";
 import { serveMetrics } from "../metrics/metrics-server.js";
 import { CallObserver } from "../observability/call-observer.js";
+import { ConditionLog } from "../observability/condition-log.js";
 import { REDACTED_PATHS, type Logger } from "../observability/logger.js";
 import { requestIdOf, REQUEST_ID_HEADER } from "../observability/request-id.js";
 import { DescriptorIndex } from "../reflection/descriptor-index.js";
@@ -39,7 +40,10 @@ import { loadConsoleAssets } from "../console/console-assets.js";
 import { registerConsole } from "../console/console-plugin.js";
 import { observeCalls } from "./call-hooks.js";
 import { corsOptions } from "./cors.js";
-import { createOnePortServer } from "./one-port-server.js";
+import { createOnePortServer, type EdgeVerdict } from "./one-port-server.js";
+import type { OverloadMonitor } from "./overload.js";
+import type { SessionRegistry } from "../gateway/session-registry.js";
+import { GatewayError } from "../errors.js";
 
 export interface Gateway {
   readonly config: Config;
@@ -51,6 +55,10 @@ export interface Gateway {
   readonly metrics: Metrics;
   readonly tracer: Tracer;
   readonly health: HealthState;
+  /** Whether the process is overloaded; new calls are refused while it is. */
+  readonly overload: OverloadMonitor;
+  /** Open bot sessions, by partner. */
+  readonly sessions: SessionRegistry;
   /** Releases connections and timers; the server must be closed first. */
   close(): Promise<void>;
 }
@@ -67,12 +75,25 @@ const JSON_OPTIONS = { useProtoFieldName: true } as const;
 export interface BuildOptions {
   /** Log output; defaults to the gateway's logger. */
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
+  /** Told of every connection or HTTP/2 session a bound refused or ended (for counting). */
+  readonly onEdgeVerdict?: (verdict: EdgeVerdict, address: string) => void;
 }
 
 export async function buildServer(gateway: Gateway, options: BuildOptions = {}): Promise<FastifyInstance> {
   const { config } = gateway;
   const serverFactory: FastifyServerFactory = (handler) =>
-    createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], { tls: config.tls, keepAliveMs: 30_000 }) as never;
+    createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], {
+      tls: config.tls,
+      keepAliveMs: 30_000,
+      limits: config.edge,
+      onVerdict: options.onEdgeVerdict,
+      onSaturated: (saturated) => connectionCap.report(saturated, "", { maxConnections: config.edge.maxConnections }),
+    }) as never;
+  const connectionCap = new ConditionLog(gateway.log, "connection_cap", {
+    bad: "connection cap reached: new connections close the oldest that sent no request, or are refused",
+    good: "connections back under the cap",
+    level: "warn",
+  });
   const logging =
     options.logger === undefined
       ? { loggerInstance: gateway.log }
@@ -140,6 +161,8 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
           sessions: {
             maxInFlight: config.sessionMaxInFlight,
             idleMs: config.sessionIdleMs,
+            maxLifetimeMs: config.sessionMaxLifetimeMs,
+            registry: gateway.sessions,
             shutdownSignal: closing.signal,
             rateLimiter: gateway.rateLimiter,
             reportError: (e) => reportError(e, "dialstack.partner.v1.BotSessionService/Converse"),
@@ -150,6 +173,16 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
         handlers.push(...router.handlers);
       },
       ...rpcOptions([authenticate(gateway.directory, gateway.rateLimiter)]),
+      // Runs once the protocol is known and before the body is read: an
+      // overloaded gateway refuses the call without spending more on it.
+      // (Health and reflection are not gated: probes must answer.)
+      requestGate: () => {
+        try {
+          gateway.overload.admit();
+        } catch (e) {
+          throw GatewayError.from(e).toConnectError();
+        }
+      },
     });
   });
 

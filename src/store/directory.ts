@@ -40,6 +40,7 @@ export class Directory {
   private generation = 0;
   /** The marker as last seen, to log its changes once; unknown until first checked. */
   private provisioned: boolean | undefined;
+  private readonly invalidated: (() => void)[] = [];
 
   constructor(
     readonly store: DirectoryStore,
@@ -111,8 +112,23 @@ export class Directory {
     return route;
   }
 
+  /**
+   * True when `partner`'s key still opens it, read from the store itself
+   * (not the cache): for sessions authenticated long ago.
+   */
+  async partnerStillValid(partner: Partner): Promise<boolean> {
+    const current = await this.store.findPartnerByKeyHash(partner.keyHash);
+    return current !== undefined && current.id === partner.id && current.keyHash === partner.keyHash;
+  }
+
+  /** Calls `listener` whenever the cache is dropped because the directory changed. */
+  onInvalidate(listener: () => void): void {
+    this.invalidated.push(listener);
+  }
+
   /** Forgets every cached lookup. */
   invalidate(): void {
+    for (const listener of this.invalidated) listener();
     this.partners.clear();
     this.routes.clear();
     this.markerSeenUntil = 0;

@@ -5,7 +5,8 @@
  * - no offline queue: a command while disconnected fails at once instead of
  *   waiting for Redis to come back;
  * - a command timeout: a Redis that accepts connections but does not answer
- *   (frozen, overloaded) fails the command after it;
+ *   (frozen, overloaded) fails the command after it; event-loop lag alone
+ *   does not (see lag-tolerant-timeout.ts);
  * - no retries and no re-sending of a command that may have run: commands in
  *   flight when a connection drops fail right then, and are never sent again
  *   after a reconnect or a failover. A caller that was told
@@ -19,6 +20,7 @@
 import { lookup } from "node:dns";
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import type { RedisClusterConfig } from "../config.js";
+import { useLagTolerantCommandTimeout } from "./lag-tolerant-timeout.js";
 
 /** One Redis or a Redis Cluster: their commands, transactions and pipelines are the same. */
 export type RedisConnection = Redis | Cluster;
@@ -59,11 +61,10 @@ export function connectTarget(target: RedisTarget, options: RedisConnectionOptio
 }
 
 /** What every connection to a Redis node gets, alone or as a member of a cluster. */
-function nodeOptions(options: RedisConnectionOptions): RedisOptions {
+function nodeOptions(): RedisOptions {
   return {
-    // A command to a Redis that does not answer fails after this, and the
-    // caller is told `service_unavailable`.
-    commandTimeout: options.commandTimeoutMs ?? 1000,
+    // The command timeout is not ioredis's `commandTimeout` (a plain timer
+    // that event-loop lag trips) but `withCommandTimeout` below.
     connectTimeout: 1000,
     // Commands in flight when a connection drops fail at once (no retry per
     // request), and are not sent again after the reconnect: they may have run.
@@ -75,12 +76,13 @@ function nodeOptions(options: RedisConnectionOptions): RedisOptions {
 
 export async function connectRedis(url: string, options: RedisConnectionOptions = {}): Promise<Redis> {
   const redis = new Redis(url, {
-    ...nodeOptions(options),
+    ...nodeOptions(),
     lazyConnect: true,
     enableOfflineQueue: false,
     enableAutoPipelining: true,
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
   });
+  withCommandTimeout(redis, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
   // Without a listener ioredis reports every failed reconnect as an unhandled
   // error event; the request path reports outages through its own errors.
   let lastError: Error | undefined;
@@ -118,7 +120,7 @@ const CLUSTER_READY_TIMEOUT_MS = 5000;
  * The options of a cluster client, each chosen so that no command runs late.
  * ioredis's defaults queue and re-send; what each value here prevents:
  */
-function clusterOptions(cluster: RedisClusterConfig, options: RedisConnectionOptions): ClusterOptions {
+function clusterOptions(cluster: RedisClusterConfig): ClusterOptions {
   return {
     lazyConnect: true,
     // No cluster-wide offline queue: while the client has no usable slot map
@@ -174,7 +176,7 @@ function clusterOptions(cluster: RedisClusterConfig, options: RedisConnectionOpt
     // retry and re-send settings only make sure nothing is queued or sent
     // twice while a connection closes.
     redisOptions: {
-      ...nodeOptions(options),
+      ...nodeOptions(),
       ...(cluster.username !== undefined ? { username: cluster.username } : {}),
       ...(cluster.password !== undefined ? { password: cluster.password } : {}),
       ...(cluster.tls ? { tls: {} } : {}),
@@ -185,8 +187,9 @@ function clusterOptions(cluster: RedisClusterConfig, options: RedisConnectionOpt
 export async function connectRedisCluster(cluster: RedisClusterConfig, options: RedisConnectionOptions = {}): Promise<Cluster> {
   const client = new Cluster(
     cluster.nodes.map((n) => ({ host: n.host, port: n.port })),
-    clusterOptions(cluster, options),
+    clusterOptions(cluster),
   );
+  withCommandTimeout(client, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
   // The client's own errors say that every node failed; a node's error says why.
   let nodeError: Error | undefined;
   client.on("error", () => {});
@@ -215,9 +218,34 @@ export async function connectRedisCluster(cluster: RedisClusterConfig, options: 
   return client;
 }
 
-/** A second connection like `redis`, for work that must not share its connection (subscriptions, blocking WAITs). */
-export async function duplicateConnection(redis: RedisConnection): Promise<RedisConnection> {
+/** A command to a Redis that does not answer fails after this, and the caller is told `service_unavailable`. */
+const DEFAULT_COMMAND_TIMEOUT_MS = 1000;
+
+const commandTimeouts = new WeakMap<RedisConnection, number>();
+
+/**
+ * Bounds every command of `redis` (of every node, on a cluster) by
+ * `timeoutMs`, with a timer that event-loop lag alone does not trip.
+ */
+function withCommandTimeout(redis: RedisConnection, timeoutMs: number): void {
+  commandTimeouts.set(redis, timeoutMs);
+  if (!isCluster(redis)) {
+    useLagTolerantCommandTimeout(redis, timeoutMs);
+    return;
+  }
+  // A cluster sends each command through the connection of the node that
+  // serves its slot; nodes come and go with the slot map.
+  redis.on("+node", (node: Redis) => useLagTolerantCommandTimeout(node, timeoutMs));
+}
+
+/**
+ * A second connection like `redis`, for work that must not share its
+ * connection (subscriptions, blocking WAITs), with `redis`'s command timeout
+ * unless another is given (a WAIT may block longer than a command may take).
+ */
+export async function duplicateConnection(redis: RedisConnection, commandTimeoutMs?: number): Promise<RedisConnection> {
   const copy: RedisConnection = isCluster(redis) ? redis.duplicate() : redis.duplicate();
+  withCommandTimeout(copy, commandTimeoutMs ?? commandTimeouts.get(redis) ?? DEFAULT_COMMAND_TIMEOUT_MS);
   copy.on("error", () => {});
   if (isCluster(copy)) copy.on("node error", () => {});
   await copy.connect();

@@ -77,7 +77,8 @@ export class ReplicaAcknowledgement {
     log: Logger,
     onResult: (acknowledgement: Acknowledgement) => void = () => {},
   ): Promise<ReplicaAcknowledgement> {
-    const acks = new ReplicaAcknowledgement(redis, await duplicateConnection(redis), timeoutMs, log, onResult);
+    // WAIT blocks its connection for up to the timeout: the command timeout there is longer.
+    const acks = new ReplicaAcknowledgement(redis, await duplicateConnection(redis, timeoutMs + 1000), timeoutMs, log, onResult);
     await Promise.all(acks.masterNodes().map(([name, node]) => acks.countReplicas(name, node)));
     return acks;
   }

@@ -2,6 +2,11 @@
  * A small in-process cache with a time-to-live, bounded in size, that also
  * folds concurrent misses for one key into a single load, so a burst of calls
  * for a cold bot makes one store round trip.
+ *
+ * A folded load that fails is the failure of the call that started it. The
+ * calls that joined it try once more (together, as one load) instead of all
+ * taking that one failure: a single store command that timed out must not
+ * fail every call of a burst when the next attempt would succeed.
  */
 export class TtlCache<V> {
   private readonly entries = new Map<string, { value: V; expiresAt: number }>();
@@ -15,10 +20,21 @@ export class TtlCache<V> {
   ) {}
 
   async get(key: string, load: () => Promise<V>): Promise<V> {
+    return this.lookup(key, load, true);
+  }
+
+  private async lookup(key: string, load: () => Promise<V>, retryJoined: boolean): Promise<V> {
     const hit = this.entries.get(key);
     if (hit !== undefined && hit.expiresAt > Date.now()) return hit.value;
     const pending = this.loading.get(key);
-    if (pending !== undefined) return pending;
+    if (pending !== undefined) {
+      if (!retryJoined) return pending;
+      try {
+        return await pending;
+      } catch {
+        return this.lookup(key, load, false);
+      }
+    }
     const generation = this.generation;
     const p = load().then(
       (value) => {

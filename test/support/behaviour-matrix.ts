@@ -54,6 +54,8 @@ export const REQUIRED = {
   "platform error pass-through · lookup": COLUMNS,
   "platform rejected · lookup": COLUMNS,
   "rate limit · lookup": COLUMNS,
+  "overload · search": COLUMNS,
+  "overload · booking": COLUMNS,
 } as const satisfies Record<string, readonly Column[]>;
 
 export type Behaviour = keyof typeof REQUIRED;

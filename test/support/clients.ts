@@ -107,6 +107,7 @@ export const DOCUMENTED_STATUS: Readonly<Record<string, number>> = {
   platform_timeout: 504,
   rate_limited: 429,
   service_unavailable: 503,
+  overloaded: 503,
   internal_error: 500,
 };
 

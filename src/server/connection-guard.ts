@@ -1,0 +1,197 @@
+/**
+ * Bounds on the connections the listener holds, so that clients that open
+ * sockets and send nothing (or too little, too slowly) cannot use up the
+ * process's file descriptors and lock everyone else out:
+ *
+ * - a cap on open connections in total and per client address; past the
+ *   per-address cap a new connection from that address is refused (closed at
+ *   once);
+ * - a deadline for a connection's first request: its protocol preface (and
+ *   TLS handshake) and its first request headers must arrive within
+ *   `firstRequestTimeoutMs`, or it is closed;
+ * - when the total cap is reached, a new connection closes the oldest one that
+ *   has not yet sent a request, rather than being refused: connections that
+ *   never proved themselves cannot keep clients that would out, and a
+ *   connection that already serves a partner is never touched. Only when every
+ *   open connection has sent a request is the new one refused;
+ * - an optional maximum age, after which the protocol layer asks the
+ *   connection to go away once its requests in flight are answered;
+ * - a cool-down for an address caught attacking (`penalize`): its new
+ *   connections are refused for `cooldownMs`, so a client that was cut off
+ *   for a flood does not start the next one on a fresh connection at once.
+ *
+ * The guard knows no protocol: the listener tells it when a connection has
+ * sent its first request (`proven`) and what to do when one ages out.
+ */
+import { EventEmitter } from "node:events";
+import type net from "node:net";
+
+export interface ConnectionLimits {
+  /** Open connections at most, all clients together. */
+  readonly maxConnections: number;
+  /** Open connections at most from one client address. */
+  readonly maxConnectionsPerClient: number;
+  /** A connection must send its first request headers within this. */
+  readonly firstRequestTimeoutMs: number;
+  /** Connections older than this are asked to go away; 0 disables. */
+  readonly maxConnectionAgeMs: number;
+  /** How long an address caught attacking has its new connections refused; 0 disables. */
+  readonly cooldownMs: number;
+}
+
+/** Why the guard closed or refused a connection. */
+export type ConnectionVerdict =
+  | "max_connections"
+  | "max_connections_per_client"
+  | "cooling_down"
+  | "first_request_timeout"
+  | "evicted_unproven";
+
+interface Entry {
+  readonly socket: net.Socket;
+  readonly address: string;
+  deadline: NodeJS.Timeout | undefined;
+  age: NodeJS.Timeout | undefined;
+  onAge: (() => void) | undefined;
+  aged: boolean;
+}
+
+/**
+ * Events: `verdict` (reason, address) for every connection refused or closed
+ * by a bound; `saturated` (boolean) when the total cap is reached or left.
+ */
+export class ConnectionGuard extends EventEmitter<{ verdict: [ConnectionVerdict, string]; saturated: [boolean] }> {
+  private readonly entries = new Map<net.Socket, Entry>();
+  /** Connections that have not sent a request, oldest first (a Set keeps insertion order). */
+  private readonly unproven = new Set<Entry>();
+  private readonly perAddress = new Map<string, number>();
+  private saturated = false;
+  /** Addresses cooling down, and until when. */
+  private readonly penalized = new Map<string, number>();
+
+  constructor(readonly limits: ConnectionLimits) {
+    super();
+  }
+
+  /** Open connections now. */
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * Takes a new connection under the bounds, or closes it (false). Call it
+   * before anything is read from the socket.
+   */
+  admit(socket: net.Socket): boolean {
+    const address = socket.remoteAddress ?? "";
+    if (this.penalized.size > 0) {
+      const until = this.penalized.get(address);
+      if (until !== undefined && until > performance.now()) {
+        this.refuse(socket, "cooling_down", address);
+        return false;
+      }
+      if (until !== undefined) this.penalized.delete(address);
+    }
+    const fromAddress = this.perAddress.get(address) ?? 0;
+    if (fromAddress >= this.limits.maxConnectionsPerClient) {
+      this.refuse(socket, "max_connections_per_client", address);
+      return false;
+    }
+    if (this.entries.size >= this.limits.maxConnections) {
+      const oldest = this.unproven.values().next().value;
+      if (oldest === undefined) {
+        this.setSaturated(true);
+        this.refuse(socket, "max_connections", address);
+        return false;
+      }
+      this.close(oldest, "evicted_unproven");
+    }
+    const entry: Entry = { socket, address, deadline: undefined, age: undefined, onAge: undefined, aged: false };
+    this.entries.set(socket, entry);
+    this.unproven.add(entry);
+    this.perAddress.set(address, fromAddress + 1);
+    entry.deadline = setTimeout(() => this.close(entry, "first_request_timeout"), this.limits.firstRequestTimeoutMs);
+    entry.deadline.unref();
+    if (this.limits.maxConnectionAgeMs > 0) {
+      entry.age = setTimeout(() => {
+        entry.aged = true;
+        entry.onAge?.();
+      }, this.limits.maxConnectionAgeMs);
+      entry.age.unref();
+    }
+    socket.once("close", () => this.release(entry));
+    return true;
+  }
+
+  /** Refuses new connections from `address` for the cool-down. */
+  penalize(address: string): void {
+    if (this.limits.cooldownMs <= 0) return;
+    if (this.penalized.size >= 100_000) this.penalized.clear();
+    this.penalized.set(address, performance.now() + this.limits.cooldownMs);
+  }
+
+  /** The connection sent its first request: no longer under the first-request deadline, never evicted. */
+  proven(socket: net.Socket): void {
+    const entry = this.entries.get(socket);
+    if (entry === undefined || !this.unproven.has(entry)) return;
+    this.unproven.delete(entry);
+    clearTimeout(entry.deadline);
+    entry.deadline = undefined;
+  }
+
+  /** What to do when the connection reaches its maximum age (called at once if it already has). */
+  onAge(socket: net.Socket, goAway: () => void): void {
+    const entry = this.entries.get(socket);
+    if (entry === undefined) return;
+    entry.onAge = goAway;
+    if (entry.aged) goAway();
+  }
+
+  /** True once the connection has reached its maximum age. */
+  aged(socket: net.Socket): boolean {
+    return this.entries.get(socket)?.aged ?? false;
+  }
+
+  private close(entry: Entry, verdict: ConnectionVerdict): void {
+    this.emit("verdict", verdict, entry.address);
+    this.release(entry);
+    entry.socket.destroy();
+  }
+
+  private refuse(socket: net.Socket, verdict: ConnectionVerdict, address: string): void {
+    this.emit("verdict", verdict, address);
+    socket.destroy();
+  }
+
+  private release(entry: Entry): void {
+    if (this.entries.get(entry.socket) !== entry) return;
+    this.entries.delete(entry.socket);
+    this.unproven.delete(entry);
+    clearTimeout(entry.deadline);
+    clearTimeout(entry.age);
+    const left = (this.perAddress.get(entry.address) ?? 1) - 1;
+    if (left <= 0) this.perAddress.delete(entry.address);
+    else this.perAddress.set(entry.address, left);
+    if (this.saturated && this.entries.size < this.limits.maxConnections * 0.9) this.setSaturated(false);
+  }
+
+  private setSaturated(saturated: boolean): void {
+    if (saturated === this.saturated) return;
+    this.saturated = saturated;
+    this.emit("saturated", saturated);
+  }
+}
+
+/**
+ * The default total cap: below the process's file-descriptor limit (on
+ * Linux, the soft "Max open files" of /proc/self/limits), leaving room for
+ * the connections to platforms (up to 256 per platform), Redis and files:
+ * 384 descriptors, or three eighths of a small limit, and at most 50,000
+ * connections.
+ * Node has no API for the limit; where it cannot be read, 4096 is assumed.
+ */
+export function defaultMaxConnections(fdLimit: number | undefined): number {
+  const limit = fdLimit ?? 4096;
+  const reserve = Math.min(384, Math.floor(limit * 0.375));
+  return Math.max(1, Math.min(50_000, limit - reserve));
+}

@@ -1,0 +1,306 @@
+/**
+ * The listener's bounds on connections, on a real gateway, in clear and over
+ * TLS: a connection that sends nothing, half a preface or its headers too
+ * slowly is closed; HTTP/1.1 header, request and keep-alive timeouts hold;
+ * an idle HTTP/2 session gets a GOAWAY; connections age out; the caps in
+ * total and per client address refuse new connections while the connections
+ * already serving a partner keep working; a session that resets its streams
+ * before they are answered is ended with ENHANCE_YOUR_CALM. Timeouts are
+ * configured short so the bounds show within a test.
+ */
+import http2 from "node:http2";
+import net from "node:net";
+import tls from "node:tls";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeTestCertificate, opensslProgram, type TestCertificate } from "./support/certificate.js";
+import { searchBody, startHarness, type Harness } from "./support/harness.js";
+
+const SHORT = {
+  FIRST_REQUEST_TIMEOUT_MS: "600",
+  HEADERS_TIMEOUT_MS: "600",
+  REQUEST_TIMEOUT_MS: "900",
+  KEEP_ALIVE_TIMEOUT_MS: "600",
+  HTTP2_IDLE_TIMEOUT_MS: "600",
+};
+
+interface Raw {
+  readonly socket: net.Socket;
+  /** Everything received so far. */
+  received(): string;
+  /** Milliseconds from connect to close, once closed. */
+  readonly closed: Promise<number>;
+}
+
+async function openRaw(port: number, options: { localAddress?: string; tls?: { ca: Buffer; alpn: string } } = {}): Promise<Raw> {
+  const started = performance.now();
+  const socket = options.tls
+    ? tls.connect({ host: "127.0.0.1", port, ca: options.tls.ca, ALPNProtocols: [options.tls.alpn], servername: "localhost" })
+    : net.connect({ host: "127.0.0.1", port, localAddress: options.localAddress });
+  let text = "";
+  socket.on("data", (d: Buffer) => (text += d.toString("latin1")));
+  socket.on("error", () => {});
+  const closed = new Promise<number>((resolve) => socket.once("close", () => resolve(performance.now() - started)));
+  await new Promise<void>((resolve, reject) => {
+    socket.once(options.tls ? "secureConnect" : "connect", () => resolve());
+    socket.once("close", () => reject(new Error("closed before connecting")));
+  });
+  return { socket, received: () => text, closed };
+}
+
+function request(key: string, path = "/healthz"): string {
+  return `GET ${path} HTTP/1.1\r\nHost: gw\r\nAuthorization: Bearer ${key}\r\n\r\n`;
+}
+
+/** Resolves with the HTTP status once a whole answer to a GET arrived on `raw`. */
+async function answerOn(raw: Raw, from = 0): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const text = raw.received().slice(from);
+    const m = /^HTTP\/1\.1 (\d{3})/.exec(text);
+    if (m && text.includes("\r\n\r\n")) return Number(m[1]);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error("no answer");
+}
+
+async function h2Search(session: http2.ClientHttp2Session, h: Harness): Promise<number> {
+  const req = session.request({
+    ":method": "POST",
+    ":path": "/v1/availability/search",
+    authorization: `Bearer ${h.keys.a}`,
+    "content-type": "application/json",
+  });
+  req.end(JSON.stringify(searchBody(h.bots.a)));
+  return new Promise<number>((resolve, reject) => {
+    req.on("response", (headers) => {
+      req.resume();
+      req.on("end", () => resolve(Number(headers[":status"])));
+    });
+    req.on("error", reject);
+  });
+}
+
+function goaway(session: http2.ClientHttp2Session): Promise<number> {
+  return new Promise((resolve) => session.once("goaway", (code: number) => resolve(code)));
+}
+
+describe("in clear", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: SHORT });
+  });
+  afterAll(() => h.close());
+
+  it("closes a connection that sends nothing, or half a preface, after the first-request timeout", async () => {
+    const silent = await openRaw(h.port);
+    const partial = await openRaw(h.port);
+    partial.socket.write("PRI * HTTP/2.0\r\n");
+    const slowHeaders = await openRaw(h.port);
+    slowHeaders.socket.write("GET /healthz HTTP/1.1\r\nHost: gw\r\n");
+    const drip = setInterval(() => slowHeaders.socket.write("X-A: b\r\n"), 100);
+    const times = await Promise.all([silent.closed, partial.closed, slowHeaders.closed]);
+    clearInterval(drip);
+    for (const t of times) {
+      expect(t).toBeGreaterThan(500);
+      expect(t).toBeLessThan(5000);
+    }
+  });
+
+  it("answers 408 to a later request whose headers come too slowly, and to a body that comes too slowly", async () => {
+    const raw = await openRaw(h.port);
+    raw.socket.write(request(h.keys.a));
+    expect(await answerOn(raw)).toBe(200);
+    const seen = raw.received().length;
+    raw.socket.write("GET /healthz HTTP/1.1\r\nHost: gw\r\n");
+    const drip = setInterval(() => raw.socket.write("X-A: b\r\n"), 100);
+    expect(await answerOn(raw, seen)).toBe(408);
+    clearInterval(drip);
+    await raw.closed;
+
+    const body = await openRaw(h.port);
+    body.socket.write(`POST /v1/availability/search HTTP/1.1\r\nHost: gw\r\nContent-Type: application/json\r\nAuthorization: Bearer ${h.keys.a}\r\nContent-Length: 500\r\n\r\n{`);
+    const drip2 = setInterval(() => body.socket.write(" "), 100);
+    expect(await answerOn(body)).toBe(408);
+    clearInterval(drip2);
+    expect(await body.closed).toBeLessThan(5000);
+  });
+
+  it("closes an idle keep-alive connection after the keep-alive timeout", async () => {
+    const raw = await openRaw(h.port);
+    raw.socket.write(request(h.keys.a));
+    expect(await answerOn(raw)).toBe(200);
+    const answered = performance.now();
+    await raw.closed;
+    const idle = performance.now() - answered;
+    expect(idle).toBeGreaterThan(500);
+    expect(idle).toBeLessThan(5000);
+  });
+
+  it("sends GOAWAY to an HTTP/2 session with no open stream after the idle timeout, not while a stream is open", async () => {
+    const session = http2.connect(h.url);
+    session.on("error", () => {});
+    const away = goaway(session);
+    h.script = async () => {
+      await new Promise((r) => setTimeout(r, 1200));
+      return undefined;
+    };
+    // A request longer than the idle timeout keeps the session.
+    expect(await h2Search(session, h)).toBe(200);
+    const answered = performance.now();
+    expect(await away).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    expect(performance.now() - answered).toBeGreaterThan(500);
+    await new Promise<void>((resolve) => (session.closed ? resolve() : session.once("close", () => resolve())));
+  });
+
+  it("ends a session that resets its streams before they are answered, and only that one", async () => {
+    const good = http2.connect(h.url);
+    expect(await h2Search(good, h)).toBe(200);
+    const bad = http2.connect(h.url, { localAddress: "127.0.0.6" } as http2.SecureClientSessionOptions);
+    bad.on("error", () => {});
+    const away = goaway(bad);
+    await new Promise<void>((resolve) => bad.once("connect", () => resolve()));
+    for (let i = 0; i < 150 && !bad.destroyed && !bad.closed; i++) {
+      const s = bad.request({ ":method": "POST", ":path": "/v1/availability/search", authorization: `Bearer ${h.keys.a}` });
+      s.on("error", () => {});
+      s.close(http2.constants.NGHTTP2_CANCEL);
+      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await away).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    expect(await h2Search(good, h)).toBe(200);
+    good.close();
+    // Its address is cooling down: a new connection from it is refused at once, another address is served.
+    const again = await openRaw(h.port, { localAddress: "127.0.0.6" }).then((r) => r.closed, () => 0);
+    expect(again).toBeLessThan(1000);
+    const other = await openRaw(h.port, { localAddress: "127.0.0.7" });
+    other.socket.write(request(h.keys.a));
+    expect(await answerOn(other)).toBe(200);
+    other.socket.destroy();
+  });
+
+  it("advertises at most HTTP2_MAX_CONCURRENT_STREAMS streams per session", async () => {
+    const session = http2.connect(h.url);
+    const settings = await new Promise<http2.Settings>((resolve) => session.once("remoteSettings", resolve));
+    expect(settings.maxConcurrentStreams).toBe(100);
+    session.close();
+  });
+});
+
+describe("connection caps", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { MAX_CONNECTIONS: "12", MAX_CONNECTIONS_PER_CLIENT: "8", FIRST_REQUEST_TIMEOUT_MS: "5000" } });
+  });
+  afterAll(() => h.close());
+
+  it("refuses an address's connections past its cap; other addresses are served", async () => {
+    const held = await Promise.all(Array.from({ length: 8 }, () => openRaw(h.port, { localAddress: "127.0.0.2" })));
+    const refused = await openRaw(h.port, { localAddress: "127.0.0.2" }).then((r) => r.closed, () => 0);
+    expect(refused).toBeLessThan(1000);
+    const other = await openRaw(h.port, { localAddress: "127.0.0.3" });
+    other.socket.write(request(h.keys.a));
+    expect(await answerOn(other)).toBe(200);
+    for (const r of [...held, other]) r.socket.destroy();
+  });
+
+  it("at the total cap, a new connection closes the oldest that sent no request; connections serving a partner are kept", async () => {
+    const partner = http2.connect(h.url);
+    expect(await h2Search(partner, h)).toBe(200);
+    const silent: Raw[] = [];
+    for (let i = 0; i < 11; i++) silent.push(await openRaw(h.port, { localAddress: `127.0.0.${4 + (i % 3)}` }));
+    // Twelve open: the partner and eleven silent. A new client is served, and the oldest silent one goes.
+    const newcomer = await openRaw(h.port, { localAddress: "127.0.0.9" });
+    newcomer.socket.write(request(h.keys.a));
+    expect(await answerOn(newcomer)).toBe(200);
+    expect(await silent[0]!.closed).toBeLessThan(5000);
+    expect(await h2Search(partner, h)).toBe(200);
+    for (const r of [...silent, newcomer]) r.socket.destroy();
+    partner.close();
+  });
+
+  it("when every open connection has sent a request, refuses the new one and keeps serving the others", async () => {
+    const busy: Raw[] = [];
+    for (let i = 0; i < 12; i++) {
+      const r = await openRaw(h.port, { localAddress: `127.0.1.${1 + (i % 4)}` });
+      r.socket.write(request(h.keys.a));
+      expect(await answerOn(r)).toBe(200);
+      busy.push(r);
+    }
+    const refused = await openRaw(h.port, { localAddress: "127.0.1.9" }).then((r) => r.closed, () => 0);
+    expect(refused).toBeLessThan(1000);
+    const seen = busy[0]!.received().length;
+    busy[0]!.socket.write(request(h.keys.a));
+    expect(await answerOn(busy[0]!, seen)).toBe(200);
+    for (const r of busy) r.socket.destroy();
+  });
+});
+
+describe("maximum connection age", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness({ env: { MAX_CONNECTION_AGE_SECONDS: "1" } });
+  });
+  afterAll(() => h.close());
+
+  it("sends GOAWAY to an HTTP/2 session and closes an HTTP/1.1 connection once they are older", async () => {
+    const session = http2.connect(h.url);
+    session.on("error", () => {});
+    const away = goaway(session);
+    expect(await h2Search(session, h)).toBe(200);
+    const raw = await openRaw(h.port);
+    raw.socket.write(request(h.keys.a));
+    expect(await answerOn(raw)).toBe(200);
+    expect(await away).toBe(http2.constants.NGHTTP2_NO_ERROR);
+    const age = await raw.closed;
+    expect(age).toBeGreaterThan(900);
+    expect(age).toBeLessThan(5000);
+  });
+});
+
+describe.skipIf(opensslProgram.skip)("over TLS", () => {
+  let certificate: TestCertificate;
+  let h: Harness;
+  beforeAll(async () => {
+    certificate = makeTestCertificate();
+    h = await startHarness({ env: { ...SHORT, TLS_CERT_FILE: certificate.cert, TLS_KEY_FILE: certificate.key } });
+  });
+  afterAll(async () => {
+    await h.close();
+    certificate.remove();
+  });
+
+  it("closes a TCP connection that never starts its TLS handshake", async () => {
+    const silent = await openRaw(h.port);
+    const t = await silent.closed;
+    expect(t).toBeGreaterThan(500);
+    expect(t).toBeLessThan(5000);
+  });
+
+  it("closes an HTTP/1.1 connection that sends no request, and answers 408 to slow headers later on", async () => {
+    const idle = await openRaw(h.port, { tls: { ca: certificate.ca, alpn: "http/1.1" } });
+    expect(await idle.closed).toBeLessThan(5000);
+    const raw = await openRaw(h.port, { tls: { ca: certificate.ca, alpn: "http/1.1" } });
+    raw.socket.write(request(h.keys.a));
+    expect(await answerOn(raw)).toBe(200);
+    const seen = raw.received().length;
+    raw.socket.write("GET /healthz HTTP/1.1\r\nHost: gw\r\n");
+    const drip = setInterval(() => raw.socket.write("X-A: b\r\n"), 100);
+    expect(await answerOn(raw, seen)).toBe(408);
+    clearInterval(drip);
+  });
+
+  it("closes an idle HTTP/1.1 keep-alive connection after the keep-alive timeout", async () => {
+    const raw = await openRaw(h.port, { tls: { ca: certificate.ca, alpn: "http/1.1" } });
+    raw.socket.write(request(h.keys.a));
+    expect(await answerOn(raw)).toBe(200);
+    const answered = performance.now();
+    await raw.closed;
+    expect(performance.now() - answered).toBeLessThan(5000);
+  });
+
+  it("sends GOAWAY to an idle HTTP/2 session", async () => {
+    const session = http2.connect(`https://127.0.0.1:${h.port}`, { ca: certificate.ca, servername: "localhost" });
+    session.on("error", () => {});
+    const away = goaway(session);
+    expect(await h2Search(session, h)).toBe(200);
+    expect(await away).toBe(http2.constants.NGHTTP2_NO_ERROR);
+  });
+});
