@@ -185,6 +185,15 @@ describe("slots", () => {
     const slots = new Set(await Promise.all(directoryKeys.map((k) => cluster.keySlot(k))));
     expect(slots.size).toBe(1);
   });
+
+  it("admin upgrade-directory refuses in one line: a cluster never held the earlier directory layout", async () => {
+    const r = await admin(["upgrade-directory"], adminEnv);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe(
+      "admin: upgrade-directory: a Redis Cluster never held the earlier directory layout (only one Redis did): there is nothing to upgrade\n",
+    );
+    expect(r.code).toBe(1);
+  });
 });
 
 describe("two gateways on the cluster", () => {

@@ -20,6 +20,7 @@ import {
   redisVariableOf,
   type RedisConnection,
 } from "../store/redis-connection.js";
+import { DirectoryUpgradeError, upgradeDirectoryLayout, type DirectoryUpgrade } from "../store/directory-layout.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { readSeedFile, SeedError } from "../store/seed.js";
 import { Provisioning, ProvisioningError, type Listing, type ListingKind } from "./provisioning.js";
@@ -42,6 +43,8 @@ Commands:
   list [partners|platforms|accounts|bots]     show what exists (never a key or secret)
   reencrypt                                   encrypt webhook secrets and stored booking answers with
                                               GATEWAY_ENCRYPTION_KEY (after setting or rotating it)
+  upgrade-directory                           move a directory written by an earlier build (keys under
+                                              <prefix>dir:) to the current layout; one Redis only
   help                                        show this text
 `;
 
@@ -97,12 +100,34 @@ function showSecretOnce(o: Output, what: string, secret: string): void {
   o.out(`  ${secret}`);
 }
 
-/** What an action works on: the directory's operations, and the Redis stores for re-encryption. */
+/** What an action works on: the directory's operations, the Redis stores for re-encryption, the layout upgrade. */
 interface Stores {
   readonly provisioning: Provisioning;
   readonly directory: RedisDirectoryStore;
   readonly idempotency: RedisIdempotencyStore;
   readonly encrypting: boolean;
+  upgradeLayout(): Promise<DirectoryUpgrade>;
+}
+
+function printUpgrade(o: Output, u: DirectoryUpgrade): void {
+  const moved = [...u.moved.values()].reduce((a, b) => a + b, 0);
+  if (moved === 0 && u.merged === 0 && u.kept.length === 0 && u.changed.length === 0) {
+    o.out(`nothing to upgrade: no directory keys under ${u.from}`);
+  } else {
+    const kinds = [...u.moved].map(([kind, n]) => `${kind} ${n}`).join(", ");
+    o.out(`moved ${moved} keys from ${u.from} to ${u.to}${moved > 0 ? ` (${kinds})` : ""}`);
+  }
+  if (u.resealed > 0) o.out(`re-encrypted ${u.resealed} webhook secrets for their new keys`);
+  if (u.merged > 0) o.out(`merged ${u.merged} index sets into the ones the current layout already had`);
+  if (u.ignored > 0) o.out(`left ${u.ignored} keys under ${u.from} that are not directory keys`);
+  if (u.kept.length > 0) {
+    o.out(`kept ${u.kept.length} keys under ${u.from}: the current layout already has a key of the same name`);
+    for (const key of u.kept) o.out(`  ${key}`);
+  }
+  if (u.changed.length > 0) {
+    o.out(`kept ${u.changed.length} platforms under ${u.from}: their webhook secret changed while upgrading`);
+    for (const key of u.changed) o.out(`  ${key}`);
+  }
 }
 
 type Action = (stores: Stores, o: Output) => Promise<void>;
@@ -194,6 +219,22 @@ function command(verb: string, args: string[]): Action {
         }
       };
     }
+    case "upgrade-directory": {
+      parse(args, []);
+      return async ({ upgradeLayout }, o) => {
+        const upgrade = await upgradeLayout();
+        printUpgrade(o, upgrade);
+        if (upgrade.changed.length > 0) {
+          throw new ProvisioningError(`${upgrade.changed.length} platforms changed while upgrading and were not moved: run upgrade-directory again`);
+        }
+        if (upgrade.kept.length > 0) {
+          throw new ProvisioningError(
+            `${upgrade.kept.length} keys were not moved because the current layout already has them: compare each with its ` +
+              `namesake under ${upgrade.to}, delete the one to drop (redis-cli DEL), and run upgrade-directory again`,
+          );
+        }
+      };
+    }
     default:
       throw new UsageError(`unknown command ${JSON.stringify(verb)} (npm run admin -- help lists them)`);
   }
@@ -242,11 +283,23 @@ async function main(argv: string[]): Promise<number> {
     const cipher = fieldCipherOf(config.encryption);
     const directory = new RedisDirectoryStore(redis, directoryKeyPrefix(config.redisKeyPrefix), cipher);
     const idempotency = new RedisIdempotencyStore(redis, config.redisKeyPrefix, cipher);
-    await action({ provisioning: new Provisioning(directory), directory, idempotency, encrypting: cipher.enabled }, o);
+    const connection = redis;
+    await action(
+      {
+        provisioning: new Provisioning(directory),
+        directory,
+        idempotency,
+        encrypting: cipher.enabled,
+        upgradeLayout: () => upgradeDirectoryLayout(connection, config.redisKeyPrefix, cipher),
+      },
+      o,
+    );
     return 0;
   } catch (e) {
     if (e instanceof ConfigError) return fail(1, `configuration error: ${e.message}`);
-    if (e instanceof ProvisioningError || e instanceof SeedError || e instanceof FieldCipherError) return fail(1, `${verb}: ${e.message}`);
+    if (e instanceof ProvisioningError || e instanceof SeedError || e instanceof FieldCipherError || e instanceof DirectoryUpgradeError) {
+      return fail(1, `${verb}: ${e.message}`);
+    }
     const err = e as NodeJS.ErrnoException;
     if (err.code === "ENOENT" || err.code === "EACCES" || err.code === "EISDIR") return fail(1, `${verb}: ${err.message}`);
     return fail(1, `${verb} failed: ${err.message ?? String(e)}`);

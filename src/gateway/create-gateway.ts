@@ -7,7 +7,8 @@
  * of what they keep in Redis, and the business logic (appointments and
  * customers); and what operators watch them with: the logger, metrics, the
  * tracer and the health state. With Redis it also says at start whether
- * bookings are durable and encrypted.
+ * bookings are durable and encrypted, and names `admin upgrade-directory`
+ * when the directory is still in an earlier build's key layout.
  */
 import { ConfigError, type Config } from "../config.js";
 import type { Gateway } from "../server/app.js";
@@ -18,6 +19,7 @@ import type { DirectoryStore } from "../store/directory-store.js";
 import { MemoryDirectoryStore } from "../store/memory-directory-store.js";
 import { directoryKeyPrefix, RedisDirectoryStore } from "../store/redis-directory-store.js";
 import { watchDirectoryChanges } from "../store/directory-changes.js";
+import { earlierDirectoryNotice } from "../store/directory-layout.js";
 import {
   closeConnection,
   connectTarget,
@@ -73,8 +75,10 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     parts.directoryStore ?? (redis !== undefined ? new RedisDirectoryStore(redis, directoryPrefix, cipher, log) : new MemoryDirectoryStore());
   if (config.seedFile !== undefined) await importSeed(store, await readSeedFile(config.seedFile));
   const directory = new Directory(store, config.directoryCacheTtlMs, log, () => metrics.redisError("directory"));
-  // An empty directory is reported at start, not only at the first call.
-  await directory.requireProvisioned().catch(() => {});
+  // An empty directory is reported at start, not only at the first call, and
+  // one that an earlier build left in its own key layout is named as such.
+  const whyEmpty = redis !== undefined && store instanceof RedisDirectoryStore ? () => earlierDirectoryNotice(redis, config.redisKeyPrefix) : undefined;
+  await directory.requireProvisioned(whyEmpty).catch(() => {});
   const watch =
     redis !== undefined && store instanceof RedisDirectoryStore
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())

@@ -70,24 +70,27 @@ export class Directory {
 
   /**
    * Checks the directory's marker (cached): `service_unavailable` when it is
-   * missing. Logs when the marker's presence changes.
+   * missing. Logs when the marker's presence changes; `whyEmpty` may give the
+   * error logged if it is missing now, when its caller can tell the cause.
    */
-  async requireProvisioned(): Promise<void> {
+  async requireProvisioned(whyEmpty?: () => Promise<string | undefined>): Promise<void> {
     if (Date.now() < this.markerSeenUntil) return;
     const generation = this.generation;
     const provisioned = await this.storeCall(() => this.store.isProvisioned());
     if (provisioned && generation === this.generation) this.markerSeenUntil = Date.now() + this.cacheTtlMs;
     if (provisioned !== this.provisioned) {
+      const was = this.provisioned;
+      this.provisioned = provisioned;
       if (!provisioned) {
         this.log.error(
           {},
-          "the directory is empty: its marker is missing from Redis (it was never imported, or Redis lost its data). " +
-            "Every call is answered 503 service_unavailable until the directory is written again (npm run admin -- import)",
+          (await whyEmpty?.().catch(() => undefined)) ??
+            "the directory is empty: its marker is missing from Redis (it was never imported, or Redis lost its data). " +
+              "Every call is answered 503 service_unavailable until the directory is written again (npm run admin -- import)",
         );
-      } else if (this.provisioned === false) {
+      } else if (was === false) {
         this.log.info({}, "the directory is back: its marker is present again");
       }
-      this.provisioned = provisioned;
     }
     if (!provisioned) {
       throw GatewayError.of("service_unavailable", "the gateway's directory is unavailable; retry later", {

@@ -17,6 +17,15 @@ export function directoryKeyPrefix(redisKeyPrefix: string): string {
   return `${redisKeyPrefix}{${redisKeyPrefix}dir}:`;
 }
 
+/**
+ * What a platform's webhook secret is sealed to (see `encryption/field-cipher.ts`):
+ * where it lives, so it cannot be moved to another platform. A secret moved to
+ * another place (a new key layout) is re-sealed for it.
+ */
+export function webhookSecretContext(directoryPrefix: string, platformId: string): string {
+  return `${directoryPrefix}platform:${platformId}:webhook_secret`;
+}
+
 /** Sets hash field ARGV[1] of KEYS[1] to ARGV[3] if it still holds ARGV[2]. */
 const SWAP_FIELD = `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
@@ -52,9 +61,8 @@ export class RedisDirectoryStore implements DirectoryStore {
     this.channel = directoryChangesChannel(prefix);
   }
 
-  /** Where a platform's secret lives, bound into its encryption so it cannot be moved to another platform. */
   private secretContext(platformId: string): string {
-    return `${this.prefix}platform:${platformId}:webhook_secret`;
+    return webhookSecretContext(this.prefix, platformId);
   }
 
   private key(kind: string, id: string): string {
