@@ -11,34 +11,12 @@ import type { SearchAvailabilityRequest, SearchAvailabilityResponse } from "../g
 import { SearchAvailabilityResponseSchema } from "../gen/dialstack/partner/v1/availability_pb.js";
 import { GatewayError } from "../errors.js";
 import { fromPlatformJson, fromPlatformJsonInSlices, requirePlatformField } from "../platform/platform-json.js";
-import type { JsonObject, PlatformAnswer, WebhookClient } from "../platform/webhook-client.js";
+import type { JsonObject, WebhookClient } from "../platform/webhook-client.js";
 import type { Directory, BotRoute } from "../store/directory.js";
-import type { CallSpan } from "../tracing/tracer.js";
-import type { Partner } from "../store/directory-store.js";
+import { webhookTarget, type Caller, type Relayed } from "./caller.js";
 import { checkIdempotencyKey, downstreamIdempotencyKey, type IdempotencyKeeper } from "./idempotency.js";
 import { orderedPool } from "./ordered-pool.js";
 import { invalid, requirePhone, requireString, requireTimestamp } from "./validation.js";
-
-/** Who is calling, and for how long they will wait. */
-export interface Caller {
-  readonly partner: Partner;
-  /** Aborts when the caller goes away or its deadline passes. */
-  readonly signal?: AbortSignal | undefined;
-  /** The caller's deadline, epoch milliseconds. */
-  readonly deadline?: number | undefined;
-  /** The call's request id, passed on to the platform. */
-  readonly requestId?: string | undefined;
-  /** The call's span; the platform's webhooks join its trace. */
-  readonly trace?: CallSpan | undefined;
-}
-
-/** A platform answer: the typed message for RPC clients, and the answer as sent for REST clients. */
-export interface Relayed<T> {
-  readonly message: T;
-  readonly answer: PlatformAnswer;
-  /** True when a stored result of an earlier request with the same idempotency key is returned. */
-  readonly replayed: boolean;
-}
 
 export interface AppointmentsOptions {
   readonly maxSearchRangeMs: number;
@@ -190,10 +168,6 @@ export function cutWindows(range: SearchRange, widthMs: number): SearchRange[] {
 }
 
 /** Where a route's webhooks go, and the secret that signs them (the directory only routes to platforms that have both). */
-export function webhookTarget(route: BotRoute): { webhookUrl: string; webhookSecret: string } {
-  return { webhookUrl: route.platform.webhookUrl!, webhookSecret: route.platform.webhookSecret! };
-}
-
 function iso(ms: number): string {
   return new Date(ms).toISOString().replace(".000Z", "Z");
 }

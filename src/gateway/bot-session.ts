@@ -60,7 +60,8 @@ import {
 } from "../gen/dialstack/partner/v1/session_pb.js";
 import { GatewayError } from "../errors.js";
 import type { BotRoute } from "../store/directory.js";
-import type { Appointments, Caller } from "./appointments.js";
+import type { Appointments } from "./appointments.js";
+import type { Caller } from "./caller.js";
 import type { Customers } from "./customers.js";
 import type { CallLimiter } from "./rate-limiter.js";
 import type { SessionRegistry } from "./session-registry.js";

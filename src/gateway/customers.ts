@@ -14,7 +14,7 @@ import { GatewayError } from "../errors.js";
 import { fromPlatformJson, requirePlatformField } from "../platform/platform-json.js";
 import type { JsonObject, WebhookClient } from "../platform/webhook-client.js";
 import type { BotRoute, Directory } from "../store/directory.js";
-import { webhookTarget, type Caller, type Relayed } from "./appointments.js";
+import { webhookTarget, type Caller, type Relayed } from "./caller.js";
 import { invalid, requirePhone, requireString } from "./validation.js";
 
 const LOOKUP_WEBHOOK_PATH = "/customers/lookup";

@@ -7,7 +7,7 @@
  */
 import { createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { GatewayError } from "../errors.js";
-import type { Caller } from "../gateway/appointments.js";
+import type { Caller } from "../gateway/caller.js";
 import type { CallObservation } from "../observability/call-observer.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
 import type { Partner } from "../store/directory-store.js";
