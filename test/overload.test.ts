@@ -7,7 +7,7 @@
  */
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { OverloadMonitor } from "../src/server/overload.js";
+import { OverloadMonitor } from "../src/health/overload-monitor.js";
 import { covers } from "./support/behaviour-matrix.js";
 import { bearer, bookingRequest, clientsFor, expectRpcError, RPC_PROTOCOLS, searchRequest } from "./support/clients.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";

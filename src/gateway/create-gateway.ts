@@ -11,7 +11,7 @@
  * when the directory is still in an earlier build's key layout.
  */
 import { ConfigError, type Config } from "../config.js";
-import type { Gateway } from "../server/app.js";
+import type { Gateway } from "./gateway.js";
 import { fieldCipherOf } from "../encryption/field-cipher.js";
 import { WebhookClient } from "../platform/webhook-client.js";
 import { Directory } from "../store/directory.js";
@@ -45,7 +45,7 @@ import { NO_METRICS, PrometheusMetrics, type IdempotencyOutcome } from "../metri
 import { createLogger } from "../observability/logger.js";
 import { propagatingTracer } from "../tracing/tracer.js";
 import { SessionRegistry } from "./session-registry.js";
-import { OverloadMonitor } from "../server/overload.js";
+import { OverloadMonitor } from "../health/overload-monitor.js";
 import { ConditionLog } from "../observability/condition-log.js";
 
 export interface GatewayParts {

@@ -6,20 +6,14 @@
  * the probes, `/metrics`, and the hook that observes every call.
  */
 import { setMaxListeners } from "node:events";
+import type { Gateway } from "../gateway/gateway.js";
 import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { fastifyCors } from "@fastify/cors";
 import { fastify, LogController, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from "fastify";
-import type { Logger as PinoLogger } from "pino";
-import type { Config } from "../config.js";
-import type { Appointments } from "../gateway/appointments.js";
-import type { Customers } from "../gateway/customers.js";
-import type { CallLimiter } from "../gateway/rate-limiter.js";
 import { HEALTH_SERVICE, registerHealth } from "../health/health-service.js";
-import type { HealthState } from "../health/health-state.js";
 import { registerProbes } from "../health/probes.js";
-import type { Metrics } from "../metrics/metrics.js";
 import { serveMetrics } from "../metrics/metrics-server.js";
 import { CallObserver } from "../observability/call-observer.js";
 import { ConditionLog } from "../observability/condition-log.js";
@@ -27,8 +21,6 @@ import { REDACTED_PATHS, type Logger } from "../observability/logger.js";
 import { requestIdOf, REQUEST_ID_HEADER } from "../observability/request-id.js";
 import { DescriptorIndex } from "../reflection/descriptor-index.js";
 import { REFLECTION_SERVICES, registerReflection } from "../reflection/reflection-service.js";
-import type { Directory } from "../store/directory.js";
-import type { Tracer } from "../tracing/tracer.js";
 import { callKey } from "../rpc/call-context.js";
 import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel, observeOutcome } from "../rpc/interceptors.js";
@@ -41,27 +33,8 @@ import { registerConsole } from "../console/console-plugin.js";
 import { observeCalls } from "./call-hooks.js";
 import { corsOptions } from "./cors.js";
 import { createOnePortServer, type EdgeVerdict } from "./one-port-server.js";
-import type { OverloadMonitor } from "./overload.js";
-import type { SessionRegistry } from "../gateway/session-registry.js";
 import { GatewayError } from "../errors.js";
 
-export interface Gateway {
-  readonly config: Config;
-  readonly directory: Directory;
-  readonly appointments: Appointments;
-  readonly customers: Customers;
-  readonly rateLimiter: CallLimiter;
-  readonly log: PinoLogger;
-  readonly metrics: Metrics;
-  readonly tracer: Tracer;
-  readonly health: HealthState;
-  /** Whether the process is overloaded; new calls are refused while it is. */
-  readonly overload: OverloadMonitor;
-  /** Open bot sessions, by partner. */
-  readonly sessions: SessionRegistry;
-  /** Releases connections and timers; the server must be closed first. */
-  close(): Promise<void>;
-}
 
 /**
  * Node's timers hold at most 2^31-1 ms; a longer client deadline would
