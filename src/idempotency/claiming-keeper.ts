@@ -24,17 +24,12 @@
 import { createHash, randomBytes } from "node:crypto";
 import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
-import {
-  storedOutcomeOf,
-  type IdempotencyKeeper,
-  type IdempotentRequest,
-  type IdempotentResult,
-  type StoredOutcome,
-} from "../gateway/idempotency.js";
+import type { IdempotencyKeeper, IdempotentRequest, IdempotentResult } from "../gateway/idempotency.js";
 import type { IdempotencyOutcome } from "../metrics/metrics.js";
 import { silentLogger, type Logger } from "../observability/logger.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
+import { storedOutcomeOf, type StoredOutcome } from "./stored-outcome.js";
 
 export interface KeeperOptions {
   /**

@@ -4,7 +4,7 @@
  * atomic operations, and `ClaimingKeeper` builds the whole protocol on them,
  * so the two behave alike by construction.
  */
-import type { StoredOutcome } from "../gateway/idempotency.js";
+import type { StoredOutcome } from "./stored-outcome.js";
 
 /** A booking in flight, claimed by the request holding `token`. */
 export interface PendingRecord {

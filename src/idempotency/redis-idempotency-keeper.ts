@@ -20,7 +20,7 @@
  * run answers `service_unavailable` instead of waiting for Redis to come back.
  */
 import { FieldCipherError, NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
-import type { StoredOutcome } from "../gateway/idempotency.js";
+import type { StoredOutcome } from "./stored-outcome.js";
 import type { ReplicaAcknowledgement } from "../store/replica-acknowledgement.js";
 import { isCluster, type RedisConnection } from "../store/redis-connection.js";
 import { ClaimingKeeper, type KeeperOptions } from "./claiming-keeper.js";

@@ -60,7 +60,7 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: "a platform 429 is stored as final, so the retry can never book",
     area: "idempotency",
-    file: "src/gateway/idempotency.ts",
+    file: "src/idempotency/stored-outcome.ts",
     find: `const FINAL_PLATFORM_STATUSES: ReadonlySet<number> = new Set([400, 404, 409, 422]);`,
     replace: `const FINAL_PLATFORM_STATUSES: ReadonlySet<number> = new Set([400, 404, 409, 422, 429]);`,
     tests: ["test/idempotency-keeper.test.ts"],
@@ -77,7 +77,7 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: "a platform 401 is stored as final, so the booking is refused after the platform is fixed",
     area: "idempotency",
-    file: "src/gateway/idempotency.ts",
+    file: "src/idempotency/stored-outcome.ts",
     find: `const FINAL_PLATFORM_STATUSES: ReadonlySet<number> = new Set([400, 404, 409, 422]);`,
     replace: `const FINAL_PLATFORM_STATUSES: ReadonlySet<number> = new Set([400, 401, 404, 409, 422]);`,
     // The webhook client turns a 401 into platform_rejected before the keeper sees it: the keeper's own test pins its policy.
@@ -350,7 +350,7 @@ export const MUTATIONS: readonly Mutation[] = [
   {
     name: "an overloaded gateway accepts new calls",
     area: "limits",
-    file: "src/server/overload.ts",
+    file: "src/health/overload-monitor.ts",
     find: `    if (!this.overloaded) return;`,
     replace: `    if (!this.overloaded || this.overloaded) return;`,
     tests: ["test/overload.test.ts"],
