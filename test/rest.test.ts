@@ -345,6 +345,35 @@ describe("CORS", () => {
   });
 });
 
+it("answers a body it cannot read over HTTP/2 without a connection header (Node would warn and drop it)", async () => {
+  const warnings: string[] = [];
+  const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+  process.on("warning", onWarning);
+  const session = http2.connect(h.url);
+  try {
+    for (const body of ["{not json", "x".repeat(h.config.maxRequestBytes + 1)]) {
+      const answer = await new Promise<{ status: number; headers: http2.IncomingHttpHeaders; body: string }>((resolve, reject) => {
+        const req = session.request({ ":method": "POST", ":path": "/v1/availability/search", "content-type": "application/json", authorization: `Bearer ${h.keys.a}` });
+        let headers: http2.IncomingHttpHeaders = {};
+        let text = "";
+        req.on("response", (hd) => (headers = hd));
+        req.on("data", (c: Buffer) => (text += c.toString()));
+        req.on("end", () => resolve({ status: Number(headers[":status"]), headers, body: text }));
+        req.on("error", reject);
+        req.end(body);
+      });
+      expect([400, 413]).toContain(answer.status);
+      expect(JSON.parse(answer.body).error.code).toMatch(/^(invalid_request|request_too_large)$/);
+      expect(answer.headers.connection).toBeUndefined();
+    }
+    await new Promise((r) => setImmediate(r));
+    expect(warnings.filter((w) => /connection header/i.test(w))).toEqual([]);
+  } finally {
+    process.off("warning", onWarning);
+    session.close();
+  }
+});
+
 it("serves REST over HTTP/2 on the same port", async () => {
   const session = http2.connect(h.url);
   try {

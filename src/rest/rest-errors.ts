@@ -84,6 +84,10 @@ export function restErrorOfFramework(e: unknown): RestError {
 /** Sends `error` in the REST envelope. */
 export function sendRestError(request: FastifyRequest, reply: FastifyReply, error: RestError): FastifyReply {
   reply.code(error.status);
+  // fastify asks to close the connection after a body it could not read; on
+  // HTTP/2 that header does not exist (Node drops it, with a warning), and
+  // the stream ends by itself.
+  if (request.raw.httpVersionMajor === 2) reply.removeHeader("connection");
   reply.header("x-request-id", request.id);
   reply.header("content-type", "application/json; charset=utf-8");
   if (error.retryAfter !== undefined) reply.header("retry-after", error.retryAfter);
