@@ -382,7 +382,7 @@ if (wanted("rotated")) {
       return {};
     },
     (report) => {
-      const ended = Object.entries(report).find(([k]) => k.includes("partner%20key"))?.[1];
+      const ended = Object.entries(report).find(([k]) => k.includes("partner key"))?.[1];
       return ended === 50 && report.started === 50 ? [] : [`${ended ?? 0} of ${report.started} sessions ended with unauthorized`];
     },
   );
