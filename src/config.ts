@@ -316,7 +316,7 @@ function edgeConfig(env: Env, fdLimit: number | undefined): EdgeLimits {
     requestTimeoutMs,
     keepAliveTimeoutMs: int(env, "KEEP_ALIVE_TIMEOUT_MS", 65_000, 100, 60 * MINUTE),
     maxConcurrentStreams: int(env, "HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
-    maxPrematureResets: int(env, "HTTP2_MAX_PREMATURE_RESETS", 100, 1, 1_000_000),
+    maxPrematureResets: int(env, "HTTP2_MAX_PREMATURE_RESETS", 250, 1, 1_000_000),
     idleTimeoutMs: int(env, "HTTP2_IDLE_TIMEOUT_MS", 60_000, 100, 24 * 60 * MINUTE),
   };
 }

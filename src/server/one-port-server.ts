@@ -48,7 +48,7 @@ export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
   requestTimeoutMs: 30_000,
   keepAliveTimeoutMs: 65_000,
   maxConcurrentStreams: 100,
-  maxPrematureResets: 100,
+  maxPrematureResets: 250,
   idleTimeoutMs: 60_000,
 };
 
