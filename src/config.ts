@@ -230,6 +230,18 @@ function encryptionKeys(env: Env): EncryptionKeys | undefined {
   return { key, previousKeys };
 }
 
+/**
+ * A Redis URL, or a comma-separated list of Redis URLs and host:port
+ * entries, fit for an error message or a log: in each entry, the user and
+ * password (everything up to the last `@`) are masked.
+ */
+export function maskRedisCredentials(value: string): string {
+  return value
+    .split(",")
+    .map((entry) => entry.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?[^/]*@/i, "$1***@"))
+    .join(",");
+}
+
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
 
 /**
@@ -245,15 +257,16 @@ function redisCluster(env: Env): RedisClusterConfig | undefined {
   const nodes: { host: string; port: number }[] = [];
   let credentials: { username: string | undefined; password: string | undefined } | undefined;
   let scheme: string | undefined;
-  for (const entry of raw.split(",").map((e) => e.trim())) {
-    if (entry === "") throw new ConfigError(NAME, `an empty entry in "${raw}": expected host:port,host:port,...`);
+  for (const [i, entry] of raw.split(",").map((e) => e.trim()).entries()) {
+    if (entry === "") throw new ConfigError(NAME, `an empty entry in "${maskRedisCredentials(raw)}": expected host:port,host:port,...`);
     let hostPort = entry;
     if (/^[a-z]+:\/\//i.test(entry)) {
       let url: URL;
       try {
         url = new URL(entry);
       } catch {
-        throw new ConfigError(NAME, `"${entry}" is not a URL`);
+        // Named by position: a password with an unencoded comma is split across entries, so this one may hold part of it.
+        throw new ConfigError(NAME, `entry ${i + 1} is not a URL (percent-encode a , @ or / in a user or password)`);
       }
       if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
         throw new ConfigError(NAME, `expected host:port, redis://host:port or rediss://host:port, got "${url.protocol}//..."`);
@@ -275,7 +288,7 @@ function redisCluster(env: Env): RedisClusterConfig | undefined {
     const m = HOST_PORT.exec(hostPort);
     const port = m === null ? NaN : Number(m[2]);
     if (m === null || !(port >= 1 && port <= 65535)) {
-      throw new ConfigError(NAME, `expected host:port (or a redis:// URL), got "${entry.replace(/\/\/[^@/]*@/, "//***@")}"`);
+      throw new ConfigError(NAME, `expected host:port (or a redis:// URL), got "${maskRedisCredentials(entry)}"`);
     }
     nodes.push({ host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port });
   }
@@ -411,7 +424,7 @@ export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: 
   const { fdLimit } = machine;
   const redisUrl = optional(env, "REDIS_URL");
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError("REDIS_URL", `expected redis://host:port or rediss://..., got "${redisUrl}"`);
+    throw new ConfigError("REDIS_URL", `expected redis://host:port or rediss://..., got "${maskRedisCredentials(redisUrl)}"`);
   }
   const cluster = redisCluster(env);
   if (cluster !== undefined && redisUrl !== undefined) {

@@ -52,7 +52,7 @@ const STARTS: readonly Case[] = [
   ["PORT not a number", () => ({ PORT: "abc" }), "PORT", /expected a whole number, got "abc"/],
   ["PORT in use", () => ({ PORT: String(busyPort) }), "PORT", /already in use/],
   ["HOST unknown", () => ({ PORT: "0", HOST: "no-such-host.invalid" }), "HOST", /cannot listen on no-such-host\.invalid/],
-  ["REDIS_URL unreachable", () => ({ PORT: "0", REDIS_URL: "redis://:secret@127.0.0.1:1" }), "REDIS_URL", /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/],
+  ["REDIS_URL unreachable", () => ({ PORT: "0", REDIS_URL: "redis://:secret@127.0.0.1:1" }), "REDIS_URL", /cannot reach Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1/],
   [
     "REDIS_CLUSTER_NODES unreachable",
     () => ({ PORT: "0", REDIS_CLUSTER_NODES: "redis://:secret@127.0.0.1:1,127.0.0.1:2" }),
@@ -84,6 +84,30 @@ const STARTS: readonly Case[] = [
 const VALUES: readonly Case[] = [
   ["PORT out of range", () => ({ PORT: "70000" }), "PORT", /between 0 and 65535/],
   ["REDIS_URL not a Redis URL", () => ({ REDIS_URL: "http://localhost:6379" }), "REDIS_URL", /expected redis:\/\//],
+  [
+    "REDIS_URL not a Redis URL, its password never echoed",
+    () => ({ REDIS_URL: "http://gw:hunter2secret@localhost:6379" }),
+    "REDIS_URL",
+    /^(?!.*hunter2secret).*got "http:\/\/\*\*\*@localhost:6379"/,
+  ],
+  [
+    "REDIS_CLUSTER_NODES with an empty entry, no password echoed",
+    () => ({ REDIS_CLUSTER_NODES: "redis://gw:hunter2secret@10.0.0.1:7000,,redis://gw:hunter2secret@10.0.0.2:7000" }),
+    "REDIS_CLUSTER_NODES",
+    /^(?!.*hunter2secret).*an empty entry in "redis:\/\/\*\*\*@10\.0\.0\.1:7000,,redis:\/\/\*\*\*@10\.0\.0\.2:7000"/,
+  ],
+  [
+    "REDIS_CLUSTER_NODES with a password holding a comma, no part of it echoed",
+    () => ({ REDIS_CLUSTER_NODES: "redis://gw:hunter2,secret@10.0.0.1:7000" }),
+    "REDIS_CLUSTER_NODES",
+    /^(?!.*hunter2)(?!.*secret).*entry 1 is not a URL/,
+  ],
+  [
+    "REDIS_CLUSTER_NODES entry without a port, its password never echoed",
+    () => ({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,gw:hunter2secret@10.0.0.2" }),
+    "REDIS_CLUSTER_NODES",
+    /^(?!.*hunter2secret).*got "\*\*\*@10\.0\.0\.2"/,
+  ],
   ["REDIS_CLUSTER_NODES without a port", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1" }), "REDIS_CLUSTER_NODES", /expected host:port .*got "10\.0\.0\.1"/],
   ["REDIS_CLUSTER_NODES port out of range", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,10.0.0.2:70000" }), "REDIS_CLUSTER_NODES", /got "10\.0\.0\.2:70000"/],
   ["REDIS_CLUSTER_NODES with an empty entry", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,,10.0.0.2:7000" }), "REDIS_CLUSTER_NODES", /an empty entry/],

@@ -19,7 +19,7 @@
  */
 import { lookup } from "node:dns";
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
-import type { RedisClusterConfig } from "../config.js";
+import { maskRedisCredentials, type RedisClusterConfig } from "../config.js";
 import { useLagTolerantCommandTimeout } from "./lag-tolerant-timeout.js";
 
 /** One Redis or a Redis Cluster: their commands, transactions and pipelines are the same. */
@@ -47,7 +47,7 @@ export function redisVariableOf(target: RedisTarget): "REDIS_URL" | "REDIS_CLUST
 
 /** A target fit for messages and logs: no password. */
 export function describeRedisTarget(target: RedisTarget): string {
-  if (target.kind === "node") return `Redis at ${displayRedisUrl(target.url)}`;
+  if (target.kind === "node") return `Redis at ${maskRedisCredentials(target.url)}`;
   return `the Redis Cluster at ${target.cluster.nodes.map((n) => (n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(",")}`;
 }
 
@@ -255,15 +255,4 @@ export async function duplicateConnection(redis: RedisConnection, commandTimeout
 /** Closes a connection, politely if Redis answers. */
 export async function closeConnection(redis: RedisConnection): Promise<void> {
   await redis.quit().catch(() => redis.disconnect());
-}
-
-/** A Redis URL fit for messages and logs: its password, if any, masked. */
-export function displayRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparsable URL)";
-  }
 }
