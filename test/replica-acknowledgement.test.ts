@@ -109,6 +109,33 @@ describe("a Redis with a replica", () => {
     expect(log.lines.filter((l) => l.level === "warn")).toHaveLength(1);
   }, 20_000);
 
+  it("bookings finishing together share one WAIT: all acknowledged, every record on the replica", async () => {
+    results.splice(0);
+    const finished = await Promise.all(Array.from({ length: 30 }, () => claimAndFinish(store)));
+    for (const { id } of finished) expect(await replicaReader.get(store.keyOf(id))).not.toBeNull();
+    expect(results.splice(0)).toEqual(Array(30).fill("acknowledged"));
+  });
+
+  it("a frozen replica holds 30 bookings finishing together for about one timeout, not one each", async () => {
+    const fresh = recorder();
+    const seen: string[] = [];
+    const own = await ReplicaAcknowledgement.start(redis, TIMEOUT_MS, fresh, (result) => seen.push(result));
+    const s = new RedisIdempotencyStore(redis, "test:ack:", undefined, own);
+    replica.pause();
+    try {
+      const finished = await Promise.all(Array.from({ length: 30 }, () => claimAndFinish(s)));
+      // Queued one WAIT behind another they would take 30 × 300 ms for the last; batched, the slowest waits a timeout or two.
+      expect(Math.max(...finished.map((f) => f.ms))).toBeLessThan(3 * TIMEOUT_MS + 1000);
+      expect(seen).toHaveLength(30);
+      expect(seen).toContain("not_acknowledged");
+      expect(seen.every((r) => r === "not_acknowledged" || r === "not_waited")).toBe(true);
+      expect(fresh.lines.filter((l) => l.level === "warn")).toHaveLength(1);
+    } finally {
+      replica.unpause();
+      await own.close();
+    }
+  });
+
   it("never waits past the caller's deadline", async () => {
     const fresh = recorder();
     const quick = await ReplicaAcknowledgement.start(redis, 5000, fresh);

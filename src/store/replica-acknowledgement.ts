@@ -11,6 +11,12 @@
  * - The write and its WAIT go on connections of their own. WAIT blocks the
  *   connection it is sent on until it returns, so on the shared connection it
  *   would hold up every claim, lookup and rate-limit check behind it.
+ * - Writes are batched per master: those that arrive together, or while the
+ *   previous WAIT is still out, go in one pipeline followed by one WAIT (which
+ *   covers every earlier write of its connection) and are answered together.
+ *   Many bookings finishing at once thus wait one timeout, not one each in a
+ *   queue behind the others; whether and how long to wait is decided when a
+ *   batch is sent, from the deadlines then left.
  * - The timeout is short (`REDIS_REPLICA_ACK_TIMEOUT_MS`, 100 ms) and never
  *   reaches past the caller's deadline: the answer must still go out in time.
  * - When no replica acknowledges in time, the booking is answered anyway (the
@@ -43,6 +49,17 @@ interface MasterState {
   /** False after a WAIT no replica answered, until one does. */
   acknowledging: boolean;
   quietUntil: number;
+  /** Writes waiting for the next batch. */
+  pending: Pending[];
+  /** A batch is out (its WAIT blocks the connection); writes arriving meanwhile go in the next. */
+  sending: boolean;
+}
+
+interface Pending {
+  readonly write: KeyWrite;
+  readonly deadline: number | undefined;
+  readonly resolve: (written: AcknowledgedResult) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 /** How a write went: acknowledged by a replica, not acknowledged in time, or written without waiting. */
@@ -100,29 +117,70 @@ export class ReplicaAcknowledgement {
     // A master not seen before (a replica promoted since the start) is counted first, once.
     if (state.checkedAt === 0) await this.recount(name);
     else if (Date.now() - state.checkedAt > ROLE_REFRESH_MS) void this.recount(name);
-    const now = Date.now();
-    const timeoutMs = Math.floor(Math.min(this.timeoutMs, deadline === undefined ? Infinity : deadline - now - DEADLINE_MARGIN_MS));
-    // WAIT 0 would block for ever: too little time left is no wait at all.
-    if (state.replicas === 0 || now < state.quietUntil || timeoutMs < 1) {
-      return { result: await this.plain(write), acknowledgement: "not_waited" };
+    if (!this.waitsFor(state, this.timeoutFor(deadline))) return { result: await this.plain(write), acknowledgement: "not_waited" };
+    return new Promise((resolve, reject) => {
+      state.pending.push({ write, deadline, resolve, reject });
+      if (!state.sending && state.pending.length === 1) queueMicrotask(() => void this.send(name, state));
+    });
+  }
+
+  /** How long a write with this deadline may wait now; WAIT 0 would block for ever, so below 1 it is no wait at all. */
+  private timeoutFor(deadline: number | undefined): number {
+    return Math.floor(Math.min(this.timeoutMs, deadline === undefined ? Infinity : deadline - Date.now() - DEADLINE_MARGIN_MS));
+  }
+
+  private waitsFor(state: MasterState, timeoutMs: number): boolean {
+    return state.replicas !== 0 && Date.now() >= state.quietUntil && timeoutMs >= 1;
+  }
+
+  /** Sends the writes pending for a master as one batch, then the next batch if more came meanwhile. */
+  private async send(name: string, state: MasterState): Promise<void> {
+    state.sending = true;
+    try {
+      while (state.pending.length > 0) {
+        const batch = state.pending.splice(0);
+        // Decided now, not when each write arrived: the master may have gone quiet, and deadlines came closer.
+        const waiting: Pending[] = [];
+        for (const p of batch) {
+          if (this.waitsFor(state, this.timeoutFor(p.deadline))) waiting.push(p);
+          else this.settle(p, this.plain(p.write), "not_waited");
+        }
+        if (waiting.length > 0) await this.sendBatch(name, state, waiting);
+      }
+    } finally {
+      state.sending = false;
     }
+  }
+
+  private async sendBatch(name: string, state: MasterState, batch: Pending[]): Promise<void> {
+    const timeoutMs = Math.min(...batch.map((p) => this.timeoutFor(p.deadline)));
     const pipeline = this.acking.pipeline();
-    write(pipeline);
-    pipeline.call("WAIT", "1", String(timeoutMs));
-    const replies = (await pipeline.exec()) ?? [];
-    const [writeError, result] = replies[0] ?? [new Error("no reply to the write")];
-    if (writeError) {
+    for (const p of batch) p.write(pipeline);
+    pipeline.call("WAIT", "1", String(Math.max(1, timeoutMs)));
+    let replies: [Error | null, unknown][];
+    try {
+      replies = (await pipeline.exec()) ?? [];
+    } catch {
+      // The batch could not be sent on this connection (its slot map may be
+      // behind the gateway's): each write goes through the gateway's own.
+      for (const p of batch) this.settle(p, this.plain(p.write), "not_waited");
+      return;
+    }
+    const [waitError, acknowledged] = replies[batch.length] ?? [new Error("no reply to WAIT")];
+    const acknowledgement: Acknowledgement = !waitError && Number(acknowledged) >= 1 ? "acknowledged" : "not_acknowledged";
+    batch.forEach((p, i) => {
+      const [writeError, result] = replies[i] ?? [new Error("no reply to the write")];
+      if (!writeError) return p.resolve({ result, acknowledgement });
       // The acknowledging connection's slot map may be behind the gateway's
       // (a MOVED right after a failover): write through the gateway's own
       // connection, which follows redirections, and do not wait this time.
-      if (/^(MOVED|ASK) /.test(writeError.message)) return { result: await this.plain(write), acknowledgement: "not_waited" };
-      throw writeError;
-    }
-    const [waitError, acknowledged] = replies[1] ?? [new Error("no reply to WAIT")];
-    if (!waitError && Number(acknowledged) >= 1) {
+      if (/^(MOVED|ASK) /.test(writeError.message)) return this.settle(p, this.plain(p.write), "not_waited");
+      p.reject(writeError);
+    });
+    if (acknowledgement === "acknowledged") {
       if (!state.acknowledging) this.log.info({ master: name }, "a replica acknowledges stored bookings again");
       state.acknowledging = true;
-      return { result, acknowledgement: "acknowledged" };
+      return;
     }
     if (state.acknowledging) {
       this.log.warn(
@@ -134,7 +192,10 @@ export class ReplicaAcknowledgement {
     }
     state.acknowledging = false;
     state.quietUntil = Date.now() + QUIET_MS;
-    return { result, acknowledgement: "not_acknowledged" };
+  }
+
+  private settle(p: Pending, written: Promise<unknown>, acknowledgement: Acknowledgement): void {
+    written.then((result) => p.resolve({ result, acknowledgement }), p.reject);
   }
 
   async close(): Promise<void> {
@@ -163,7 +224,7 @@ export class ReplicaAcknowledgement {
   private state(name: string): MasterState {
     let state = this.masters.get(name);
     if (state === undefined) {
-      state = { replicas: undefined, checkedAt: 0, checking: false, acknowledging: true, quietUntil: 0 };
+      state = { replicas: undefined, checkedAt: 0, checking: false, acknowledging: true, quietUntil: 0, pending: [], sending: false };
       this.masters.set(name, state);
     }
     return state;
