@@ -55,6 +55,14 @@ export interface Config {
    * it is also how long a key stays blocked after a gateway crashed mid-booking.
    */
   readonly idempotencyClaimTtlMs: number;
+  /**
+   * How long a shutdown lets the calls in flight finish (`SHUTDOWN_GRACE_MS`,
+   * default the webhook timeout plus 5 s): longer than the webhook timeout, so
+   * a booking sent just before the signal is answered and its outcome stored.
+   * Connections still open then are destroyed; the process exits at the
+   * latest `SHUTDOWN_EXIT_MARGIN_MS` later.
+   */
+  readonly shutdownGraceMs: number;
   /** Width of one window of a streamed availability search. */
   readonly streamWindowMs: number;
   /** How many windows of one streamed search are relayed at once. */
@@ -158,6 +166,13 @@ export class ConfigError extends Error {
 type Env = Readonly<Record<string, string | undefined>>;
 
 const MINUTE = 60_000;
+
+/**
+ * What closing the gateway's own resources (the last write of a booking
+ * outcome, Redis, the span exporter) may take after the shutdown grace,
+ * before the process exits regardless.
+ */
+export const SHUTDOWN_EXIT_MARGIN_MS = 5000;
 const DAY = 24 * 60 * MINUTE;
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -454,6 +469,10 @@ export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: 
   if (idempotencyClaimTtlMs <= webhookTimeoutMs) {
     throw new ConfigError("IDEMPOTENCY_CLAIM_TTL_MS", `must be longer than WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}), got ${idempotencyClaimTtlMs}`);
   }
+  const shutdownGraceMs = int(env, "SHUTDOWN_GRACE_MS", webhookTimeoutMs + 5000, 1000, 10 * MINUTE);
+  if (shutdownGraceMs <= webhookTimeoutMs) {
+    throw new ConfigError("SHUTDOWN_GRACE_MS", `must be longer than WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}), so a booking in flight at shutdown can finish, got ${shutdownGraceMs}`);
+  }
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: optional(env, "HOST") ?? "127.0.0.1",
@@ -470,6 +489,7 @@ export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: 
     idempotencyTtlMs: int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600) * 1000,
     idempotencyWaitMs: int(env, "IDEMPOTENCY_WAIT_MS", 5_000, 0, 60_000),
     idempotencyClaimTtlMs,
+    shutdownGraceMs,
     streamWindowMs: int(env, "STREAM_WINDOW_MINUTES", 24 * 60, 15, 7 * 24 * 60) * MINUTE,
     streamConcurrency: int(env, "STREAM_CONCURRENCY", 4, 1, 32),
     sessionMaxInFlight: int(env, "SESSION_MAX_IN_FLIGHT", 8, 1, 256),

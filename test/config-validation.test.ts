@@ -167,6 +167,9 @@ const VALUES: readonly Case[] = [
   ["OTEL_TRACES_SAMPLER unknown", () => ({ OTEL_TRACES_SAMPLER: "sometimes" }), "OTEL_TRACES_SAMPLER", /expected one of always_on/],
   ["OTEL_TRACES_SAMPLER_ARG over 1", () => ({ OTEL_TRACES_SAMPLER_ARG: "1.5" }), "OTEL_TRACES_SAMPLER_ARG", /from 0 to 1/],
   ["OTEL_SDK_DISABLED not a boolean", () => ({ OTEL_SDK_DISABLED: "yes" }), "OTEL_SDK_DISABLED", /true or false/],
+  ["SHUTDOWN_GRACE_MS not longer than WEBHOOK_TIMEOUT_MS", () => ({ WEBHOOK_TIMEOUT_MS: "20000", SHUTDOWN_GRACE_MS: "20000" }), "SHUTDOWN_GRACE_MS", /must be longer than WEBHOOK_TIMEOUT_MS \(20000\)/],
+  ["SHUTDOWN_GRACE_MS below the default webhook timeout", () => ({ SHUTDOWN_GRACE_MS: "10000" }), "SHUTDOWN_GRACE_MS", /must be longer than WEBHOOK_TIMEOUT_MS \(30000\)/],
+  ["SHUTDOWN_GRACE_MS too long", () => ({ SHUTDOWN_GRACE_MS: "3600000" }), "SHUTDOWN_GRACE_MS", /between 1000 and 600000/],
 ];
 
 describe.concurrent("the built gateway refuses to start", () => {
@@ -242,6 +245,12 @@ describe("loadConfig names the variable", () => {
       const soft = Number(/^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))![1]);
       expect(fileDescriptorLimit()).toBe(soft);
     }
+  });
+
+  it("derives the shutdown grace from the webhook timeout", () => {
+    expect(loadConfig({}).shutdownGraceMs).toBe(35_000);
+    expect(loadConfig({ WEBHOOK_TIMEOUT_MS: "2000" }).shutdownGraceMs).toBe(7000);
+    expect(loadConfig({ WEBHOOK_TIMEOUT_MS: "2000", SHUTDOWN_GRACE_MS: "2500" }).shutdownGraceMs).toBe(2500);
   });
 
   it("accepts an empty environment: the embedded default", () => {

@@ -19,7 +19,8 @@
  *   tried again in the background until the claim would lapse, so the retry
  *   that comes after the failover is a replay rather than a second booking.
  *   Writing a final record again is harmless: it only ever replaces this
- *   request's own claim or nothing.
+ *   request's own claim or nothing. Once the keeper is closing, a write still
+ *   to be tried again gets one last attempt at once, and no more.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { FieldCipherError } from "../encryption/field-cipher.js";
@@ -58,6 +59,8 @@ type Settled = { readonly ok: true; readonly answer: PlatformAnswer } | { readon
 export class ClaimingKeeper implements IdempotencyKeeper {
   /** Bookings whose caller left, and outcomes still being written: `close()` waits for them. */
   private readonly running = new Set<Promise<unknown>>();
+  /** Aborted by `close()`: pauses before another write attempt end at once. */
+  private readonly closing = new AbortController();
   private readonly log: Logger;
   /**
    * Ids of the keys whose sealed outcomes did not open ("" for values that
@@ -109,8 +112,11 @@ export class ClaimingKeeper implements IdempotencyKeeper {
     }
   }
 
+  /** Waits until every booking in flight is settled and every outcome written or given up (one last attempt each). */
   async close(): Promise<void> {
-    await Promise.all(this.running);
+    this.closing.abort();
+    // A booking that settles now may start writing its outcome again: wait for that too.
+    while (this.running.size > 0) await Promise.all(this.running);
   }
 
   private async claim(id: string, token: string, fingerprint: string): Promise<IdempotencyRecord | undefined> {
@@ -196,15 +202,21 @@ export class ClaimingKeeper implements IdempotencyKeeper {
     return settled;
   }
 
-  /** Writes a refused outcome again after growing pauses, until it is written or the claim lapses. Never rejects. */
+  /**
+   * Writes a refused outcome again after growing pauses, until it is written
+   * or the claim lapses; once the keeper closes, one last attempt at once.
+   * Never rejects.
+   */
   private async finishLater(id: string, token: string, record: DoneRecord, claimLapsesAt: number): Promise<void> {
+    const closing = this.closing.signal;
     let pause = FIRST_REWRITE_PAUSE_MS;
     while (Date.now() + pause < claimLapsesAt) {
-      await new Promise((resolve) => setTimeout(resolve, pause));
+      await pauseUnless(pause, closing);
       try {
         await this.store.finish(id, token, record, this.options.resultTtlMs);
         return;
       } catch {
+        if (closing.aborted) return;
         pause = Math.min(MAX_REWRITE_PAUSE_MS, pause * 2);
       }
     }
@@ -245,6 +257,20 @@ function untilGone<T>(task: Promise<T>, request: IdempotentRequest): Promise<T> 
         reject(e);
       },
     );
+  });
+}
+
+/** A pause of `ms`, ended early when `signal` aborts. */
+function pauseUnless(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
   });
 }
 

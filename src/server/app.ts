@@ -58,6 +58,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], {
       tls: config.tls,
       keepAliveMs: 30_000,
+      graceMs: config.shutdownGraceMs,
       limits: config.edge,
       onVerdict: options.onEdgeVerdict,
       onSaturated: (saturated) => connectionCap.report(saturated, "", { maxConnections: config.edge.maxConnections }),
