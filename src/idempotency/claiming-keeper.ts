@@ -27,6 +27,7 @@ import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
 import type { IdempotencyKeeper, IdempotentRequest, IdempotentResult } from "../gateway/idempotency.js";
 import type { IdempotencyOutcome } from "../metrics/metrics.js";
+import { ConditionLog } from "../observability/condition-log.js";
 import { silentLogger, type Logger } from "../observability/logger.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
@@ -61,20 +62,24 @@ export class ClaimingKeeper implements IdempotencyKeeper {
   private readonly running = new Set<Promise<unknown>>();
   /** Aborted by `close()`: pauses before another write attempt end at once. */
   private readonly closing = new AbortController();
-  private readonly log: Logger;
   /**
-   * Ids of the keys whose sealed outcomes did not open ("" for values that
-   * were altered or moved). The keys are read at start, so the condition
-   * lasts until the gateway restarts with the right ones: it is logged once
-   * per key id, not once per retry it refuses.
+   * Per key id (none for values that were altered or moved), outcomes that
+   * key sealed and no configured key opens. The keys are read at start, so
+   * the condition lasts until the gateway restarts with the right ones: it is
+   * logged once per key id, not once per retry it refuses.
    */
-  private readonly undecryptable = new Set<string>();
+  private readonly undecryptable: ConditionLog;
 
   constructor(
     private readonly store: IdempotencyStore,
     private readonly options: KeeperOptions,
   ) {
-    this.log = options.log ?? silentLogger;
+    this.undecryptable = new ConditionLog(options.log ?? silentLogger, "idempotency_record_undecryptable", {
+      bad:
+        "a stored booking outcome cannot be decrypted with the configured keys: retries of that booking are answered 503 service_unavailable " +
+        "(configure the key that sealed it in GATEWAY_ENCRYPTION_PREVIOUS_KEYS)",
+      good: "stored booking outcomes decrypt again",
+    });
   }
 
   async execute(request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult> {
@@ -138,14 +143,7 @@ export class ClaimingKeeper implements IdempotencyKeeper {
 
   /** Logs a stored outcome no configured key opens, once per key id; never the value. */
   private reportUndecryptable(e: FieldCipherError): void {
-    const subject = e.keyId ?? "";
-    if (this.undecryptable.has(subject)) return;
-    this.undecryptable.add(subject);
-    this.log.error(
-      { condition: "idempotency_record_undecryptable", ...(subject === "" ? {} : { subject }), reason: e.message },
-      "a stored booking outcome cannot be decrypted with the configured keys: retries of that booking are answered 503 service_unavailable " +
-        "(configure the key that sealed it in GATEWAY_ENCRYPTION_PREVIOUS_KEYS)",
-    );
+    this.undecryptable.report(true, e.keyId ?? "", { reason: e.message });
   }
 
   /** Sends the booking as the claim holder; the caller may leave, the booking and its bookkeeping go on. */

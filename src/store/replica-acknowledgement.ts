@@ -29,6 +29,7 @@
  *   one timeout every 5 s rather than one per booking.
  */
 import type { ChainableCommander, Cluster, Redis } from "ioredis";
+import { ConditionLog } from "../observability/condition-log.js";
 import type { Logger } from "../observability/logger.js";
 import { keySlot } from "./key-slot.js";
 import { closeConnection, duplicateConnection, isCluster, type RedisConnection } from "./redis-connection.js";
@@ -46,8 +47,6 @@ interface MasterState {
   replicas: number | undefined;
   checkedAt: number;
   checking: boolean;
-  /** False after a WAIT no replica answered, until one does. */
-  acknowledging: boolean;
   quietUntil: number;
   /** Writes waiting for the next batch. */
   pending: Pending[];
@@ -75,6 +74,8 @@ export type KeyWrite = (commands: ChainableCommander) => void;
 
 export class ReplicaAcknowledgement {
   private readonly masters = new Map<string, MasterState>();
+  /** Per master: a WAIT no replica answered, until one does. */
+  private readonly unacknowledged: ConditionLog;
 
   private constructor(
     /** The gateway's connection: plain writes and `ROLE`. */
@@ -82,10 +83,16 @@ export class ReplicaAcknowledgement {
     /** Connection(s) that carry only writes followed by WAIT. */
     private readonly acking: RedisConnection,
     private readonly timeoutMs: number,
-    private readonly log: Logger,
+    log: Logger,
     /** Told of each write's acknowledgement (metrics). */
     private readonly onResult: (acknowledgement: Acknowledgement) => void,
-  ) {}
+  ) {
+    this.unacknowledged = new ConditionLog(log, "replica_acknowledgement", {
+      bad: "no replica acknowledged a stored booking in time",
+      good: "a replica acknowledges stored bookings again",
+      level: "warn",
+    });
+  }
 
   /** Opens the acknowledging connection and counts every master's replicas. */
   static async start(
@@ -166,8 +173,9 @@ export class ReplicaAcknowledgement {
       for (const p of batch) this.settle(p, this.plain(p.write), "not_waited");
       return;
     }
-    const [waitError, acknowledged] = replies[batch.length] ?? [new Error("no reply to WAIT")];
-    const acknowledgement: Acknowledgement = !waitError && Number(acknowledged) >= 1 ? "acknowledged" : "not_acknowledged";
+    const [waitError, replicas] = replies[batch.length] ?? [new Error("no reply to WAIT")];
+    const acknowledged = !waitError && Number(replicas) >= 1;
+    const acknowledgement: Acknowledgement = acknowledged ? "acknowledged" : "not_acknowledged";
     batch.forEach((p, i) => {
       const [writeError, result] = replies[i] ?? [new Error("no reply to the write")];
       if (!writeError) return p.resolve({ result, acknowledgement });
@@ -177,20 +185,15 @@ export class ReplicaAcknowledgement {
       if (/^(MOVED|ASK) /.test(writeError.message)) return this.settle(p, this.plain(p.write), "not_waited");
       p.reject(writeError);
     });
-    if (acknowledgement === "acknowledged") {
-      if (!state.acknowledging) this.log.info({ master: name }, "a replica acknowledges stored bookings again");
-      state.acknowledging = true;
-      return;
-    }
-    if (state.acknowledging) {
-      this.log.warn(
-        { master: name, timeoutMs, reason: waitError?.message },
-        `no replica acknowledged a stored booking within ${timeoutMs} ms: bookings are answered anyway, and a failover of this master ` +
-          `before its replica catches up would forget them (the platform's de-duplication then answers a retry). ` +
-          `Writes to it do not wait for a replica for ${QUIET_MS / 1000} s at a time until one acknowledges again`,
-      );
-    }
-    state.acknowledging = false;
+    this.unacknowledged.report(
+      !acknowledged,
+      name,
+      { timeoutMs, reason: waitError?.message },
+      `no replica acknowledged a stored booking within ${timeoutMs} ms: bookings are answered anyway, and a failover of this master ` +
+        `before its replica catches up would forget them (the platform's de-duplication then answers a retry). ` +
+        `Writes to it do not wait for a replica for ${QUIET_MS / 1000} s at a time until one acknowledges again`,
+    );
+    if (acknowledged) return;
     state.quietUntil = Date.now() + QUIET_MS;
   }
 
@@ -224,7 +227,7 @@ export class ReplicaAcknowledgement {
   private state(name: string): MasterState {
     let state = this.masters.get(name);
     if (state === undefined) {
-      state = { replicas: undefined, checkedAt: 0, checking: false, acknowledging: true, quietUntil: 0, pending: [], sending: false };
+      state = { replicas: undefined, checkedAt: 0, checking: false, quietUntil: 0, pending: [], sending: false };
       this.masters.set(name, state);
     }
     return state;
