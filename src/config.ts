@@ -5,8 +5,6 @@
  */
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
-import { defaultMaxConnections } from "./server/connection-guard.js";
-import type { EdgeLimits } from "./server/one-port-server.js";
 
 export interface TlsConfig {
   readonly cert: Buffer;
@@ -103,6 +101,39 @@ export interface Config {
   readonly platformMaxAnswerBytes: number;
   /** New calls are refused as `overloaded` while the event loop lags more than this; 0 disables. */
   readonly overloadEventLoopDelayMs: number;
+}
+
+/**
+ * Every bound the listener holds client connections to (see
+ * src/server/connection-guard.ts and src/server/http2-abuse.ts).
+ */
+export interface EdgeLimits {
+  /** Open connections at most, all clients together. */
+  readonly maxConnections: number;
+  /** Open connections at most from one client address. */
+  readonly maxConnectionsPerClient: number;
+  /** A connection must send its first request headers within this. */
+  readonly firstRequestTimeoutMs: number;
+  /** Connections older than this are asked to go away; 0 disables. */
+  readonly maxConnectionAgeMs: number;
+  /** How long an address caught attacking has its new connections refused; 0 disables. */
+  readonly cooldownMs: number;
+  /** HTTP/1.1: the headers of each request must arrive within this. */
+  readonly headersTimeoutMs: number;
+  /** HTTP/1.1: each whole request, body included, must arrive within this. */
+  readonly requestTimeoutMs: number;
+  /** HTTP/1.1: an idle keep-alive connection is closed after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** HTTP/2: streams one session may have open at once. */
+  readonly maxConcurrentStreams: number;
+  /**
+   * HTTP/2: streams a client may reset before they are answered within the
+   * window before its session is ended, provided they are also most of the
+   * streams it closed there.
+   */
+  readonly maxPrematureResets: number;
+  /** HTTP/2: a session with no open stream for this long is closed; 0 disables. */
+  readonly idleTimeoutMs: number;
 }
 
 /** A Redis Cluster, given by some of its nodes; the client finds the others. */
@@ -324,6 +355,20 @@ export function fileDescriptorLimit(): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * The default total cap: below the process's file-descriptor limit (on
+ * Linux, the soft "Max open files" of /proc/self/limits), leaving room for
+ * the connections to platforms (up to 256 per platform), Redis and files:
+ * 384 descriptors, or three eighths of a small limit, and at most 50,000
+ * connections.
+ * Node has no API for the limit; where it cannot be read, 4096 is assumed.
+ */
+export function defaultMaxConnections(fdLimit: number | undefined): number {
+  const limit = fdLimit ?? 4096;
+  const reserve = Math.min(384, Math.floor(limit * 0.375));
+  return Math.max(1, Math.min(50_000, limit - reserve));
 }
 
 function edgeConfig(env: Env, fdLimit: number | undefined): EdgeLimits {

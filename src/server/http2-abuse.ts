@@ -22,6 +22,7 @@
  *   open for nothing.
  */
 import http2 from "node:http2";
+import type { EdgeLimits } from "../config.js";
 
 /** A stream reset sooner than this after it opened is a premature reset (Envoy's default). */
 export const PREMATURE_RESET_LIFETIME_MS = 1000;
@@ -29,15 +30,8 @@ export const PREMATURE_RESET_LIFETIME_MS = 1000;
 /** The window in which premature resets are counted. */
 export const PREMATURE_RESET_WINDOW_MS = 10_000;
 
-export interface Http2SessionLimits {
-  /**
-   * Unanswered streams a client may reset within the window before its session
-   * is ended, provided they are also most of the streams it closed there.
-   */
-  readonly maxPrematureResets: number;
-  /** A session with no open stream for this long is closed; 0 disables. */
-  readonly idleTimeoutMs: number;
-}
+/** The bounds a session is held to (see `EdgeLimits`). */
+export type Http2SessionLimits = Pick<EdgeLimits, "maxPrematureResets" | "idleTimeoutMs">;
 
 export type SessionVerdict = "http2_reset_flood" | "http2_idle";
 

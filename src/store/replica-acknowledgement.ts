@@ -29,6 +29,7 @@
  *   one timeout every 5 s rather than one per booking.
  */
 import type { ChainableCommander, Cluster, Redis } from "ioredis";
+import type { ReplicaAcknowledgementResult } from "../metrics/metrics.js";
 import { ConditionLog } from "../observability/condition-log.js";
 import type { Logger } from "../observability/logger.js";
 import { keySlot } from "./key-slot.js";
@@ -61,12 +62,9 @@ interface Pending {
   readonly reject: (error: unknown) => void;
 }
 
-/** How a write went: acknowledged by a replica, not acknowledged in time, or written without waiting. */
-export type Acknowledgement = "acknowledged" | "not_acknowledged" | "not_waited";
-
 export interface AcknowledgedResult {
   readonly result: unknown;
-  readonly acknowledgement: Acknowledgement;
+  readonly acknowledgement: ReplicaAcknowledgementResult;
 }
 
 /** Adds one write on `key` to a pipeline or transaction. */
@@ -85,7 +83,7 @@ export class ReplicaAcknowledgement {
     private readonly timeoutMs: number,
     log: Logger,
     /** Told of each write's acknowledgement (metrics). */
-    private readonly onResult: (acknowledgement: Acknowledgement) => void,
+    private readonly onResult: (acknowledgement: ReplicaAcknowledgementResult) => void,
   ) {
     this.unacknowledged = new ConditionLog(log, "replica_acknowledgement", {
       bad: "no replica acknowledged a stored booking in time",
@@ -99,7 +97,7 @@ export class ReplicaAcknowledgement {
     redis: RedisConnection,
     timeoutMs: number,
     log: Logger,
-    onResult: (acknowledgement: Acknowledgement) => void = () => {},
+    onResult: (acknowledgement: ReplicaAcknowledgementResult) => void = () => {},
   ): Promise<ReplicaAcknowledgement> {
     // WAIT blocks its connection for up to the timeout: the command timeout there is longer.
     const acks = new ReplicaAcknowledgement(redis, await duplicateConnection(redis, timeoutMs + 1000), timeoutMs, log, onResult);
@@ -175,7 +173,7 @@ export class ReplicaAcknowledgement {
     }
     const [waitError, replicas] = replies[batch.length] ?? [new Error("no reply to WAIT")];
     const acknowledged = !waitError && Number(replicas) >= 1;
-    const acknowledgement: Acknowledgement = acknowledged ? "acknowledged" : "not_acknowledged";
+    const acknowledgement: ReplicaAcknowledgementResult = acknowledged ? "acknowledged" : "not_acknowledged";
     batch.forEach((p, i) => {
       const [writeError, result] = replies[i] ?? [new Error("no reply to the write")];
       if (!writeError) return p.resolve({ result, acknowledgement });
@@ -197,7 +195,7 @@ export class ReplicaAcknowledgement {
     state.quietUntil = Date.now() + QUIET_MS;
   }
 
-  private settle(p: Pending, written: Promise<unknown>, acknowledgement: Acknowledgement): void {
+  private settle(p: Pending, written: Promise<unknown>, acknowledgement: ReplicaAcknowledgementResult): void {
     written.then((result) => p.resolve({ result, acknowledgement }), p.reject);
   }
 
