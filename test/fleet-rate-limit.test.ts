@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FleetRateLimiter } from "../src/gateway/fleet-rate-limiter.js";
 import { RedisTokenBucket } from "../src/store/redis-token-bucket.js";
 import { connectRedis } from "../src/store/redis-connection.js";
 import { bearer, clientsFor, reasonOf, RPC_PROTOCOLS, searchRequest, type RpcProtocol } from "./support/clients.js";
@@ -128,6 +129,33 @@ describe("the shared bucket in Redis", () => {
       expect(await bucket.take("p", limit)).toBe(0);
     } finally {
       redis.disconnect();
+    }
+  });
+});
+
+describe("a frozen Redis", () => {
+  it("after each second without the shared bucket one call tries it again, the others do not wait", async () => {
+    const own = await RedisServer.start();
+    const redis = await connectRedis(own.url);
+    try {
+      const limiter = new FleetRateLimiter({ perSecond: 1000, burst: 1000 }, new RedisTokenBucket(redis, "test:frozen:"));
+      await limiter.charge("p");
+      own.pause();
+      // The first call finds out, after the wait for the shared bucket.
+      await limiter.charge("p");
+      await new Promise((r) => setTimeout(r, 1100));
+      const timed = async () => {
+        const started = performance.now();
+        await limiter.charge("p");
+        return performance.now() - started;
+      };
+      const took = await Promise.all(Array.from({ length: 20 }, timed));
+      // The probe waits the 250 ms for the frozen bucket; the other 19 go on under the gateway's own limit.
+      expect(took.filter((ms) => ms >= 200)).toHaveLength(1);
+    } finally {
+      own.unpause();
+      redis.disconnect();
+      await own.stop();
     }
   });
 });
