@@ -38,6 +38,9 @@ export type ConnectionVerdict =
   | "first_request_timeout"
   | "evicted_unproven";
 
+/** Addresses cooling down at most. */
+const MAX_PENALIZED = 100_000;
+
 interface Entry {
   readonly socket: net.Socket;
   readonly address: string;
@@ -117,7 +120,9 @@ export class ConnectionGuard extends EventEmitter<{ verdict: [ConnectionVerdict,
   /** Refuses new connections from `address` for the cool-down. */
   penalize(address: string): void {
     if (this.limits.cooldownMs <= 0) return;
-    if (this.penalized.size >= 100_000) this.penalized.clear();
+    // Kept in the order the cool-downs end: past the bound, the one that ends first goes.
+    this.penalized.delete(address);
+    if (this.penalized.size >= MAX_PENALIZED) this.penalized.delete(this.penalized.keys().next().value!);
     this.penalized.set(address, performance.now() + this.limits.cooldownMs);
   }
 
