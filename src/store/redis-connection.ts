@@ -252,6 +252,31 @@ export async function duplicateConnection(redis: RedisConnection, commandTimeout
   return copy;
 }
 
+/**
+ * A connection of its own to one node of `cluster` (a subscription to a shard
+ * channel must be held on the node that serves it), with the cluster's
+ * options and command timeout, that is not reconnected: its caller replaces
+ * it, since the node may no longer serve what it wants by then.
+ */
+export async function connectClusterNode(cluster: Cluster, node: { readonly host: string; readonly port: number }): Promise<Redis> {
+  const connection = new Redis({
+    ...cluster.options.redisOptions,
+    host: node.host,
+    port: node.port,
+    lazyConnect: true,
+    retryStrategy: () => null,
+  });
+  withCommandTimeout(connection, commandTimeouts.get(cluster) ?? DEFAULT_COMMAND_TIMEOUT_MS);
+  connection.on("error", () => {});
+  try {
+    await connection.connect();
+  } catch (e) {
+    connection.disconnect();
+    throw e;
+  }
+  return connection;
+}
+
 /** Closes a connection, politely if Redis answers. */
 export async function closeConnection(redis: RedisConnection): Promise<void> {
   await redis.quit().catch(() => redis.disconnect());
