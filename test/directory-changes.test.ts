@@ -3,7 +3,8 @@
  * watcher of its prefix (and no other), and a watcher that lost its
  * connection forgets its cache when it is back and hears later writes again.
  * A Redis that stops answering fails the subscription, and so the gateway's
- * start, within the command timeout instead of holding it for ever.
+ * start, within the command timeout instead of holding it for ever; the
+ * start that failed closes what it had opened.
  */
 import { Writable } from "node:stream";
 import type { Redis } from "ioredis";
@@ -99,6 +100,15 @@ it("a Redis that freezes while the gateway starts fails the start instead of hol
   try {
     const started = createGateway(loadConfig({ REDIS_URL: own.url, LOG_LEVEL: "warn" }), { logStream: log });
     expect(await within(started, 12_000)).toMatch(/^rejected: /);
+    // What it had opened is closed: once Redis answers again, no connection of the gateway's is left (only this one).
+    own.unpause();
+    const observer = await connectRedis(own.url);
+    try {
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(((await observer.client("LIST")) as string).trim().split("\n")).toHaveLength(1);
+    } finally {
+      observer.disconnect();
+    }
   } finally {
     own.unpause();
     await own.stop();

@@ -54,10 +54,26 @@ export const NO_METRICS: Metrics = {
   replicaAcknowledgement() {},
 };
 
+/**
+ * The process's own metrics (CPU, memory, event loop, garbage collection),
+ * collected once per process however many gateways it runs (tests run
+ * several): their collectors start timers and observers that are never
+ * stopped. Each gateway's exposition merges them in.
+ */
+let processRegistry: Registry | undefined;
+
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
 const LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
 
 export class PrometheusMetrics implements Metrics {
-  readonly registry = new Registry();
+  private readonly registry = new Registry();
   // The per-call series: recorded on every call and webhook.
   private readonly calls = new CounterSeries(
     "gateway_calls_total",
@@ -116,8 +132,11 @@ export class PrometheusMetrics implements Metrics {
     registers: [this.registry],
   });
 
+  /** This gateway's series and the process's. */
+  private readonly exposition: Registry;
+
   constructor() {
-    collectDefaultMetrics({ register: this.registry });
+    this.exposition = Registry.merge([this.registry, processMetrics()]);
   }
 
   replicaAcknowledgement(result: ReplicaAcknowledgementResult): void {
@@ -156,6 +175,6 @@ export class PrometheusMetrics implements Metrics {
 
   /** The exposition, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    return { contentType: this.exposition.contentType, body: await this.exposition.metrics() };
   }
 }

@@ -248,7 +248,13 @@ export async function duplicateConnection(redis: RedisConnection, commandTimeout
   withCommandTimeout(copy, commandTimeoutMs ?? commandTimeouts.get(redis) ?? DEFAULT_COMMAND_TIMEOUT_MS);
   copy.on("error", () => {});
   if (isCluster(copy)) copy.on("node error", () => {});
-  await copy.connect();
+  try {
+    await copy.connect();
+  } catch (e) {
+    // Stop its reconnecting: nobody holds it.
+    copy.disconnect();
+    throw e;
+  }
   return copy;
 }
 
