@@ -19,6 +19,12 @@ import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTestCertificate, opensslProgram, type TestCertificate } from "./support/certificate.js";
 import { searchBody, startHarness, type Harness } from "./support/harness.js";
+import { parsePrometheusText, sampleValue } from "./support/prometheus-text.js";
+
+/** How many connections or sessions the gateway refused or ended for `reason` (`gateway_edge_refusals_total`). */
+async function edgeRefusals(h: Harness, reason: string): Promise<number> {
+  return sampleValue(parsePrometheusText(await (await fetch(`${h.url}/metrics`)).text()), "gateway_edge_refusals_total", { reason });
+}
 
 const SHORT = {
   FIRST_REQUEST_TIMEOUT_MS: "600",
@@ -285,6 +291,8 @@ describe("in clear", () => {
     other.socket.write(request(h.keys.a));
     expect(await answerOn(other)).toBe(200);
     other.socket.destroy();
+    expect(await edgeRefusals(h, "http2_reset_flood")).toBe(1);
+    expect(await edgeRefusals(h, "cooling_down")).toBeGreaterThanOrEqual(1);
   });
 
   it("advertises at most HTTP2_MAX_CONCURRENT_STREAMS streams per session", async () => {
@@ -338,6 +346,7 @@ describe("resets of honest clients", () => {
       h.app.server.off("connection", onConnection);
       // Served on the connection it had: no GOAWAY made the client open another (which its address's cool-down would refuse).
       expect(connections).toBe(0);
+      expect(await edgeRefusals(h, "http2_reset_flood")).toBe(0);
     } finally {
       client.close();
     }

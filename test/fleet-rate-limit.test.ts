@@ -14,6 +14,7 @@ import { startGatewayProcess, type GatewayProcess } from "./support/gateway-proc
 import { searchBody, startHarness, testRedisUrl, type Harness } from "./support/harness.js";
 import { send } from "./support/http1.js";
 import { startPeerGateway } from "./support/peer-gateway.js";
+import { parsePrometheusText, sampleValue } from "./support/prometheus-text.js";
 import { RedisServer } from "./support/redis-server.js";
 import { openSession, search, start } from "./support/session-client.js";
 
@@ -197,6 +198,8 @@ describe("Redis unreachable", () => {
     expect(during).toEqual(["ok", "ok", "rate_limited"]);
     const warnings = gw.log.filter((l) => l.level === 40 && /fleet-wide rate limit is unavailable/.test(l.msg));
     expect(warnings).toHaveLength(1);
+    const metrics = parsePrometheusText(await (await fetch(`${gw.url}/metrics`)).text());
+    expect(sampleValue(metrics, "gateway_redis_errors_total", { source: "rate_limit" })).toBeGreaterThanOrEqual(1);
 
     await redis.resume();
     // Back: the bucket Redis lost is full again, and the shared limit applies once more.

@@ -123,7 +123,7 @@ async function assemble(config: Config, parts: GatewayParts, opened: OpenResourc
   const onLimited = (partner: string) => metrics.rateLimited(partner);
   const rateLimiter: CallLimiter =
     redis !== undefined
-      ? new FleetRateLimiter(limit, new RedisTokenBucket(redis, config.redisKeyPrefix), log, onLimited)
+      ? new FleetRateLimiter(limit, new RedisTokenBucket(redis, config.redisKeyPrefix), log, onLimited, () => metrics.redisError("rate_limit"))
       : new RateLimiter(limit, onLimited);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,

@@ -46,6 +46,8 @@ export class FleetRateLimiter implements CallLimiter {
     log: Logger = silentLogger,
     /** Told of every refusal (metrics). */
     private readonly onLimited: (partnerId: string) => void = () => {},
+    /** Told of every failure of the shared bucket (metrics). */
+    private readonly onSharedError: () => void = () => {},
     private readonly waitMs = SHARED_WAIT_MS,
   ) {
     this.local = new RateLimiter(limit, onLimited);
@@ -66,6 +68,7 @@ export class FleetRateLimiter implements CallLimiter {
     try {
       retryAfterMs = await this.takeShared(partnerId);
     } catch (e) {
+      this.onSharedError();
       this.failing = true;
       this.skipSharedUntil = Date.now() + SKIP_AFTER_FAILURE_MS;
       this.unavailable.report(true, "", { reason: (e as Error).message });

@@ -28,7 +28,7 @@ export type IdempotencyOutcome = "claimed" | "replayed" | "mismatch" | "in_fligh
 export type ReplicaAcknowledgementResult = "acknowledged" | "not_acknowledged" | "not_waited";
 
 /** Where a Redis failure was seen. */
-export type RedisErrorSource = "connection" | "health_check" | "directory" | "idempotency";
+export type RedisErrorSource = "connection" | "health_check" | "directory" | "idempotency" | "rate_limit";
 
 export interface Metrics {
   /** `code`: the call's status as a snake_case Connect code (`ok`, `not_found`, ...). */
@@ -40,6 +40,8 @@ export interface Metrics {
   sessionClosed(): void;
   redisError(source: RedisErrorSource): void;
   replicaAcknowledgement(result: ReplicaAcknowledgementResult): void;
+  /** A connection or HTTP/2 session the listener refused or ended by one of its bounds; `reason` is its verdict. */
+  edgeRefused(reason: string): void;
 }
 
 /** Metrics turned off (`METRICS_PORT=off`): every record is a no-op. */
@@ -52,6 +54,7 @@ export const NO_METRICS: Metrics = {
   sessionClosed() {},
   redisError() {},
   replicaAcknowledgement() {},
+  edgeRefused() {},
 };
 
 /**
@@ -120,7 +123,7 @@ export class PrometheusMetrics implements Metrics {
   });
   private readonly redisErrors = new Counter({
     name: "gateway_redis_errors_total",
-    help: "Redis failures, by where they were seen: connection, health_check, directory, idempotency.",
+    help: "Redis failures, by where they were seen: connection, health_check, directory, idempotency, rate_limit.",
     labelNames: ["source"] as const,
     registers: [this.registry],
   });
@@ -129,6 +132,13 @@ export class PrometheusMetrics implements Metrics {
     name: "gateway_replica_acknowledgements_total",
     help: "Finished bookings stored in Redis, by whether a replica acknowledged them in time: acknowledged, not_acknowledged (answered anyway), not_waited (no replica, or waiting paused).",
     labelNames: ["result"] as const,
+    registers: [this.registry],
+  });
+
+  private readonly edgeRefusals = new Counter({
+    name: "gateway_edge_refusals_total",
+    help: "Client connections and HTTP/2 sessions the listener refused or ended by one of its bounds, by reason.",
+    labelNames: ["reason"] as const,
     registers: [this.registry],
   });
 
@@ -171,6 +181,10 @@ export class PrometheusMetrics implements Metrics {
 
   redisError(source: RedisErrorSource): void {
     this.redisErrors.inc({ source });
+  }
+
+  edgeRefused(reason: string): void {
+    this.edgeRefusals.inc({ reason });
   }
 
   /** The exposition, and its content type. */

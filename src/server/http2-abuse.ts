@@ -50,6 +50,7 @@ export function guardHttp2Session(
   let closed = 0;
   let premature = 0;
   let windowStart = 0;
+  let flooded = false;
   let idle: NodeJS.Timeout | undefined;
 
   const armIdle = () => {
@@ -92,7 +93,9 @@ export function guardHttp2Session(
     }
     closed++;
     if (prematurelyReset) premature++;
-    if (premature <= limits.maxPrematureResets || premature * 2 <= closed || session.destroyed) return;
+    if (premature <= limits.maxPrematureResets || premature * 2 <= closed || flooded || session.destroyed) return;
+    // Once: the streams closed in the same read as the one that tripped it come after.
+    flooded = true;
     onVerdict("http2_reset_flood");
     // GOAWAY with ENHANCE_YOUR_CALM (RFC 9113 §5.4.1), then the connection is
     // dropped. (`destroy(error, code)` would send NO_ERROR without an error,
