@@ -5,8 +5,6 @@
  */
 import { readFileSync } from "node:fs";
 import { createSecureContext } from "node:tls";
-import { defaultMaxConnections } from "./server/connection-guard.js";
-import type { EdgeLimits } from "./server/one-port-server.js";
 
 export interface TlsConfig {
   readonly cert: Buffer;
@@ -55,6 +53,14 @@ export interface Config {
    * it is also how long a key stays blocked after a gateway crashed mid-booking.
    */
   readonly idempotencyClaimTtlMs: number;
+  /**
+   * How long a shutdown lets the calls in flight finish (`SHUTDOWN_GRACE_MS`,
+   * default the webhook timeout plus 5 s): longer than the webhook timeout, so
+   * a booking sent just before the signal is answered and its outcome stored.
+   * Connections still open then are destroyed; the process exits at the
+   * latest `SHUTDOWN_EXIT_MARGIN_MS` later.
+   */
+  readonly shutdownGraceMs: number;
   /** Width of one window of a streamed availability search. */
   readonly streamWindowMs: number;
   /** How many windows of one streamed search are relayed at once. */
@@ -95,6 +101,39 @@ export interface Config {
   readonly platformMaxAnswerBytes: number;
   /** New calls are refused as `overloaded` while the event loop lags more than this; 0 disables. */
   readonly overloadEventLoopDelayMs: number;
+}
+
+/**
+ * Every bound the listener holds client connections to (see
+ * src/server/connection-guard.ts and src/server/http2-abuse.ts).
+ */
+export interface EdgeLimits {
+  /** Open connections at most, all clients together. */
+  readonly maxConnections: number;
+  /** Open connections at most from one client address. */
+  readonly maxConnectionsPerClient: number;
+  /** A connection must send its first request headers within this. */
+  readonly firstRequestTimeoutMs: number;
+  /** Connections older than this are asked to go away; 0 disables. */
+  readonly maxConnectionAgeMs: number;
+  /** How long an address caught attacking has its new connections refused; 0 disables. */
+  readonly cooldownMs: number;
+  /** HTTP/1.1: the headers of each request must arrive within this. */
+  readonly headersTimeoutMs: number;
+  /** HTTP/1.1: each whole request, body included, must arrive within this. */
+  readonly requestTimeoutMs: number;
+  /** HTTP/1.1: an idle keep-alive connection is closed after this. */
+  readonly keepAliveTimeoutMs: number;
+  /** HTTP/2: streams one session may have open at once. */
+  readonly maxConcurrentStreams: number;
+  /**
+   * HTTP/2: streams a client may reset before they are answered within the
+   * window before its session is ended, provided they are also most of the
+   * streams it closed there.
+   */
+  readonly maxPrematureResets: number;
+  /** HTTP/2: a session with no open stream for this long is closed; 0 disables. */
+  readonly idleTimeoutMs: number;
 }
 
 /** A Redis Cluster, given by some of its nodes; the client finds the others. */
@@ -158,6 +197,13 @@ export class ConfigError extends Error {
 type Env = Readonly<Record<string, string | undefined>>;
 
 const MINUTE = 60_000;
+
+/**
+ * What closing the gateway's own resources (the last write of a booking
+ * outcome, Redis, the span exporter) may take after the shutdown grace,
+ * before the process exits regardless.
+ */
+export const SHUTDOWN_EXIT_MARGIN_MS = 5000;
 const DAY = 24 * 60 * MINUTE;
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -230,6 +276,18 @@ function encryptionKeys(env: Env): EncryptionKeys | undefined {
   return { key, previousKeys };
 }
 
+/**
+ * A Redis URL, or a comma-separated list of Redis URLs and host:port
+ * entries, fit for an error message or a log: in each entry, the user and
+ * password (everything up to the last `@`) are masked.
+ */
+export function maskRedisCredentials(value: string): string {
+  return value
+    .split(",")
+    .map((entry) => entry.replace(/^(\s*[a-z][a-z0-9+.-]*:\/\/)?[^/]*@/i, "$1***@"))
+    .join(",");
+}
+
 const HOST_PORT = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?):(\d{1,5})$/;
 
 /**
@@ -245,15 +303,16 @@ function redisCluster(env: Env): RedisClusterConfig | undefined {
   const nodes: { host: string; port: number }[] = [];
   let credentials: { username: string | undefined; password: string | undefined } | undefined;
   let scheme: string | undefined;
-  for (const entry of raw.split(",").map((e) => e.trim())) {
-    if (entry === "") throw new ConfigError(NAME, `an empty entry in "${raw}": expected host:port,host:port,...`);
+  for (const [i, entry] of raw.split(",").map((e) => e.trim()).entries()) {
+    if (entry === "") throw new ConfigError(NAME, `an empty entry in "${maskRedisCredentials(raw)}": expected host:port,host:port,...`);
     let hostPort = entry;
     if (/^[a-z]+:\/\//i.test(entry)) {
       let url: URL;
       try {
         url = new URL(entry);
       } catch {
-        throw new ConfigError(NAME, `"${entry}" is not a URL`);
+        // Named by position: a password with an unencoded comma is split across entries, so this one may hold part of it.
+        throw new ConfigError(NAME, `entry ${i + 1} is not a URL (percent-encode a , @ or / in a user or password)`);
       }
       if (url.protocol !== "redis:" && url.protocol !== "rediss:") {
         throw new ConfigError(NAME, `expected host:port, redis://host:port or rediss://host:port, got "${url.protocol}//..."`);
@@ -275,7 +334,7 @@ function redisCluster(env: Env): RedisClusterConfig | undefined {
     const m = HOST_PORT.exec(hostPort);
     const port = m === null ? NaN : Number(m[2]);
     if (m === null || !(port >= 1 && port <= 65535)) {
-      throw new ConfigError(NAME, `expected host:port (or a redis:// URL), got "${entry.replace(/\/\/[^@/]*@/, "//***@")}"`);
+      throw new ConfigError(NAME, `expected host:port (or a redis:// URL), got "${maskRedisCredentials(entry)}"`);
     }
     nodes.push({ host: m[1]!.replace(/^\[(.*)\]$/, "$1"), port });
   }
@@ -298,6 +357,20 @@ export function fileDescriptorLimit(): number | undefined {
   }
 }
 
+/**
+ * The default total cap: below the process's file-descriptor limit (on
+ * Linux, the soft "Max open files" of /proc/self/limits), leaving room for
+ * the connections to platforms (up to 256 per platform), Redis and files:
+ * 384 descriptors, or three eighths of a small limit, and at most 50,000
+ * connections.
+ * Node has no API for the limit; where it cannot be read, 4096 is assumed.
+ */
+export function defaultMaxConnections(fdLimit: number | undefined): number {
+  const limit = fdLimit ?? 4096;
+  const reserve = Math.min(384, Math.floor(limit * 0.375));
+  return Math.max(1, Math.min(50_000, limit - reserve));
+}
+
 function edgeConfig(env: Env, fdLimit: number | undefined): EdgeLimits {
   const maxConnectionsCeiling = fdLimit === undefined ? 1_000_000 : Math.max(1, fdLimit - 64);
   const maxConnections = int(env, "MAX_CONNECTIONS", Math.min(defaultMaxConnections(fdLimit), maxConnectionsCeiling), 1, maxConnectionsCeiling);
@@ -316,7 +389,7 @@ function edgeConfig(env: Env, fdLimit: number | undefined): EdgeLimits {
     requestTimeoutMs,
     keepAliveTimeoutMs: int(env, "KEEP_ALIVE_TIMEOUT_MS", 65_000, 100, 60 * MINUTE),
     maxConcurrentStreams: int(env, "HTTP2_MAX_CONCURRENT_STREAMS", 100, 1, 10_000),
-    maxPrematureResets: int(env, "HTTP2_MAX_PREMATURE_RESETS", 100, 1, 1_000_000),
+    maxPrematureResets: int(env, "HTTP2_MAX_PREMATURE_RESETS", 250, 1, 1_000_000),
     idleTimeoutMs: int(env, "HTTP2_IDLE_TIMEOUT_MS", 60_000, 100, 24 * 60 * MINUTE),
   };
 }
@@ -411,7 +484,7 @@ export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: 
   const { fdLimit } = machine;
   const redisUrl = optional(env, "REDIS_URL");
   if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl)) {
-    throw new ConfigError("REDIS_URL", `expected redis://host:port or rediss://..., got "${redisUrl}"`);
+    throw new ConfigError("REDIS_URL", `expected redis://host:port or rediss://..., got "${maskRedisCredentials(redisUrl)}"`);
   }
   const cluster = redisCluster(env);
   if (cluster !== undefined && redisUrl !== undefined) {
@@ -441,6 +514,10 @@ export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: 
   if (idempotencyClaimTtlMs <= webhookTimeoutMs) {
     throw new ConfigError("IDEMPOTENCY_CLAIM_TTL_MS", `must be longer than WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}), got ${idempotencyClaimTtlMs}`);
   }
+  const shutdownGraceMs = int(env, "SHUTDOWN_GRACE_MS", webhookTimeoutMs + 5000, 1000, 10 * MINUTE);
+  if (shutdownGraceMs <= webhookTimeoutMs) {
+    throw new ConfigError("SHUTDOWN_GRACE_MS", `must be longer than WEBHOOK_TIMEOUT_MS (${webhookTimeoutMs}), so a booking in flight at shutdown can finish, got ${shutdownGraceMs}`);
+  }
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: optional(env, "HOST") ?? "127.0.0.1",
@@ -457,6 +534,7 @@ export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: 
     idempotencyTtlMs: int(env, "IDEMPOTENCY_TTL_SECONDS", 24 * 3600, 60, 30 * 24 * 3600) * 1000,
     idempotencyWaitMs: int(env, "IDEMPOTENCY_WAIT_MS", 5_000, 0, 60_000),
     idempotencyClaimTtlMs,
+    shutdownGraceMs,
     streamWindowMs: int(env, "STREAM_WINDOW_MINUTES", 24 * 60, 15, 7 * 24 * 60) * MINUTE,
     streamConcurrency: int(env, "STREAM_CONCURRENCY", 4, 1, 32),
     sessionMaxInFlight: int(env, "SESSION_MAX_IN_FLIGHT", 8, 1, 256),

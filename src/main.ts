@@ -4,7 +4,7 @@
  * partner whose key is printed once at start.
  */
 import { randomBytes } from "node:crypto";
-import { ConfigError, loadConfig, type Config } from "./config.js";
+import { ConfigError, loadConfig, SHUTDOWN_EXIT_MARGIN_MS, type Config } from "./config.js";
 import { createGateway } from "./gateway/create-gateway.js";
 import { DEMO_CALLER, ReferencePlatform } from "./demo/reference-platform.js";
 import { buildServer } from "./server/app.js";
@@ -104,7 +104,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     app.log.info({ signal }, "shutting down");
-    const force = setTimeout(() => process.exit(1), 15_000);
+    // The listener lets calls finish for SHUTDOWN_GRACE_MS; closing the rest gets a margin beyond it.
+    const force = setTimeout(() => process.exit(1), config.shutdownGraceMs + SHUTDOWN_EXIT_MARGIN_MS);
     force.unref();
     await app.close();
     await gateway.close();

@@ -179,7 +179,7 @@ describe.concurrent("errors: one line, non-zero exit", () => {
     expect(badVar.code).toBe(1);
     const started = Date.now();
     const down = await admin(["list"], { REDIS_URL: "redis://:hunter2@127.0.0.1:1" });
-    expect(down.stderr).toBe("admin: cannot reach Redis at redis://:***@127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n");
+    expect(down.stderr).toBe("admin: cannot reach Redis at redis://***@127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1\n");
     expect(down.code).toBe(1);
     expect(Date.now() - started).toBeLessThan(5000);
   });

@@ -52,7 +52,7 @@ const STARTS: readonly Case[] = [
   ["PORT not a number", () => ({ PORT: "abc" }), "PORT", /expected a whole number, got "abc"/],
   ["PORT in use", () => ({ PORT: String(busyPort) }), "PORT", /already in use/],
   ["HOST unknown", () => ({ PORT: "0", HOST: "no-such-host.invalid" }), "HOST", /cannot listen on no-such-host\.invalid/],
-  ["REDIS_URL unreachable", () => ({ PORT: "0", REDIS_URL: "redis://:secret@127.0.0.1:1" }), "REDIS_URL", /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/],
+  ["REDIS_URL unreachable", () => ({ PORT: "0", REDIS_URL: "redis://:secret@127.0.0.1:1" }), "REDIS_URL", /cannot reach Redis at redis:\/\/\*\*\*@127\.0\.0\.1:1/],
   [
     "REDIS_CLUSTER_NODES unreachable",
     () => ({ PORT: "0", REDIS_CLUSTER_NODES: "redis://:secret@127.0.0.1:1,127.0.0.1:2" }),
@@ -84,6 +84,30 @@ const STARTS: readonly Case[] = [
 const VALUES: readonly Case[] = [
   ["PORT out of range", () => ({ PORT: "70000" }), "PORT", /between 0 and 65535/],
   ["REDIS_URL not a Redis URL", () => ({ REDIS_URL: "http://localhost:6379" }), "REDIS_URL", /expected redis:\/\//],
+  [
+    "REDIS_URL not a Redis URL, its password never echoed",
+    () => ({ REDIS_URL: "http://gw:hunter2secret@localhost:6379" }),
+    "REDIS_URL",
+    /^(?!.*hunter2secret).*got "http:\/\/\*\*\*@localhost:6379"/,
+  ],
+  [
+    "REDIS_CLUSTER_NODES with an empty entry, no password echoed",
+    () => ({ REDIS_CLUSTER_NODES: "redis://gw:hunter2secret@10.0.0.1:7000,,redis://gw:hunter2secret@10.0.0.2:7000" }),
+    "REDIS_CLUSTER_NODES",
+    /^(?!.*hunter2secret).*an empty entry in "redis:\/\/\*\*\*@10\.0\.0\.1:7000,,redis:\/\/\*\*\*@10\.0\.0\.2:7000"/,
+  ],
+  [
+    "REDIS_CLUSTER_NODES with a password holding a comma, no part of it echoed",
+    () => ({ REDIS_CLUSTER_NODES: "redis://gw:hunter2,secret@10.0.0.1:7000" }),
+    "REDIS_CLUSTER_NODES",
+    /^(?!.*hunter2)(?!.*secret).*entry 1 is not a URL/,
+  ],
+  [
+    "REDIS_CLUSTER_NODES entry without a port, its password never echoed",
+    () => ({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,gw:hunter2secret@10.0.0.2" }),
+    "REDIS_CLUSTER_NODES",
+    /^(?!.*hunter2secret).*got "\*\*\*@10\.0\.0\.2"/,
+  ],
   ["REDIS_CLUSTER_NODES without a port", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1" }), "REDIS_CLUSTER_NODES", /expected host:port .*got "10\.0\.0\.1"/],
   ["REDIS_CLUSTER_NODES port out of range", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,10.0.0.2:70000" }), "REDIS_CLUSTER_NODES", /got "10\.0\.0\.2:70000"/],
   ["REDIS_CLUSTER_NODES with an empty entry", () => ({ REDIS_CLUSTER_NODES: "10.0.0.1:7000,,10.0.0.2:7000" }), "REDIS_CLUSTER_NODES", /an empty entry/],
@@ -143,6 +167,32 @@ const VALUES: readonly Case[] = [
   ["OTEL_TRACES_SAMPLER unknown", () => ({ OTEL_TRACES_SAMPLER: "sometimes" }), "OTEL_TRACES_SAMPLER", /expected one of always_on/],
   ["OTEL_TRACES_SAMPLER_ARG over 1", () => ({ OTEL_TRACES_SAMPLER_ARG: "1.5" }), "OTEL_TRACES_SAMPLER_ARG", /from 0 to 1/],
   ["OTEL_SDK_DISABLED not a boolean", () => ({ OTEL_SDK_DISABLED: "yes" }), "OTEL_SDK_DISABLED", /true or false/],
+  ["IDEMPOTENCY_CLAIM_TTL_MS too short", () => ({ IDEMPOTENCY_CLAIM_TTL_MS: "500" }), "IDEMPOTENCY_CLAIM_TTL_MS", /between 1000 and 600000/],
+  [
+    "IDEMPOTENCY_CLAIM_TTL_MS not longer than WEBHOOK_TIMEOUT_MS",
+    () => ({ WEBHOOK_TIMEOUT_MS: "20000", IDEMPOTENCY_CLAIM_TTL_MS: "20000" }),
+    "IDEMPOTENCY_CLAIM_TTL_MS",
+    /must be longer than WEBHOOK_TIMEOUT_MS \(20000\), got 20000/,
+  ],
+  ["IDEMPOTENCY_CLAIM_TTL_MS below the default webhook timeout", () => ({ IDEMPOTENCY_CLAIM_TTL_MS: "15000" }), "IDEMPOTENCY_CLAIM_TTL_MS", /longer than WEBHOOK_TIMEOUT_MS \(30000\)/],
+  ["IDEMPOTENCY_TTL_SECONDS under a minute", () => ({ IDEMPOTENCY_TTL_SECONDS: "59" }), "IDEMPOTENCY_TTL_SECONDS", /between 60 and 2592000/],
+  ["IDEMPOTENCY_WAIT_MS over a minute", () => ({ IDEMPOTENCY_WAIT_MS: "60001" }), "IDEMPOTENCY_WAIT_MS", /between 0 and 60000/],
+  ["MAX_SEARCH_RANGE_DAYS of 0", () => ({ MAX_SEARCH_RANGE_DAYS: "0" }), "MAX_SEARCH_RANGE_DAYS", /between 1 and 366/],
+  ["RATE_LIMIT_PER_SECOND a fraction", () => ({ RATE_LIMIT_PER_SECOND: "2.5" }), "RATE_LIMIT_PER_SECOND", /whole number/],
+  ["RATE_LIMIT_BURST of 0", () => ({ RATE_LIMIT_BURST: "0" }), "RATE_LIMIT_BURST", /between 1 and 10000000/],
+  ["SESSION_IDLE_SECONDS over a day", () => ({ SESSION_IDLE_SECONDS: "86401" }), "SESSION_IDLE_SECONDS", /between 1 and 86400/],
+  ["SESSION_MAX_IN_FLIGHT of 0", () => ({ SESSION_MAX_IN_FLIGHT: "0" }), "SESSION_MAX_IN_FLIGHT", /between 1 and 256/],
+  ["STREAM_WINDOW_MINUTES under 15", () => ({ STREAM_WINDOW_MINUTES: "10" }), "STREAM_WINDOW_MINUTES", /between 15 and 10080/],
+  ["STREAM_CONCURRENCY over 32", () => ({ STREAM_CONCURRENCY: "33" }), "STREAM_CONCURRENCY", /between 1 and 32/],
+  [
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS with a bad value, never echoed",
+    () => ({ OTEL_EXPORTER_OTLP_TRACES_HEADERS: "api-key=%zzsecretvalue123" }),
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    /^(?!.*secretvalue123).*the value of "api-key" is not valid percent-encoding/,
+  ],
+  ["SHUTDOWN_GRACE_MS not longer than WEBHOOK_TIMEOUT_MS", () => ({ WEBHOOK_TIMEOUT_MS: "20000", SHUTDOWN_GRACE_MS: "20000" }), "SHUTDOWN_GRACE_MS", /must be longer than WEBHOOK_TIMEOUT_MS \(20000\)/],
+  ["SHUTDOWN_GRACE_MS below the default webhook timeout", () => ({ SHUTDOWN_GRACE_MS: "10000" }), "SHUTDOWN_GRACE_MS", /must be longer than WEBHOOK_TIMEOUT_MS \(30000\)/],
+  ["SHUTDOWN_GRACE_MS too long", () => ({ SHUTDOWN_GRACE_MS: "3600000" }), "SHUTDOWN_GRACE_MS", /between 1000 and 600000/],
 ];
 
 describe.concurrent("the built gateway refuses to start", () => {
@@ -218,6 +268,46 @@ describe("loadConfig names the variable", () => {
       const soft = Number(/^Max open files\s+(\d+)/m.exec(readFileSync("/proc/self/limits", "utf8"))![1]);
       expect(fileDescriptorLimit()).toBe(soft);
     }
+  });
+
+  it("reads the idempotency, search, stream, session and rate-limit settings in their units", () => {
+    const config = loadConfig({
+      WEBHOOK_TIMEOUT_MS: "5000",
+      IDEMPOTENCY_CLAIM_TTL_MS: "6000",
+      IDEMPOTENCY_TTL_SECONDS: "3600",
+      IDEMPOTENCY_WAIT_MS: "0",
+      MAX_SEARCH_RANGE_DAYS: "7",
+      RATE_LIMIT_PER_SECOND: "0",
+      RATE_LIMIT_BURST: "10",
+      SESSION_IDLE_SECONDS: "60",
+      SESSION_MAX_IN_FLIGHT: "2",
+      STREAM_WINDOW_MINUTES: "60",
+      STREAM_CONCURRENCY: "1",
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://collector:4318",
+      OTEL_EXPORTER_OTLP_HEADERS: "api-key=generic,x-tenant=t1",
+      OTEL_EXPORTER_OTLP_TRACES_HEADERS: "api-key=for%20traces",
+    });
+    expect(config).toMatchObject({
+      idempotencyClaimTtlMs: 6000,
+      idempotencyTtlMs: 3_600_000,
+      idempotencyWaitMs: 0,
+      maxSearchRangeMs: 7 * 24 * 3_600_000,
+      rateLimitPerSecond: 0,
+      rateLimitBurst: 10,
+      sessionIdleMs: 60_000,
+      sessionMaxInFlight: 2,
+      streamWindowMs: 3_600_000,
+      streamConcurrency: 1,
+    });
+    // The traces-only headers win over the generic ones of the same name.
+    expect(config.tracing?.headers).toEqual({ "api-key": "for traces", "x-tenant": "t1" });
+    expect(loadConfig({ WEBHOOK_TIMEOUT_MS: "5000" }).idempotencyClaimTtlMs).toBe(15_000);
+  });
+
+  it("derives the shutdown grace from the webhook timeout", () => {
+    expect(loadConfig({}).shutdownGraceMs).toBe(35_000);
+    expect(loadConfig({ WEBHOOK_TIMEOUT_MS: "2000" }).shutdownGraceMs).toBe(7000);
+    expect(loadConfig({ WEBHOOK_TIMEOUT_MS: "2000", SHUTDOWN_GRACE_MS: "2500" }).shutdownGraceMs).toBe(2500);
   });
 
   it("accepts an empty environment: the embedded default", () => {

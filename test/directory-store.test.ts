@@ -177,7 +177,7 @@ describe.each([
     expect((await directory.authenticate(`Bearer ${key}`)).id).toBe("ptnr_1");
     expect(await codes()).toEqual(["unauthorized", "unauthorized"]);
     expect(await codeOf(directory.route({ id: "ptnr_1", name: "P", keyHash: "" }, "bot_unknown"))).toBe("bot_not_found");
-    expect(lines.map((l) => l.level)).toEqual(["error", "info"]);
+    expect(lines.map((l) => l.level)).toEqual(["error", "warn"]);
   });
 
   describe("the cached directory on top", () => {

@@ -187,7 +187,7 @@ describe("a directory written by an earlier build", () => {
     }
     expect(platform.received.length).toBeGreaterThanOrEqual(PROTOCOLS.length + 1);
     expect(platform.received.every((w) => w.signatureValid)).toBe(true);
-    expect(gw.log.some((l) => l.level === 30 && /directory is back/.test(l.msg))).toBe(true);
+    expect(gw.log.some((l) => l.level === 40 && l.condition === "directory_empty" && /directory is back/.test(l.msg))).toBe(true);
     expect(errors()).toHaveLength(1);
   });
 

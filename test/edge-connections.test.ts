@@ -5,15 +5,26 @@
  * an idle HTTP/2 session gets a GOAWAY; connections age out; the caps in
  * total and per client address refuse new connections while the connections
  * already serving a partner keep working; a session that resets its streams
- * before they are answered is ended with ENHANCE_YOUR_CALM. Timeouts are
+ * before they are answered is ended with ENHANCE_YOUR_CALM, while one whose
+ * calls expire at their deadline (a gRPC client resets each one) keeps its
+ * connection and its address. Timeouts are
  * configured short so the bounds show within a test.
  */
 import http2 from "node:http2";
 import net from "node:net";
 import tls from "node:tls";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import * as protoLoader from "@grpc/proto-loader";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { makeTestCertificate, opensslProgram, type TestCertificate } from "./support/certificate.js";
 import { searchBody, startHarness, type Harness } from "./support/harness.js";
+import { parsePrometheusText, sampleValue } from "./support/prometheus-text.js";
+
+/** How many connections or sessions the gateway refused or ended for `reason` (`gateway_edge_refusals_total`). */
+async function edgeRefusals(h: Harness, reason: string): Promise<number> {
+  return sampleValue(parsePrometheusText(await (await fetch(`${h.url}/metrics`)).text()), "gateway_edge_refusals_total", { reason });
+}
 
 const SHORT = {
   FIRST_REQUEST_TIMEOUT_MS: "600",
@@ -81,6 +92,116 @@ async function h2Search(session: http2.ClientHttp2Session, h: Harness): Promise<
 
 function goaway(session: http2.ClientHttp2Session): Promise<number> {
   return new Promise((resolve) => session.once("goaway", (code: number) => resolve(code)));
+}
+
+/**
+ * An HTTP/2 client written frame by frame, as a rapid-reset attacker writes
+ * it: HEADERS without END_STREAM, then RST_STREAM CANCEL at once. (Node's own
+ * client ends a request before resetting it, which the gateway may answer
+ * first.) It can also send complete GET requests and wait for their answers.
+ */
+class RawH2 {
+  private nextId = 1;
+  private buffered = Buffer.alloc(0);
+  private readonly ended = new Map<number, () => void>();
+  /** The error code of the first GOAWAY received, if any. */
+  goawayCode: number | undefined;
+  readonly closed: Promise<void>;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    private readonly key: string,
+  ) {
+    socket.on("data", (d: Buffer) => this.read(d));
+    socket.on("error", () => {});
+    this.closed = new Promise((resolve) => socket.once("close", () => resolve()));
+    socket.write(Buffer.concat([Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), RawH2.frame(0x4, 0, 0, Buffer.alloc(0))]));
+  }
+
+  static async connect(port: number, localAddress: string, key: string): Promise<RawH2> {
+    const socket = net.connect({ host: "127.0.0.1", port, localAddress });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", () => resolve());
+      socket.once("error", reject);
+    });
+    return new RawH2(socket, key);
+  }
+
+  get open(): boolean {
+    return !this.socket.destroyed && this.goawayCode === undefined;
+  }
+
+  /** Opens `n` search streams and resets each at once, all in one write. */
+  resetStreams(n: number): void {
+    const frames: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = this.takeId();
+      frames.push(RawH2.frame(0x1, 0x4, id, this.headerBlock("POST", "/v1/availability/search")));
+      frames.push(RawH2.frame(0x3, 0, id, Buffer.from([0, 0, 0, http2.constants.NGHTTP2_CANCEL])));
+    }
+    this.socket.write(Buffer.concat(frames));
+  }
+
+  /** Sends `n` GETs of /healthz and resolves once each was answered. */
+  async answered(n: number): Promise<void> {
+    const done: Promise<void>[] = [];
+    const frames: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const id = this.takeId();
+      done.push(new Promise((resolve) => this.ended.set(id, resolve)));
+      frames.push(RawH2.frame(0x1, 0x4 | 0x1, id, this.headerBlock("GET", "/healthz")));
+    }
+    this.socket.write(Buffer.concat(frames));
+    await Promise.all(done);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private takeId(): number {
+    const id = this.nextId;
+    this.nextId += 2;
+    return id;
+  }
+
+  /** HPACK literals without indexing, so no table is needed. */
+  private headerBlock(method: string, path: string): Buffer {
+    const fields: [string, string][] = [
+      [":method", method],
+      [":scheme", "http"],
+      [":authority", "127.0.0.1"],
+      [":path", path],
+      ["authorization", `Bearer ${this.key}`],
+      ["content-type", "application/json"],
+    ];
+    return Buffer.concat(fields.map(([n, v]) => Buffer.concat([Buffer.from([0, n.length]), Buffer.from(n), Buffer.from([v.length]), Buffer.from(v)])));
+  }
+
+  private read(data: Buffer): void {
+    this.buffered = Buffer.concat([this.buffered, data]);
+    while (this.buffered.length >= 9) {
+      const length = this.buffered.readUIntBE(0, 3);
+      if (this.buffered.length < 9 + length) return;
+      const type = this.buffered[3]!;
+      const flags = this.buffered[4]!;
+      const id = this.buffered.readUInt32BE(5) & 0x7fffffff;
+      const payload = this.buffered.subarray(9, 9 + length);
+      this.buffered = this.buffered.subarray(9 + length);
+      if (type === 0x4 && (flags & 0x1) === 0) this.socket.write(RawH2.frame(0x4, 0x1, 0, Buffer.alloc(0)));
+      if (type === 0x7) this.goawayCode ??= payload.readUInt32BE(4);
+      if (((type === 0x0 || type === 0x1) && (flags & 0x1) !== 0) || type === 0x3) this.ended.get(id)?.();
+    }
+  }
+
+  private static frame(type: number, flags: number, id: number, payload: Buffer): Buffer {
+    const header = Buffer.alloc(9);
+    header.writeUIntBE(payload.length, 0, 3);
+    header[3] = type;
+    header[4] = flags;
+    header.writeUInt32BE(id, 5);
+    return Buffer.concat([header, payload]);
+  }
 }
 
 describe("in clear", () => {
@@ -154,17 +275,13 @@ describe("in clear", () => {
   it("ends a session that resets its streams before they are answered, and only that one", async () => {
     const good = http2.connect(h.url);
     expect(await h2Search(good, h)).toBe(200);
-    const bad = http2.connect(h.url, { localAddress: "127.0.0.6" } as http2.SecureClientSessionOptions);
-    bad.on("error", () => {});
-    const away = goaway(bad);
-    await new Promise<void>((resolve) => bad.once("connect", () => resolve()));
-    for (let i = 0; i < 150 && !bad.destroyed && !bad.closed; i++) {
-      const s = bad.request({ ":method": "POST", ":path": "/v1/availability/search", authorization: `Bearer ${h.keys.a}` });
-      s.on("error", () => {});
-      s.close(http2.constants.NGHTTP2_CANCEL);
-      if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+    const bad = await RawH2.connect(h.port, "127.0.0.6", h.keys.a);
+    for (let i = 0; i < 30 && bad.open; i++) {
+      bad.resetStreams(20);
+      await new Promise((r) => setTimeout(r, 5));
     }
-    expect(await away).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
+    await bad.closed;
+    expect(bad.goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     expect(await h2Search(good, h)).toBe(200);
     good.close();
     // Its address is cooling down: a new connection from it is refused at once, another address is served.
@@ -174,6 +291,8 @@ describe("in clear", () => {
     other.socket.write(request(h.keys.a));
     expect(await answerOn(other)).toBe(200);
     other.socket.destroy();
+    expect(await edgeRefusals(h, "http2_reset_flood")).toBe(1);
+    expect(await edgeRefusals(h, "cooling_down")).toBeGreaterThanOrEqual(1);
   });
 
   it("advertises at most HTTP2_MAX_CONCURRENT_STREAMS streams per session", async () => {
@@ -181,6 +300,74 @@ describe("in clear", () => {
     const settings = await new Promise<http2.Settings>((resolve) => session.once("remoteSettings", resolve));
     expect(settings.maxConcurrentStreams).toBe(100);
     session.close();
+  });
+});
+
+describe("resets of honest clients", () => {
+  let h: Harness;
+  beforeAll(async () => {
+    h = await startHarness();
+  });
+  afterAll(() => h.close());
+
+  it("keeps the connection and the address of a gRPC client whose calls expire at their deadline", async () => {
+    const definition = protoLoader.loadSync("dialstack/partner/v1/availability.proto", {
+      includeDirs: [fileURLToPath(new URL("../proto", import.meta.url))],
+      keepCase: true,
+      longs: String,
+    });
+    const v1 = (grpc.loadPackageDefinition(definition) as any).dialstack.partner.v1;
+    const client = new v1.AvailabilityService(`127.0.0.1:${h.port}`, grpc.credentials.createInsecure()) as grpc.Client & Record<string, Function>;
+    const body = searchBody(h.bots.a);
+    const range = body.query.filter.start_at_range;
+    const ts = (iso: string) => ({ seconds: String(Date.parse(iso) / 1000), nanos: 0 });
+    const request = { bot_id: h.bots.a, query: { filter: { start_at_range: { start_at: ts(range.start_at), end_at: ts(range.end_at) } } } };
+    const search = (deadlineMs: number) =>
+      new Promise<number>((resolve) => {
+        const md = new grpc.Metadata();
+        md.set("authorization", `Bearer ${h.keys.a}`);
+        client.SearchAvailability!(request, md, { deadline: Date.now() + deadlineMs }, (err: grpc.ServiceError | null) => resolve(err?.code ?? grpc.status.OK));
+      });
+    try {
+      expect(await search(5000)).toBe(grpc.status.OK);
+      let connections = 0;
+      const onConnection = () => connections++;
+      h.app.server.on("connection", onConnection);
+      // A platform slower than every deadline: the client resets each call (RST_STREAM CANCEL) before it is answered.
+      h.script = async () => {
+        await new Promise((r) => setTimeout(r, 400));
+        return undefined;
+      };
+      const codes: number[] = [];
+      for (let batch = 0; batch < 4; batch++) codes.push(...(await Promise.all(Array.from({ length: 50 }, () => search(50)))));
+      expect(codes.filter((c) => c === grpc.status.DEADLINE_EXCEEDED)).toHaveLength(200);
+      h.script = undefined;
+      expect(await search(5000)).toBe(grpc.status.OK);
+      h.app.server.off("connection", onConnection);
+      // Served on the connection it had: no GOAWAY made the client open another (which its address's cool-down would refuse).
+      expect(connections).toBe(0);
+      expect(await edgeRefusals(h, "http2_reset_flood")).toBe(0);
+    } finally {
+      client.close();
+    }
+  });
+
+  it("keeps a connection whose resets are a minority of its calls, and ends one whose resets are the majority", async () => {
+    const client = await RawH2.connect(h.port, "127.0.0.8", h.keys.a);
+    // 300 answered calls and 280 resets: more resets than HTTP2_MAX_PREMATURE_RESETS (250), but not most of the streams.
+    for (let i = 0; i < 20; i++) {
+      await client.answered(15);
+      client.resetStreams(14);
+    }
+    await client.answered(1);
+    expect(client.goawayCode).toBeUndefined();
+    // Resets alone from here on soon make the majority.
+    for (let i = 0; i < 50 && client.open; i++) {
+      client.resetStreams(20);
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await client.closed;
+    expect(client.goawayCode).toBe(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
   });
 });
 

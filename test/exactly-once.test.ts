@@ -235,7 +235,7 @@ describe("Redis restarted empty (no persistence)", () => {
     const imported = await admin(["import", seedFileOf(g)], { REDIS_URL: redis.url, REDIS_KEY_PREFIX: g.config.redisKeyPrefix });
     expect(imported.code).toBe(0);
     await expect.poll(search, { timeout: 3000, interval: 50 }).toBe("ok");
-    await expect.poll(() => gw.log.some((l) => l.level === 30 && /directory is back/.test(l.msg)), { timeout: 2000, interval: 20 }).toBe(true);
+    await expect.poll(() => gw.log.some((l) => l.level === 40 && l.condition === "directory_empty" && /directory is back/.test(l.msg)), { timeout: 2000, interval: 20 }).toBe(true);
     expect(directoryErrors()).toHaveLength(1);
 
     // The stored result went with the data: the retry is sent again, and the platform's de-duplication answers it.

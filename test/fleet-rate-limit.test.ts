@@ -6,6 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { FleetRateLimiter } from "../src/gateway/fleet-rate-limiter.js";
 import { RedisTokenBucket } from "../src/store/redis-token-bucket.js";
 import { connectRedis } from "../src/store/redis-connection.js";
 import { bearer, clientsFor, reasonOf, RPC_PROTOCOLS, searchRequest, type RpcProtocol } from "./support/clients.js";
@@ -13,6 +14,7 @@ import { startGatewayProcess, type GatewayProcess } from "./support/gateway-proc
 import { searchBody, startHarness, testRedisUrl, type Harness } from "./support/harness.js";
 import { send } from "./support/http1.js";
 import { startPeerGateway } from "./support/peer-gateway.js";
+import { parsePrometheusText, sampleValue } from "./support/prometheus-text.js";
 import { RedisServer } from "./support/redis-server.js";
 import { openSession, search, start } from "./support/session-client.js";
 
@@ -132,6 +134,33 @@ describe("the shared bucket in Redis", () => {
   });
 });
 
+describe("a frozen Redis", () => {
+  it("after each second without the shared bucket one call tries it again, the others do not wait", async () => {
+    const own = await RedisServer.start();
+    const redis = await connectRedis(own.url);
+    try {
+      const limiter = new FleetRateLimiter({ perSecond: 1000, burst: 1000 }, new RedisTokenBucket(redis, "test:frozen:"));
+      await limiter.charge("p");
+      own.pause();
+      // The first call finds out, after the wait for the shared bucket.
+      await limiter.charge("p");
+      await new Promise((r) => setTimeout(r, 1100));
+      const timed = async () => {
+        const started = performance.now();
+        await limiter.charge("p");
+        return performance.now() - started;
+      };
+      const took = await Promise.all(Array.from({ length: 20 }, timed));
+      // The probe waits the 250 ms for the frozen bucket; the other 19 go on under the gateway's own limit.
+      expect(took.filter((ms) => ms >= 200)).toHaveLength(1);
+    } finally {
+      own.unpause();
+      redis.disconnect();
+      await own.stop();
+    }
+  });
+});
+
 describe("Redis unreachable", () => {
   let redis: RedisServer;
   let seeded: Harness;
@@ -169,6 +198,8 @@ describe("Redis unreachable", () => {
     expect(during).toEqual(["ok", "ok", "rate_limited"]);
     const warnings = gw.log.filter((l) => l.level === 40 && /fleet-wide rate limit is unavailable/.test(l.msg));
     expect(warnings).toHaveLength(1);
+    const metrics = parsePrometheusText(await (await fetch(`${gw.url}/metrics`)).text());
+    expect(sampleValue(metrics, "gateway_redis_errors_total", { source: "rate_limit" })).toBeGreaterThanOrEqual(1);
 
     await redis.resume();
     // Back: the bucket Redis lost is full again, and the shared limit applies once more.

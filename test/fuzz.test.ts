@@ -9,7 +9,7 @@
 import net from "node:net";
 import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startGatewayProcess, type GatewayProcess } from "./support/commands.js";
+import { startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
 import { freePort } from "./support/redis-server.js";
 import { envelope, H2, h1, type RawRequest, type RawResponse } from "./support/wire.js";
 
@@ -69,12 +69,12 @@ let key: string;
 
 beforeAll(async () => {
   const port = await freePort();
-  gw = startGatewayProcess({ PORT: String(port), MAX_REQUEST_BYTES: "4096", LOG_LEVEL: "warn" });
+  gw = await startGatewayProcess({ PORT: String(port), MAX_REQUEST_BYTES: "4096", LOG_LEVEL: "warn" }, { entry: "dist" });
   key = (await gw.waitFor(/^\s+(sk_ptnr_\S+)$/m))[1]!;
   base = `http://127.0.0.1:${port}`;
 });
 afterAll(async () => {
-  await gw.stop();
+  await gw?.stop();
 });
 
 const SEARCH_PATH = "/dialstack.partner.v1.AvailabilityService/SearchAvailability";

@@ -164,6 +164,8 @@ describe("with Redis frozen (SIGSTOP) and thawed (SIGCONT)", () => {
       [50, expect.stringMatching(/^Redis unreachable/)],
       [40, "Redis reachable again"],
     ]);
+    // The PING was missed by the connection's own command timeout.
+    expect(redisLines[0]).toMatchObject({ reason: "no answer to PING within 1000 ms" });
     expect(JSON.stringify(lines)).not.toContain(h.keys.a);
   });
 

@@ -43,18 +43,22 @@ let h: Harness;
 let other: GatewayProcess;
 /** Gateway processes for the SIGKILL cases, one per case. */
 let victims: GatewayProcess[] = [];
+/** Every gateway process started, to stop. */
+const started: GatewayProcess[] = [];
 
 beforeAll(async () => {
   h = await startHarness({ env: GATEWAY_ENV });
   const shared = { REDIS_URL: h.config.redisUrl!, REDIS_KEY_PREFIX: h.config.redisKeyPrefix };
+  // Each is kept as soon as it runs, so one that fails to start does not leave the others behind.
+  const start = (env: Record<string, string>) => startGatewayProcess(env).then((g) => (started.push(g), g));
   [other, ...victims] = await Promise.all([
-    startGatewayProcess({ ...GATEWAY_ENV, ...shared }),
-    startGatewayProcess({ ...VICTIM_ENV, ...shared }),
-    startGatewayProcess({ ...VICTIM_ENV, ...shared }),
+    start({ ...GATEWAY_ENV, ...shared }),
+    start({ ...VICTIM_ENV, ...shared }),
+    start({ ...VICTIM_ENV, ...shared }),
   ]);
 }, 30_000);
 afterAll(async () => {
-  await Promise.all([other, ...victims].map((p) => p?.stop()));
+  await Promise.all(started.map((p) => p.stop()));
   await h?.close();
 });
 

@@ -8,8 +8,10 @@
  * endpoint to a port of its own or turns metrics off.
  */
 import { spawn } from "node:child_process";
+import perfHooks from "node:perf_hooks";
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { PrometheusMetrics } from "../src/metrics/metrics.js";
 import { bearer, bookingRequest, clientsFor, expectRpcError, searchRequest, type RpcProtocol } from "./support/clients.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
 import { parsePrometheusText, sampleValue, type Family } from "./support/prometheus-text.js";
@@ -224,4 +226,20 @@ describe("METRICS_PORT", () => {
       await h.close();
     }
   });
+});
+
+it("collects the process's own metrics once, however many gateways the process runs, and shows them on each", async () => {
+  // The collectors start an event-loop delay monitor (never stopped) each time they are set up.
+  const monitors = vi.spyOn(perfHooks, "monitorEventLoopDelay");
+  try {
+    const gateways = [new PrometheusMetrics(), new PrometheusMetrics(), new PrometheusMetrics()];
+    expect(monitors.mock.calls.length).toBeLessThanOrEqual(1);
+    for (const m of gateways) {
+      const { body } = await m.scrape();
+      expect(body.match(/^# TYPE nodejs_eventloop_lag_seconds gauge$/gm)).toHaveLength(1);
+      expect(body).toMatch(/^# TYPE gateway_calls_total counter$/m);
+    }
+  } finally {
+    monitors.mockRestore();
+  }
 });

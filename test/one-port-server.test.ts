@@ -5,6 +5,7 @@
 import http from "node:http";
 import http2 from "node:http2";
 import { afterEach, expect, it } from "vitest";
+import { loadConfig } from "../src/config.js";
 import { createOnePortServer } from "../src/server/one-port-server.js";
 
 const servers: import("node:net").Server[] = [];
@@ -13,10 +14,14 @@ afterEach(() => {
 });
 
 async function start(): Promise<number> {
-  const server = createOnePortServer((req, res) => {
-    res.setHeader("content-type", "text/plain");
-    res.end(`http ${req.httpVersion}`);
-  });
+  const { edge, shutdownGraceMs } = loadConfig({});
+  const server = createOnePortServer(
+    (req, res) => {
+      res.setHeader("content-type", "text/plain");
+      res.end(`http ${req.httpVersion}`);
+    },
+    { limits: edge, graceMs: shutdownGraceMs },
+  );
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   return (server.address() as import("node:net").AddressInfo).port;

@@ -9,7 +9,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_CALLER } from "../src/demo/reference-platform.js";
-import { run, startGatewayProcess, type GatewayProcess } from "./support/commands.js";
+import { run } from "./support/commands.js";
+import { startGatewayProcess, type GatewayProcess } from "./support/gateway-process.js";
 import { freePort } from "./support/redis-server.js";
 import { curl } from "./support/system-programs.js";
 
@@ -22,7 +23,7 @@ let commands: string[];
 
 beforeAll(async () => {
   port = await freePort();
-  gw = startGatewayProcess({ PORT: String(port) });
+  gw = await startGatewayProcess({ PORT: String(port) }, { entry: "dist" });
   await gw.waitFor(/^Caller lookup .*\n {2}curl .*\n {2}npx buf curl .*$/m);
   key = /^Demo partner key \(shown once\):\n {2}(sk_ptnr_\S+)$/m.exec(gw.stdout())![1]!;
   commands = gw
@@ -32,7 +33,7 @@ beforeAll(async () => {
     .map((line) => line.trim());
 });
 afterAll(async () => {
-  await gw.stop();
+  await gw?.stop();
 });
 
 describe("npm start with no configuration", () => {

@@ -47,6 +47,9 @@ let dir: string;
 let adminEnv: Record<string, string>;
 const keys: { a: string; b: string } = { a: newPartnerKey(), b: newPartnerKey() };
 let gateways: GatewayProcess[] = [];
+/** Every gateway process started, kept as soon as it runs, so one that fails to start does not leave the others behind. */
+const started: GatewayProcess[] = [];
+const start = (env: Record<string, string>) => startGatewayProcess(env).then((g) => (started.push(g), g));
 
 beforeAll(async () => {
   cluster = await RedisCluster.start();
@@ -76,11 +79,11 @@ beforeAll(async () => {
   const imported = await admin(["import", seedFile], adminEnv);
   expect(imported.stderr).toBe("");
   expect(imported.stdout).toMatch(/^imported 2 partners, 1 platforms, 2 accounts, 2 bots/);
-  gateways = await Promise.all([0, 1].map(() => startGatewayProcess({ ...GATEWAY_ENV, REDIS_CLUSTER_NODES: cluster.seeds })));
+  gateways = await Promise.all([0, 1].map(() => start({ ...GATEWAY_ENV, REDIS_CLUSTER_NODES: cluster.seeds })));
 }, 90_000);
 
 afterAll(async () => {
-  await Promise.all(gateways.map((g) => g.stop()));
+  await Promise.all(started.map((g) => g.stop()));
   await platform?.close();
   await cluster?.stop();
   if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
@@ -266,7 +269,7 @@ describe("two gateways on the cluster", () => {
     // The gateway's log line travels through its stdout pipe, which may trail its HTTP answer.
     const warnings = () => g!.log.filter((l) => l.level === 40 && /no replica acknowledged a stored booking/.test(l.msg));
     await expect.poll(() => warnings().length, { timeout: 2000, interval: 20 }).toBe(1);
-    expect(warnings()[0]).toMatchObject({ master: `127.0.0.1:${master}` });
+    expect(warnings()[0]).toMatchObject({ condition: "replica_acknowledgement", subject: `127.0.0.1:${master}` });
   });
 
   it("REDIS_URL naming a node of the cluster is refused at start, naming the variable to use", async () => {
@@ -281,7 +284,7 @@ describe("the rate limit on the cluster", () => {
   let limited: GatewayProcess[] = [];
   beforeAll(async () => {
     const env = { ...GATEWAY_ENV, REDIS_CLUSTER_NODES: cluster.seeds, RATE_LIMIT_PER_SECOND: "5", RATE_LIMIT_BURST: "10" };
-    limited = await Promise.all([0, 1].map(() => startGatewayProcess(env)));
+    limited = await Promise.all([0, 1].map(() => start(env)));
   }, 60_000);
   afterAll(async () => {
     await Promise.all(limited.map((g) => g.stop()));

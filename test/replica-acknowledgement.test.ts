@@ -17,11 +17,12 @@ import { RedisServer } from "./support/redis-server.js";
 interface Line {
   readonly level: "info" | "warn" | "error";
   readonly message: string;
+  readonly fields: Record<string, unknown>;
 }
 
 function recorder(): Logger & { lines: Line[] } {
   const lines: Line[] = [];
-  const at = (level: Line["level"]) => (_fields: object, message: string) => void lines.push({ level, message });
+  const at = (level: Line["level"]) => (fields: object, message: string) => void lines.push({ level, message, fields: fields as Record<string, unknown> });
   return { lines, info: at("info"), warn: at("warn"), error: at("error"), debug() {} };
 }
 
@@ -97,7 +98,10 @@ describe("a Redis with a replica", () => {
       for (const ms of later) expect(ms).toBeLessThan(TIMEOUT_MS / 2);
       expect(results.splice(0)).toEqual(["not_acknowledged", ...Array(5).fill("not_waited")]);
       expect(log.lines.filter((l) => l.level === "warn")).toHaveLength(1);
-      expect(log.lines.find((l) => l.level === "warn")!.message).toMatch(/no replica acknowledged a stored booking within 300 ms/);
+      expect(log.lines.find((l) => l.level === "warn")).toMatchObject({
+        message: expect.stringMatching(/no replica acknowledged a stored booking within 300 ms/),
+        fields: { condition: "replica_acknowledgement", subject: "redis", timeoutMs: 300 },
+      });
     } finally {
       replica.unpause();
     }
@@ -105,9 +109,40 @@ describe("a Redis with a replica", () => {
     await new Promise((r) => setTimeout(r, 5200));
     const { id } = await claimAndFinish(store);
     expect(await replicaReader.get(store.keyOf(id))).not.toBeNull();
-    expect(log.lines.at(-1)).toMatchObject({ level: "info", message: "a replica acknowledges stored bookings again" });
-    expect(log.lines.filter((l) => l.level === "warn")).toHaveLength(1);
+    expect(log.lines.at(-1)).toMatchObject({
+      level: "warn",
+      message: "a replica acknowledges stored bookings again",
+      fields: { condition: "replica_acknowledgement", subject: "redis" },
+    });
+    expect(log.lines.filter((l) => /no replica acknowledged/.test(l.message))).toHaveLength(1);
   }, 20_000);
+
+  it("bookings finishing together share one WAIT: all acknowledged, every record on the replica", async () => {
+    results.splice(0);
+    const finished = await Promise.all(Array.from({ length: 30 }, () => claimAndFinish(store)));
+    for (const { id } of finished) expect(await replicaReader.get(store.keyOf(id))).not.toBeNull();
+    expect(results.splice(0)).toEqual(Array(30).fill("acknowledged"));
+  });
+
+  it("a frozen replica holds 30 bookings finishing together for about one timeout, not one each", async () => {
+    const fresh = recorder();
+    const seen: string[] = [];
+    const own = await ReplicaAcknowledgement.start(redis, TIMEOUT_MS, fresh, (result) => seen.push(result));
+    const s = new RedisIdempotencyStore(redis, "test:ack:", undefined, own);
+    replica.pause();
+    try {
+      const finished = await Promise.all(Array.from({ length: 30 }, () => claimAndFinish(s)));
+      // Queued one WAIT behind another they would take 30 × 300 ms for the last; batched, the slowest waits a timeout or two.
+      expect(Math.max(...finished.map((f) => f.ms))).toBeLessThan(3 * TIMEOUT_MS + 1000);
+      expect(seen).toHaveLength(30);
+      expect(seen).toContain("not_acknowledged");
+      expect(seen.every((r) => r === "not_acknowledged" || r === "not_waited")).toBe(true);
+      expect(fresh.lines.filter((l) => l.level === "warn")).toHaveLength(1);
+    } finally {
+      replica.unpause();
+      await own.close();
+    }
+  });
 
   it("never waits past the caller's deadline", async () => {
     const fresh = recorder();

@@ -47,6 +47,7 @@ import { propagatingTracer } from "../tracing/tracer.js";
 import { SessionRegistry } from "./session-registry.js";
 import { OverloadMonitor } from "../health/overload-monitor.js";
 import { ConditionLog } from "../observability/condition-log.js";
+import { OpenResources } from "./open-resources.js";
 
 export interface GatewayParts {
   /** Use this directory store instead of the one the config names. */
@@ -56,12 +57,24 @@ export interface GatewayParts {
 }
 
 export async function createGateway(config: Config, parts: GatewayParts = {}): Promise<Gateway & { redis: RedisConnection | undefined }> {
+  const opened = new OpenResources();
+  try {
+    return await assemble(config, parts, opened);
+  } catch (e) {
+    await opened.close().catch(() => {});
+    throw e;
+  }
+}
+
+async function assemble(config: Config, parts: GatewayParts, opened: OpenResources): Promise<Gateway & { redis: RedisConnection | undefined }> {
   const log = createLogger({ level: config.logLevel, stream: parts.logStream });
   const metrics = config.metrics.serve === "off" ? NO_METRICS : new PrometheusMetrics();
   // The OpenTelemetry SDK is loaded only when spans are exported.
   const tracer = config.tracing !== undefined ? await (await import("../tracing/otlp-tracer.js")).startOtlpTracer(config.tracing, log) : propagatingTracer;
+  opened.add(() => tracer.close());
   const target = redisTargetOf(config);
   const redis = target !== undefined ? await connectOrName(target) : undefined;
+  if (redis !== undefined) opened.add(() => closeConnection(redis));
   if (redis !== undefined) await checkRedisDurability(redis, log);
   const cipher = fieldCipherOf(config.encryption);
   if (redis !== undefined && !cipher.enabled) {
@@ -83,7 +96,9 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     redis !== undefined && store instanceof RedisDirectoryStore
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
       : undefined;
+  if (watch !== undefined) opened.add(() => watch.close());
   const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs, maxResponseBytes: config.platformMaxAnswerBytes, metrics, log });
+  opened.add(() => webhooks.close());
   const keeping = {
     claimTtlMs: config.idempotencyClaimTtlMs,
     resultTtlMs: config.idempotencyTtlMs,
@@ -98,15 +113,17 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     redis !== undefined && config.replicaAckTimeoutMs > 0
       ? await ReplicaAcknowledgement.start(redis, config.replicaAckTimeoutMs, log, (result) => metrics.replicaAcknowledgement(result))
       : undefined;
+  if (acknowledgement !== undefined) opened.add(() => acknowledgement.close());
   const keeper: IdempotencyKeeper =
     redis !== undefined
       ? new RedisIdempotencyKeeper(redis, config.redisKeyPrefix, keeping, cipher, acknowledgement)
       : new MemoryIdempotencyKeeper(keeping);
+  opened.add(() => keeper.close());
   const limit = { perSecond: config.rateLimitPerSecond, burst: config.rateLimitBurst };
   const onLimited = (partner: string) => metrics.rateLimited(partner);
   const rateLimiter: CallLimiter =
     redis !== undefined
-      ? new FleetRateLimiter(limit, new RedisTokenBucket(redis, config.redisKeyPrefix), log, onLimited)
+      ? new FleetRateLimiter(limit, new RedisTokenBucket(redis, config.redisKeyPrefix), log, onLimited, () => metrics.redisError("rate_limit"))
       : new RateLimiter(limit, onLimited);
   const appointments = new Appointments(directory, webhooks, keeper, {
     maxSearchRangeMs: config.maxSearchRangeMs,
@@ -114,14 +131,17 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     streamConcurrency: config.streamConcurrency,
   });
   const health = new HealthState(redis, log, metrics);
+  opened.add(() => health.close());
   const sessions = new SessionRegistry({
     maxPerPartner: config.sessionMaxPerPartner,
     // Half the cache TTL: a revoked key ends its sessions within about the time it takes to stop opening new calls.
     recheckMs: Math.max(250, Math.floor(config.directoryCacheTtlMs / 2)),
     stillValid: (partner) => directory.partnerStillValid(partner),
   });
+  opened.add(() => sessions.close());
   directory.onInvalidate(() => sessions.recheck());
   const overload = new OverloadMonitor(config.overloadEventLoopDelayMs);
+  opened.add(() => overload.close());
   const overloadLog = new ConditionLog(log, "overload", {
     bad: "overloaded: the event loop lags past OVERLOAD_EVENT_LOOP_DELAY_MS; new calls are refused with 503 overloaded until it recovers",
     good: "no longer overloaded: new calls are accepted again",
@@ -144,17 +164,8 @@ export async function createGateway(config: Config, parts: GatewayParts = {}): P
     tracer,
     health,
     redis,
-    async close() {
-      health.close();
-      overload.close();
-      sessions.close();
-      await keeper.close();
-      webhooks.close();
-      await watch?.close();
-      await acknowledgement?.close();
-      if (redis !== undefined) await closeConnection(redis);
-      await tracer.close();
-    },
+    // Last opened first; every step runs even when one fails.
+    close: () => opened.close(),
   };
 }
 

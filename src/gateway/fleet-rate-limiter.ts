@@ -13,9 +13,10 @@
  *   and lookups go on, each gateway enforcing the limit on its share of the
  *   traffic, as a gateway without Redis would. Bookings need Redis for their
  *   idempotency claim anyway, and fail closed there. For a second after such
- *   a failure calls do not wait for the shared bucket, so a frozen Redis costs
- *   one slow call a second, not one per call. The gateway logs when the
- *   shared limit is lost and when it is back.
+ *   a failure calls do not wait for the shared bucket; then one call tries it
+ *   again while the others go on without it, so a frozen Redis costs one slow
+ *   call a second, not one per call. The gateway logs when the shared limit is
+ *   lost and when it is back.
  */
 import { ConditionLog } from "../observability/condition-log.js";
 import { silentLogger, type Logger } from "../observability/logger.js";
@@ -35,6 +36,8 @@ const SKIP_AFTER_FAILURE_MS = 1000;
 export class FleetRateLimiter implements CallLimiter {
   private readonly local: RateLimiter;
   private skipSharedUntil = 0;
+  /** The shared bucket's last answer failed: the next call to ask it is a probe. */
+  private failing = false;
   private readonly unavailable: ConditionLog;
 
   constructor(
@@ -43,6 +46,8 @@ export class FleetRateLimiter implements CallLimiter {
     log: Logger = silentLogger,
     /** Told of every refusal (metrics). */
     private readonly onLimited: (partnerId: string) => void = () => {},
+    /** Told of every failure of the shared bucket (metrics). */
+    private readonly onSharedError: () => void = () => {},
     private readonly waitMs = SHARED_WAIT_MS,
   ) {
     this.local = new RateLimiter(limit, onLimited);
@@ -57,13 +62,21 @@ export class FleetRateLimiter implements CallLimiter {
     if (this.limit.perSecond <= 0) return;
     this.local.take(partnerId);
     if (Date.now() < this.skipSharedUntil) return;
+    // While one call probes a shared bucket that failed, the others do not wait for it too.
+    if (this.failing) this.skipSharedUntil = Date.now() + this.waitMs;
     let retryAfterMs: number;
     try {
       retryAfterMs = await this.takeShared(partnerId);
     } catch (e) {
+      this.onSharedError();
+      this.failing = true;
       this.skipSharedUntil = Date.now() + SKIP_AFTER_FAILURE_MS;
       this.unavailable.report(true, "", { reason: (e as Error).message });
       return;
+    }
+    if (this.failing) {
+      this.failing = false;
+      this.skipSharedUntil = 0;
     }
     this.unavailable.report(false);
     if (retryAfterMs > 0) {

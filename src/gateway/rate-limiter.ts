@@ -26,6 +26,9 @@ export function rateLimited(limit: RateLimit, retryAfterSeconds: number): Gatewa
   });
 }
 
+/** Partners with a bucket at most. */
+const MAX_BUCKETS = 100_000;
+
 interface Bucket {
   tokens: number;
   updatedAt: number;
@@ -50,7 +53,8 @@ export class RateLimiter implements CallLimiter {
     if (perSecond <= 0) return;
     let bucket = this.buckets.get(partnerId);
     if (bucket === undefined) {
-      if (this.buckets.size >= 100_000) this.buckets.clear();
+      // Bounded: past it the bucket made longest ago goes (partners exist only once provisioned, so this is far off).
+      if (this.buckets.size >= MAX_BUCKETS) this.buckets.delete(this.buckets.keys().next().value!);
       bucket = { tokens: burst, updatedAt: now };
       this.buckets.set(partnerId, bucket);
     } else {

@@ -4,31 +4,31 @@
  * drops, and a PING every second catches a Redis that keeps its connections
  * open but does not answer (frozen, swapping, stuck in a long command).
  *
- * A PING counts as missed when it is not answered within the request path's
- * own Redis command timeout, past which calls fail anyway. Two misses in a
- * row mark Redis unreachable, so a single slow answer on a loaded machine
- * does not take the gateway out of a load balancer; and a miss is only
- * decided after the event loop has read what arrived meanwhile, so a gateway
- * that was itself busy does not blame Redis. One answered PING marks it
- * reachable again.
+ * A PING counts as missed when it fails, or when the connection's own command
+ * timeout rejects it: the one the request path runs under, past which calls
+ * fail anyway, and which is decided only after the event loop has read what
+ * arrived meanwhile, so a gateway that was itself busy does not blame Redis
+ * (see store/lag-tolerant-timeout.ts). Two misses in a row mark Redis
+ * unreachable, so a single slow answer on a loaded machine does not take the
+ * gateway out of a load balancer. One answered PING marks it reachable again.
  *
  * On a Redis Cluster every master is pinged: a master that does not answer
  * leaves its slots without a home until a replica is promoted, and the
  * bookings whose keys live there fail meanwhile.
  */
+import type { RedisErrorSource } from "../metrics/metrics.js";
+import { CommandTimeoutError } from "../store/lag-tolerant-timeout.js";
 import { isCluster, type RedisConnection } from "../store/redis-connection.js";
 
 export interface RedisMonitorOptions {
   /** Between two PINGs. */
   readonly intervalMs?: number;
-  /** A PING unanswered for this long is a miss. */
-  readonly timeoutMs?: number;
   /** Misses in a row that mark Redis unreachable. */
   readonly missesToFail?: number;
   /** Called with every change, and with the reason when Redis is lost. */
   readonly onChange: (up: boolean, reason: string | undefined) => void;
-  /** Called for each failure seen (connection error, failed or late PING). */
-  readonly onError?: (source: "connection" | "health_check") => void;
+  /** Called for each failure seen (connection error, failed or unanswered PING). */
+  readonly onError?: (source: Extract<RedisErrorSource, "connection" | "health_check">) => void;
 }
 
 export class RedisMonitor {
@@ -37,14 +37,12 @@ export class RedisMonitor {
   private misses = 0;
   private readonly timer: NodeJS.Timeout;
   private readonly detach: () => void;
-  private readonly timeoutMs: number;
 
   constructor(
     private readonly redis: RedisConnection,
     private readonly options: RedisMonitorOptions,
   ) {
     this.up = redis.status === "ready";
-    this.timeoutMs = options.timeoutMs ?? 1000;
     const onClose = () => this.set(false, "connection closed");
     const onReady = () => this.ping();
     const onError = () => options.onError?.("connection");
@@ -72,29 +70,17 @@ export class RedisMonitor {
   private ping(): void {
     if (this.pinging || this.redis.status !== "ready") return;
     this.pinging = true;
-    let settled = false;
-    const miss = (reason: string) => {
-      if (settled) return;
-      settled = true;
-      this.options.onError?.("health_check");
-      if (++this.misses >= (this.options.missesToFail ?? 2)) this.set(false, reason);
-    };
-    // setImmediate: decide after the poll phase, which reads an answer that is already there.
-    const late = setTimeout(() => setImmediate(() => miss(`no answer to PING within ${this.timeoutMs} ms`)), this.timeoutMs);
-    late.unref();
     this.pingAll().then(
       () => {
-        // Answered, late or not: Redis is there.
-        clearTimeout(late);
         this.pinging = false;
-        settled = true;
         this.misses = 0;
         this.set(true, undefined);
       },
       (e: Error) => {
-        clearTimeout(late);
         this.pinging = false;
-        miss(`PING failed: ${e.message}`);
+        this.options.onError?.("health_check");
+        const reason = e instanceof CommandTimeoutError ? `no answer to PING within ${e.timeoutMs} ms` : `PING failed: ${e.message}`;
+        if (++this.misses >= (this.options.missesToFail ?? 2)) this.set(false, reason);
       },
     );
   }

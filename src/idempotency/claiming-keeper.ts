@@ -19,13 +19,15 @@
  *   tried again in the background until the claim would lapse, so the retry
  *   that comes after the failover is a replay rather than a second booking.
  *   Writing a final record again is harmless: it only ever replaces this
- *   request's own claim or nothing.
+ *   request's own claim or nothing. Once the keeper is closing, a write still
+ *   to be tried again gets one last attempt at once, and no more.
  */
 import { createHash, randomBytes } from "node:crypto";
 import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
 import type { IdempotencyKeeper, IdempotentRequest, IdempotentResult } from "../gateway/idempotency.js";
 import type { IdempotencyOutcome } from "../metrics/metrics.js";
+import { ConditionLog } from "../observability/condition-log.js";
 import { silentLogger, type Logger } from "../observability/logger.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
 import type { DoneRecord, IdempotencyRecord, IdempotencyStore } from "./idempotency-store.js";
@@ -58,20 +60,26 @@ type Settled = { readonly ok: true; readonly answer: PlatformAnswer } | { readon
 export class ClaimingKeeper implements IdempotencyKeeper {
   /** Bookings whose caller left, and outcomes still being written: `close()` waits for them. */
   private readonly running = new Set<Promise<unknown>>();
-  private readonly log: Logger;
+  /** Aborted by `close()`: pauses before another write attempt end at once. */
+  private readonly closing = new AbortController();
   /**
-   * Ids of the keys whose sealed outcomes did not open ("" for values that
-   * were altered or moved). The keys are read at start, so the condition
-   * lasts until the gateway restarts with the right ones: it is logged once
-   * per key id, not once per retry it refuses.
+   * Per key id (none for values that were altered or moved), outcomes that
+   * key sealed and no configured key opens. The keys are read at start, so
+   * the condition lasts until the gateway restarts with the right ones: it is
+   * logged once per key id, not once per retry it refuses.
    */
-  private readonly undecryptable = new Set<string>();
+  private readonly undecryptable: ConditionLog;
 
   constructor(
     private readonly store: IdempotencyStore,
     private readonly options: KeeperOptions,
   ) {
-    this.log = options.log ?? silentLogger;
+    this.undecryptable = new ConditionLog(options.log ?? silentLogger, "idempotency_record_undecryptable", {
+      bad:
+        "a stored booking outcome cannot be decrypted with the configured keys: retries of that booking are answered 503 service_unavailable " +
+        "(configure the key that sealed it in GATEWAY_ENCRYPTION_PREVIOUS_KEYS)",
+      good: "stored booking outcomes decrypt again",
+    });
   }
 
   async execute(request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult> {
@@ -109,8 +117,11 @@ export class ClaimingKeeper implements IdempotencyKeeper {
     }
   }
 
+  /** Waits until every booking in flight is settled and every outcome written or given up (one last attempt each). */
   async close(): Promise<void> {
-    await Promise.all(this.running);
+    this.closing.abort();
+    // A booking that settles now may start writing its outcome again: wait for that too.
+    while (this.running.size > 0) await Promise.all(this.running);
   }
 
   private async claim(id: string, token: string, fingerprint: string): Promise<IdempotencyRecord | undefined> {
@@ -132,14 +143,7 @@ export class ClaimingKeeper implements IdempotencyKeeper {
 
   /** Logs a stored outcome no configured key opens, once per key id; never the value. */
   private reportUndecryptable(e: FieldCipherError): void {
-    const subject = e.keyId ?? "";
-    if (this.undecryptable.has(subject)) return;
-    this.undecryptable.add(subject);
-    this.log.error(
-      { condition: "idempotency_record_undecryptable", ...(subject === "" ? {} : { subject }), reason: e.message },
-      "a stored booking outcome cannot be decrypted with the configured keys: retries of that booking are answered 503 service_unavailable " +
-        "(configure the key that sealed it in GATEWAY_ENCRYPTION_PREVIOUS_KEYS)",
-    );
+    this.undecryptable.report(true, e.keyId ?? "", { reason: e.message });
   }
 
   /** Sends the booking as the claim holder; the caller may leave, the booking and its bookkeeping go on. */
@@ -196,15 +200,21 @@ export class ClaimingKeeper implements IdempotencyKeeper {
     return settled;
   }
 
-  /** Writes a refused outcome again after growing pauses, until it is written or the claim lapses. Never rejects. */
+  /**
+   * Writes a refused outcome again after growing pauses, until it is written
+   * or the claim lapses; once the keeper closes, one last attempt at once.
+   * Never rejects.
+   */
   private async finishLater(id: string, token: string, record: DoneRecord, claimLapsesAt: number): Promise<void> {
+    const closing = this.closing.signal;
     let pause = FIRST_REWRITE_PAUSE_MS;
     while (Date.now() + pause < claimLapsesAt) {
-      await new Promise((resolve) => setTimeout(resolve, pause));
+      await pauseUnless(pause, closing);
       try {
         await this.store.finish(id, token, record, this.options.resultTtlMs);
         return;
       } catch {
+        if (closing.aborted) return;
         pause = Math.min(MAX_REWRITE_PAUSE_MS, pause * 2);
       }
     }
@@ -245,6 +255,20 @@ function untilGone<T>(task: Promise<T>, request: IdempotentRequest): Promise<T> 
         reject(e);
       },
     );
+  });
+}
+
+/** A pause of `ms`, ended early when `signal` aborts. */
+function pauseUnless(ms: number, signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener("abort", done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener("abort", done, { once: true });
   });
 }
 

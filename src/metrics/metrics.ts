@@ -28,7 +28,7 @@ export type IdempotencyOutcome = "claimed" | "replayed" | "mismatch" | "in_fligh
 export type ReplicaAcknowledgementResult = "acknowledged" | "not_acknowledged" | "not_waited";
 
 /** Where a Redis failure was seen. */
-export type RedisErrorSource = "connection" | "health_check" | "directory" | "idempotency";
+export type RedisErrorSource = "connection" | "health_check" | "directory" | "idempotency" | "rate_limit";
 
 export interface Metrics {
   /** `code`: the call's status as a snake_case Connect code (`ok`, `not_found`, ...). */
@@ -40,6 +40,8 @@ export interface Metrics {
   sessionClosed(): void;
   redisError(source: RedisErrorSource): void;
   replicaAcknowledgement(result: ReplicaAcknowledgementResult): void;
+  /** A connection or HTTP/2 session the listener refused or ended by one of its bounds; `reason` is its verdict. */
+  edgeRefused(reason: string): void;
 }
 
 /** Metrics turned off (`METRICS_PORT=off`): every record is a no-op. */
@@ -52,12 +54,29 @@ export const NO_METRICS: Metrics = {
   sessionClosed() {},
   redisError() {},
   replicaAcknowledgement() {},
+  edgeRefused() {},
 };
+
+/**
+ * The process's own metrics (CPU, memory, event loop, garbage collection),
+ * collected once per process however many gateways it runs (tests run
+ * several): their collectors start timers and observers that are never
+ * stopped. Each gateway's exposition merges them in.
+ */
+let processRegistry: Registry | undefined;
+
+function processMetrics(): Registry {
+  if (processRegistry === undefined) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
 
 const LATENCY_BUCKETS = [0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 120];
 
 export class PrometheusMetrics implements Metrics {
-  readonly registry = new Registry();
+  private readonly registry = new Registry();
   // The per-call series: recorded on every call and webhook.
   private readonly calls = new CounterSeries(
     "gateway_calls_total",
@@ -104,7 +123,7 @@ export class PrometheusMetrics implements Metrics {
   });
   private readonly redisErrors = new Counter({
     name: "gateway_redis_errors_total",
-    help: "Redis failures, by where they were seen: connection, health_check, directory, idempotency.",
+    help: "Redis failures, by where they were seen: connection, health_check, directory, idempotency, rate_limit.",
     labelNames: ["source"] as const,
     registers: [this.registry],
   });
@@ -116,8 +135,18 @@ export class PrometheusMetrics implements Metrics {
     registers: [this.registry],
   });
 
+  private readonly edgeRefusals = new Counter({
+    name: "gateway_edge_refusals_total",
+    help: "Client connections and HTTP/2 sessions the listener refused or ended by one of its bounds, by reason.",
+    labelNames: ["reason"] as const,
+    registers: [this.registry],
+  });
+
+  /** This gateway's series and the process's. */
+  private readonly exposition: Registry;
+
   constructor() {
-    collectDefaultMetrics({ register: this.registry });
+    this.exposition = Registry.merge([this.registry, processMetrics()]);
   }
 
   replicaAcknowledgement(result: ReplicaAcknowledgementResult): void {
@@ -154,8 +183,12 @@ export class PrometheusMetrics implements Metrics {
     this.redisErrors.inc({ source });
   }
 
+  edgeRefused(reason: string): void {
+    this.edgeRefusals.inc({ reason });
+  }
+
   /** The exposition, and its content type. */
   async scrape(): Promise<{ contentType: string; body: string }> {
-    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+    return { contentType: this.exposition.contentType, body: await this.exposition.metrics() };
   }
 }

@@ -26,13 +26,17 @@ export class ConditionLog {
     private readonly messages: ConditionMessages,
   ) {}
 
-  /** Records whether the condition holds for `subject`; logs only a change. `fields` must hold no secret. */
-  report(holds: boolean, subject = "", fields: Record<string, unknown> = {}): void {
+  /**
+   * Records whether the condition holds for `subject`; logs only a change.
+   * `fields` must hold no secret. `message` replaces the start message when
+   * the caller knows more of the cause this time.
+   */
+  report(holds: boolean, subject = "", fields: Record<string, unknown> = {}, message?: string): void {
     if (holds === this.bad.has(subject)) return;
     const line = { condition: this.condition, ...(subject === "" ? {} : { subject }), ...fields };
     if (holds) {
       this.bad.add(subject);
-      this.log[this.messages.level ?? "error"](line, this.messages.bad);
+      this.log[this.messages.level ?? "error"](line, message ?? this.messages.bad);
     } else {
       this.bad.delete(subject);
       this.log.warn(line, this.messages.good);

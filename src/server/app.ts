@@ -32,7 +32,7 @@ import { loadConsoleAssets } from "../console/console-assets.js";
 import { registerConsole } from "../console/console-plugin.js";
 import { observeCalls } from "./call-hooks.js";
 import { corsOptions } from "./cors.js";
-import { createOnePortServer, type EdgeVerdict } from "./one-port-server.js";
+import { createOnePortServer } from "./one-port-server.js";
 import { GatewayError } from "../errors.js";
 
 
@@ -48,8 +48,6 @@ const JSON_OPTIONS = { useProtoFieldName: true } as const;
 export interface BuildOptions {
   /** Log output; defaults to the gateway's logger. */
   readonly logger?: boolean | { level: string; stream?: NodeJS.WritableStream };
-  /** Told of every connection or HTTP/2 session a bound refused or ended (for counting). */
-  readonly onEdgeVerdict?: (verdict: EdgeVerdict, address: string) => void;
 }
 
 export async function buildServer(gateway: Gateway, options: BuildOptions = {}): Promise<FastifyInstance> {
@@ -58,8 +56,9 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     createOnePortServer(handler as Parameters<typeof createOnePortServer>[0], {
       tls: config.tls,
       keepAliveMs: 30_000,
+      graceMs: config.shutdownGraceMs,
       limits: config.edge,
-      onVerdict: options.onEdgeVerdict,
+      onVerdict: (verdict) => gateway.metrics.edgeRefused(verdict),
       onSaturated: (saturated) => connectionCap.report(saturated, "", { maxConnections: config.edge.maxConnections }),
     }) as never;
   const connectionCap = new ConditionLog(gateway.log, "connection_cap", {

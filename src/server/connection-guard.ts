@@ -25,19 +25,10 @@
  */
 import { EventEmitter } from "node:events";
 import type net from "node:net";
+import type { EdgeLimits } from "../config.js";
 
-export interface ConnectionLimits {
-  /** Open connections at most, all clients together. */
-  readonly maxConnections: number;
-  /** Open connections at most from one client address. */
-  readonly maxConnectionsPerClient: number;
-  /** A connection must send its first request headers within this. */
-  readonly firstRequestTimeoutMs: number;
-  /** Connections older than this are asked to go away; 0 disables. */
-  readonly maxConnectionAgeMs: number;
-  /** How long an address caught attacking has its new connections refused; 0 disables. */
-  readonly cooldownMs: number;
-}
+/** The bounds the guard holds connections to (see `EdgeLimits`). */
+export type ConnectionLimits = Pick<EdgeLimits, "maxConnections" | "maxConnectionsPerClient" | "firstRequestTimeoutMs" | "maxConnectionAgeMs" | "cooldownMs">;
 
 /** Why the guard closed or refused a connection. */
 export type ConnectionVerdict =
@@ -46,6 +37,9 @@ export type ConnectionVerdict =
   | "cooling_down"
   | "first_request_timeout"
   | "evicted_unproven";
+
+/** Addresses cooling down at most. */
+const MAX_PENALIZED = 100_000;
 
 interface Entry {
   readonly socket: net.Socket;
@@ -126,7 +120,9 @@ export class ConnectionGuard extends EventEmitter<{ verdict: [ConnectionVerdict,
   /** Refuses new connections from `address` for the cool-down. */
   penalize(address: string): void {
     if (this.limits.cooldownMs <= 0) return;
-    if (this.penalized.size >= 100_000) this.penalized.clear();
+    // Kept in the order the cool-downs end: past the bound, the one that ends first goes.
+    this.penalized.delete(address);
+    if (this.penalized.size >= MAX_PENALIZED) this.penalized.delete(this.penalized.keys().next().value!);
     this.penalized.set(address, performance.now() + this.limits.cooldownMs);
   }
 
@@ -180,18 +176,4 @@ export class ConnectionGuard extends EventEmitter<{ verdict: [ConnectionVerdict,
     this.saturated = saturated;
     this.emit("saturated", saturated);
   }
-}
-
-/**
- * The default total cap: below the process's file-descriptor limit (on
- * Linux, the soft "Max open files" of /proc/self/limits), leaving room for
- * the connections to platforms (up to 256 per platform), Redis and files:
- * 384 descriptors, or three eighths of a small limit, and at most 50,000
- * connections.
- * Node has no API for the limit; where it cannot be read, 4096 is assumed.
- */
-export function defaultMaxConnections(fdLimit: number | undefined): number {
-  const limit = fdLimit ?? 4096;
-  const reserve = Math.min(384, Math.floor(limit * 0.375));
-  return Math.max(1, Math.min(50_000, limit - reserve));
 }

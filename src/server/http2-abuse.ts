@@ -5,15 +5,24 @@
  * - premature resets (the "rapid reset" attack, CVE-2023-44487): a client that
  *   opens streams and resets them at once makes the server start work for
  *   each while never counting against the concurrent-stream limit. A stream
- *   reset within `PREMATURE_RESET_LIFETIME_MS` of opening is premature; a
- *   session whose streams were reset prematurely more than `maxPrematureResets` times within
- *   `PREMATURE_RESET_WINDOW_MS` is ended with GOAWAY ENHANCE_YOUR_CALM, as
- *   Envoy and nginx do; other sessions keep their service;
+ *   is reset prematurely when the client (not the server) resets it within
+ *   `PREMATURE_RESET_LIFETIME_MS` of opening it and before the response
+ *   headers were sent. A session is ended with GOAWAY ENHANCE_YOUR_CALM when,
+ *   within `PREMATURE_RESET_WINDOW_MS`, its client reset more than
+ *   `maxPrematureResets` streams prematurely and those are more than half of
+ *   the streams it closed in that time: Envoy's rule (its defaults: half of
+ *   at least 500 streams). An honest client also resets streams (a gRPC
+ *   client sends RST_STREAM CANCEL when its deadline expires, often before the
+ *   gateway answered), so neither resets the gateway sends itself nor a
+ *   minority of resets among answered calls count against it; an attacker
+ *   that opens thousands of streams a second and answers none is cut off
+ *   within a fraction of a second. Other sessions keep their service;
  * - idle sessions: a session with no open stream for `idleTimeoutMs` is
  *   closed with GOAWAY (not just pinged), so a client cannot hold a connection
  *   open for nothing.
  */
 import http2 from "node:http2";
+import type { EdgeLimits } from "../config.js";
 
 /** A stream reset sooner than this after it opened is a premature reset (Envoy's default). */
 export const PREMATURE_RESET_LIFETIME_MS = 1000;
@@ -21,12 +30,8 @@ export const PREMATURE_RESET_LIFETIME_MS = 1000;
 /** The window in which premature resets are counted. */
 export const PREMATURE_RESET_WINDOW_MS = 10_000;
 
-export interface Http2SessionLimits {
-  /** Unanswered streams a client may reset within the window before its session is ended. */
-  readonly maxPrematureResets: number;
-  /** A session with no open stream for this long is closed; 0 disables. */
-  readonly idleTimeoutMs: number;
-}
+/** The bounds a session is held to (see `EdgeLimits`). */
+export type Http2SessionLimits = Pick<EdgeLimits, "maxPrematureResets" | "idleTimeoutMs">;
 
 export type SessionVerdict = "http2_reset_flood" | "http2_idle";
 
@@ -42,8 +47,10 @@ export function guardHttp2Session(
 ): void {
   let open = 0;
   let streams = 0;
-  let resets = 0;
+  let closed = 0;
+  let premature = 0;
   let windowStart = 0;
+  let flooded = false;
   let idle: NodeJS.Timeout | undefined;
 
   const armIdle = () => {
@@ -61,21 +68,34 @@ export function guardHttp2Session(
     open++;
     clearTimeout(idle);
     const opened = performance.now();
+    const resetHere = markResetsSentHere(stream);
+    // Whether the client reset the stream before any answer went out. Read
+    // when the reset arrives: the handler may still write its answer to the
+    // closed stream afterwards, and Node then reports its headers as sent.
+    // A stream already closed when it is first seen was reset in the same
+    // read as its headers.
+    let resetUnanswered = stream.closed;
+    stream.once("aborted", () => (resetUnanswered = !stream.headersSent && !resetHere()));
     stream.once("close", () => {
       open--;
-      if (stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && performance.now() - opened < PREMATURE_RESET_LIFETIME_MS) countReset();
+      countClosed(resetUnanswered && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && performance.now() - opened < PREMATURE_RESET_LIFETIME_MS);
       if (open === 0 && !session.closed) armIdle();
     });
   });
   session.once("close", () => clearTimeout(idle));
 
-  const countReset = () => {
+  const countClosed = (prematurelyReset: boolean) => {
     const now = performance.now();
     if (now - windowStart > PREMATURE_RESET_WINDOW_MS) {
       windowStart = now;
-      resets = 0;
+      closed = 0;
+      premature = 0;
     }
-    if (++resets <= limits.maxPrematureResets || session.destroyed) return;
+    closed++;
+    if (prematurelyReset) premature++;
+    if (premature <= limits.maxPrematureResets || premature * 2 <= closed || flooded || session.destroyed) return;
+    // Once: the streams closed in the same read as the one that tripped it come after.
+    flooded = true;
     onVerdict("http2_reset_flood");
     // GOAWAY with ENHANCE_YOUR_CALM (RFC 9113 §5.4.1), then the connection is
     // dropped. (`destroy(error, code)` would send NO_ERROR without an error,
@@ -83,4 +103,25 @@ export function guardHttp2Session(
     session.goaway(http2.constants.NGHTTP2_ENHANCE_YOUR_CALM);
     setImmediate(() => session.destroy());
   };
+}
+
+/**
+ * Whether the server itself reset the stream. Node records the same
+ * `rstCode` for an RST_STREAM received and one sent, and ends a stream the
+ * peer reset through the same `close` and `destroy`, but only after marking
+ * it closed: a call to either on a stream not yet closed is the server's own.
+ */
+function markResetsSentHere(stream: http2.ServerHttp2Stream): () => boolean {
+  let here = false;
+  const close = stream.close;
+  const destroy = stream.destroy;
+  stream.close = function (this: http2.ServerHttp2Stream, ...args: Parameters<typeof close>) {
+    if (!this.closed) here = true;
+    return close.apply(this, args);
+  };
+  stream.destroy = function (this: http2.ServerHttp2Stream, ...args: Parameters<typeof destroy>) {
+    if (!this.closed) here = true;
+    return destroy.apply(this, args);
+  };
+  return () => here;
 }

@@ -18,50 +18,25 @@
 import http from "node:http";
 import http2 from "node:http2";
 import net from "node:net";
-import type { TlsConfig } from "../config.js";
-import { ConnectionGuard, type ConnectionLimits, type ConnectionVerdict } from "./connection-guard.js";
-import { guardHttp2Session, type Http2SessionLimits, type SessionVerdict } from "./http2-abuse.js";
+import type { EdgeLimits, TlsConfig } from "../config.js";
+import { ConnectionGuard, type ConnectionVerdict } from "./connection-guard.js";
+import { guardHttp2Session, type SessionVerdict } from "./http2-abuse.js";
 
 type Handler = (req: http.IncomingMessage | http2.Http2ServerRequest, res: http.ServerResponse | http2.Http2ServerResponse) => void;
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-
-/** Every bound the listener holds its connections to. */
-export interface EdgeLimits extends ConnectionLimits, Http2SessionLimits {
-  /** HTTP/1.1: the headers of each request must arrive within this. */
-  readonly headersTimeoutMs: number;
-  /** HTTP/1.1: each whole request, body included, must arrive within this. */
-  readonly requestTimeoutMs: number;
-  /** HTTP/1.1: an idle keep-alive connection is closed after this. */
-  readonly keepAliveTimeoutMs: number;
-  /** HTTP/2: streams one session may have open at once. */
-  readonly maxConcurrentStreams: number;
-}
-
-export const DEFAULT_EDGE_LIMITS: EdgeLimits = {
-  maxConnections: 4096,
-  maxConnectionsPerClient: 256,
-  firstRequestTimeoutMs: 10_000,
-  maxConnectionAgeMs: 0,
-  cooldownMs: 10_000,
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 65_000,
-  maxConcurrentStreams: 100,
-  maxPrematureResets: 100,
-  idleTimeoutMs: 60_000,
-};
 
 /** A connection or session a bound ended, for whoever counts or logs them. */
 export type EdgeVerdict = ConnectionVerdict | SessionVerdict;
 
 export interface OnePortOptions {
   readonly tls?: TlsConfig | undefined;
-  /** How long `close()` waits for requests in flight before destroying connections. */
-  readonly graceMs?: number;
+  /** How long `close()` waits for requests in flight before destroying connections (`Config.shutdownGraceMs`). */
+  readonly graceMs: number;
   /** Idle HTTP/2 sessions are pinged at this interval, keeping long streams alive through middleboxes. */
   readonly keepAliveMs?: number;
-  readonly limits?: EdgeLimits;
+  /** `Config.edge`. */
+  readonly limits: EdgeLimits;
   /** Told of every connection a bound refused or ended. */
   readonly onVerdict?: (verdict: EdgeVerdict, address: string) => void;
   /** Told when the total connection cap is reached (true) and left (false). */
@@ -89,9 +64,8 @@ function http2Options(limits: EdgeLimits): http2.ServerOptions {
   };
 }
 
-export function createOnePortServer(handler: Handler, options: OnePortOptions = {}): net.Server {
-  const graceMs = options.graceMs ?? 10_000;
-  const limits = options.limits ?? DEFAULT_EDGE_LIMITS;
+export function createOnePortServer(handler: Handler, options: OnePortOptions): net.Server {
+  const { graceMs, limits } = options;
   const guard = new ConnectionGuard(limits);
   const onVerdict = options.onVerdict ?? (() => {});
   guard.on("verdict", onVerdict);

@@ -20,9 +20,9 @@
  * and it forgets its cache whenever a lost subscription is back. Not before:
  * while Redis is away the cache is what keeps calls going.
  */
-import { Redis, type Cluster } from "ioredis";
+import type { Cluster, Redis } from "ioredis";
 import { keySlot } from "./key-slot.js";
-import { isCluster, type RedisConnection } from "./redis-connection.js";
+import { closeConnection, connectClusterNode, duplicateConnection, isCluster, type RedisConnection } from "./redis-connection.js";
 
 /** The channel on which writes under `keyPrefix` are announced. */
 export function directoryChangesChannel(keyPrefix: string): string {
@@ -38,8 +38,9 @@ export type ChangeReason = "written" | "reconnected";
 /**
  * Calls `onChange` whenever a directory write under `keyPrefix` is announced,
  * and whenever the subscription comes back after it was lost. The
- * subscription has a connection of its own: a subscribed connection cannot
- * run other commands.
+ * subscription has a connection of its own (a subscribed connection cannot
+ * run other commands), with the command timeout of `redis`: a Redis that does
+ * not answer fails the subscription instead of holding the start-up.
  */
 export async function watchDirectoryChanges(redis: RedisConnection, keyPrefix: string, onChange: (why: ChangeReason) => void): Promise<DirectoryWatch> {
   const channel = directoryChangesChannel(keyPrefix);
@@ -48,15 +49,18 @@ export async function watchDirectoryChanges(redis: RedisConnection, keyPrefix: s
     await watch.start();
     return watch;
   }
-  const subscriber = redis.duplicate();
-  subscriber.on("error", () => {});
+  const subscriber = (await duplicateConnection(redis)) as Redis;
   subscriber.on("smessage", (ch: string) => ch === channel && onChange("written"));
+  try {
+    await subscriber.ssubscribe(channel);
+  } catch (e) {
+    subscriber.disconnect();
+    throw e;
+  }
   subscriber.on("ready", () => onChange("reconnected"));
-  await subscriber.connect();
-  await subscriber.ssubscribe(channel);
   return {
     async close() {
-      await subscriber.quit().catch(() => subscriber.disconnect());
+      await closeConnection(subscriber);
     },
   };
 }
@@ -95,19 +99,10 @@ class ShardChannelWatch implements DirectoryWatch {
   }
 
   private async subscribe(): Promise<Redis> {
-    const { host, port } = await this.owner();
-    const subscriber = new Redis({
-      ...this.cluster.options.redisOptions,
-      host,
-      port,
-      lazyConnect: true,
-      // This connection is replaced, not reconnected: the channel's master may be elsewhere by then.
-      retryStrategy: () => null,
-    });
-    subscriber.on("error", () => {});
+    // Replaced, not reconnected, when it ends: the channel's master may be elsewhere by then.
+    const subscriber = await connectClusterNode(this.cluster, await this.owner());
     subscriber.on("smessage", (ch: string) => ch === this.channel && this.onChange("written"));
     try {
-      await subscriber.connect();
       await subscriber.ssubscribe(this.channel);
     } catch (e) {
       subscriber.disconnect();

@@ -13,6 +13,7 @@
  */
 import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
+import { ConditionLog } from "../observability/condition-log.js";
 import { silentLogger, type Logger } from "../observability/logger.js";
 import type { Account, Bot, DirectoryStore, Partner, Platform } from "./directory-store.js";
 import { hashPartnerKey, partnerKeyFromAuthorization } from "./partner-key.js";
@@ -41,6 +42,7 @@ export class Directory {
   /** The marker as last seen, to log its changes once; unknown until first checked. */
   private provisioned: boolean | undefined;
   private readonly invalidated: (() => void)[] = [];
+  private readonly emptyLog: ConditionLog;
 
   constructor(
     readonly store: DirectoryStore,
@@ -51,6 +53,12 @@ export class Directory {
   ) {
     this.partners = new TtlCache(cacheTtlMs);
     this.routes = new TtlCache(cacheTtlMs);
+    this.emptyLog = new ConditionLog(log, "directory_empty", {
+      bad:
+        "the directory is empty: its marker is missing from Redis (it was never imported, or Redis lost its data). " +
+        "Every call is answered 503 service_unavailable until the directory is written again (npm run admin -- import)",
+      good: "the directory is back: its marker is present again",
+    });
   }
 
   /** The partner an `Authorization` header identifies; `unauthorized` otherwise. */
@@ -79,18 +87,8 @@ export class Directory {
     const provisioned = await this.storeCall(() => this.store.isProvisioned());
     if (provisioned && generation === this.generation) this.markerSeenUntil = Date.now() + this.cacheTtlMs;
     if (provisioned !== this.provisioned) {
-      const was = this.provisioned;
       this.provisioned = provisioned;
-      if (!provisioned) {
-        this.log.error(
-          {},
-          (await whyEmpty?.().catch(() => undefined)) ??
-            "the directory is empty: its marker is missing from Redis (it was never imported, or Redis lost its data). " +
-              "Every call is answered 503 service_unavailable until the directory is written again (npm run admin -- import)",
-        );
-      } else if (was === false) {
-        this.log.info({}, "the directory is back: its marker is present again");
-      }
+      this.emptyLog.report(!provisioned, "", {}, provisioned ? undefined : await whyEmpty?.().catch(() => undefined));
     }
     if (!provisioned) {
       throw GatewayError.of("service_unavailable", "the gateway's directory is unavailable; retry later", {

@@ -15,12 +15,20 @@ import type { Redis } from "ioredis";
 
 type Command = Parameters<Redis["sendCommand"]>[0] & { isSettled?: boolean };
 
+/** A command Redis did not answer within the connection's command timeout. */
+export class CommandTimeoutError extends Error {
+  constructor(readonly timeoutMs: number) {
+    super("Command timed out");
+    this.name = "CommandTimeoutError";
+  }
+}
+
 export function useLagTolerantCommandTimeout(redis: Redis, timeoutMs: number): void {
   const send = redis.sendCommand.bind(redis);
   redis.sendCommand = (command: Command, stream?: Parameters<Redis["sendCommand"]>[1]) => {
     const timer = setTimeout(() => {
       setImmediate(() => {
-        if (command.isSettled !== true) command.reject(new Error("Command timed out"));
+        if (command.isSettled !== true) command.reject(new CommandTimeoutError(timeoutMs));
       });
     }, timeoutMs);
     const settled = () => clearTimeout(timer);

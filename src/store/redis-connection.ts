@@ -19,7 +19,7 @@
  */
 import { lookup } from "node:dns";
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
-import type { RedisClusterConfig } from "../config.js";
+import { maskRedisCredentials, type RedisClusterConfig } from "../config.js";
 import { useLagTolerantCommandTimeout } from "./lag-tolerant-timeout.js";
 
 /** One Redis or a Redis Cluster: their commands, transactions and pipelines are the same. */
@@ -47,7 +47,7 @@ export function redisVariableOf(target: RedisTarget): "REDIS_URL" | "REDIS_CLUST
 
 /** A target fit for messages and logs: no password. */
 export function describeRedisTarget(target: RedisTarget): string {
-  if (target.kind === "node") return `Redis at ${displayRedisUrl(target.url)}`;
+  if (target.kind === "node") return `Redis at ${maskRedisCredentials(target.url)}`;
   return `the Redis Cluster at ${target.cluster.nodes.map((n) => (n.host.includes(":") ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(",")}`;
 }
 
@@ -248,22 +248,42 @@ export async function duplicateConnection(redis: RedisConnection, commandTimeout
   withCommandTimeout(copy, commandTimeoutMs ?? commandTimeouts.get(redis) ?? DEFAULT_COMMAND_TIMEOUT_MS);
   copy.on("error", () => {});
   if (isCluster(copy)) copy.on("node error", () => {});
-  await copy.connect();
+  try {
+    await copy.connect();
+  } catch (e) {
+    // Stop its reconnecting: nobody holds it.
+    copy.disconnect();
+    throw e;
+  }
   return copy;
+}
+
+/**
+ * A connection of its own to one node of `cluster` (a subscription to a shard
+ * channel must be held on the node that serves it), with the cluster's
+ * options and command timeout, that is not reconnected: its caller replaces
+ * it, since the node may no longer serve what it wants by then.
+ */
+export async function connectClusterNode(cluster: Cluster, node: { readonly host: string; readonly port: number }): Promise<Redis> {
+  const connection = new Redis({
+    ...cluster.options.redisOptions,
+    host: node.host,
+    port: node.port,
+    lazyConnect: true,
+    retryStrategy: () => null,
+  });
+  withCommandTimeout(connection, commandTimeouts.get(cluster) ?? DEFAULT_COMMAND_TIMEOUT_MS);
+  connection.on("error", () => {});
+  try {
+    await connection.connect();
+  } catch (e) {
+    connection.disconnect();
+    throw e;
+  }
+  return connection;
 }
 
 /** Closes a connection, politely if Redis answers. */
 export async function closeConnection(redis: RedisConnection): Promise<void> {
   await redis.quit().catch(() => redis.disconnect());
-}
-
-/** A Redis URL fit for messages and logs: its password, if any, masked. */
-export function displayRedisUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(unparsable URL)";
-  }
 }

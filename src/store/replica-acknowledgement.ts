@@ -11,6 +11,12 @@
  * - The write and its WAIT go on connections of their own. WAIT blocks the
  *   connection it is sent on until it returns, so on the shared connection it
  *   would hold up every claim, lookup and rate-limit check behind it.
+ * - Writes are batched per master: those that arrive together, or while the
+ *   previous WAIT is still out, go in one pipeline followed by one WAIT (which
+ *   covers every earlier write of its connection) and are answered together.
+ *   Many bookings finishing at once thus wait one timeout, not one each in a
+ *   queue behind the others; whether and how long to wait is decided when a
+ *   batch is sent, from the deadlines then left.
  * - The timeout is short (`REDIS_REPLICA_ACK_TIMEOUT_MS`, 100 ms) and never
  *   reaches past the caller's deadline: the answer must still go out in time.
  * - When no replica acknowledges in time, the booking is answered anyway (the
@@ -23,6 +29,8 @@
  *   one timeout every 5 s rather than one per booking.
  */
 import type { ChainableCommander, Cluster, Redis } from "ioredis";
+import type { ReplicaAcknowledgementResult } from "../metrics/metrics.js";
+import { ConditionLog } from "../observability/condition-log.js";
 import type { Logger } from "../observability/logger.js";
 import { keySlot } from "./key-slot.js";
 import { closeConnection, duplicateConnection, isCluster, type RedisConnection } from "./redis-connection.js";
@@ -40,17 +48,23 @@ interface MasterState {
   replicas: number | undefined;
   checkedAt: number;
   checking: boolean;
-  /** False after a WAIT no replica answered, until one does. */
-  acknowledging: boolean;
   quietUntil: number;
+  /** Writes waiting for the next batch. */
+  pending: Pending[];
+  /** A batch is out (its WAIT blocks the connection); writes arriving meanwhile go in the next. */
+  sending: boolean;
 }
 
-/** How a write went: acknowledged by a replica, not acknowledged in time, or written without waiting. */
-export type Acknowledgement = "acknowledged" | "not_acknowledged" | "not_waited";
+interface Pending {
+  readonly write: KeyWrite;
+  readonly deadline: number | undefined;
+  readonly resolve: (written: AcknowledgedResult) => void;
+  readonly reject: (error: unknown) => void;
+}
 
 export interface AcknowledgedResult {
   readonly result: unknown;
-  readonly acknowledgement: Acknowledgement;
+  readonly acknowledgement: ReplicaAcknowledgementResult;
 }
 
 /** Adds one write on `key` to a pipeline or transaction. */
@@ -58,6 +72,8 @@ export type KeyWrite = (commands: ChainableCommander) => void;
 
 export class ReplicaAcknowledgement {
   private readonly masters = new Map<string, MasterState>();
+  /** Per master: a WAIT no replica answered, until one does. */
+  private readonly unacknowledged: ConditionLog;
 
   private constructor(
     /** The gateway's connection: plain writes and `ROLE`. */
@@ -65,17 +81,23 @@ export class ReplicaAcknowledgement {
     /** Connection(s) that carry only writes followed by WAIT. */
     private readonly acking: RedisConnection,
     private readonly timeoutMs: number,
-    private readonly log: Logger,
+    log: Logger,
     /** Told of each write's acknowledgement (metrics). */
-    private readonly onResult: (acknowledgement: Acknowledgement) => void,
-  ) {}
+    private readonly onResult: (acknowledgement: ReplicaAcknowledgementResult) => void,
+  ) {
+    this.unacknowledged = new ConditionLog(log, "replica_acknowledgement", {
+      bad: "no replica acknowledged a stored booking in time",
+      good: "a replica acknowledges stored bookings again",
+      level: "warn",
+    });
+  }
 
   /** Opens the acknowledging connection and counts every master's replicas. */
   static async start(
     redis: RedisConnection,
     timeoutMs: number,
     log: Logger,
-    onResult: (acknowledgement: Acknowledgement) => void = () => {},
+    onResult: (acknowledgement: ReplicaAcknowledgementResult) => void = () => {},
   ): Promise<ReplicaAcknowledgement> {
     // WAIT blocks its connection for up to the timeout: the command timeout there is longer.
     const acks = new ReplicaAcknowledgement(redis, await duplicateConnection(redis, timeoutMs + 1000), timeoutMs, log, onResult);
@@ -100,41 +122,81 @@ export class ReplicaAcknowledgement {
     // A master not seen before (a replica promoted since the start) is counted first, once.
     if (state.checkedAt === 0) await this.recount(name);
     else if (Date.now() - state.checkedAt > ROLE_REFRESH_MS) void this.recount(name);
-    const now = Date.now();
-    const timeoutMs = Math.floor(Math.min(this.timeoutMs, deadline === undefined ? Infinity : deadline - now - DEADLINE_MARGIN_MS));
-    // WAIT 0 would block for ever: too little time left is no wait at all.
-    if (state.replicas === 0 || now < state.quietUntil || timeoutMs < 1) {
-      return { result: await this.plain(write), acknowledgement: "not_waited" };
+    if (!this.waitsFor(state, this.timeoutFor(deadline))) return { result: await this.plain(write), acknowledgement: "not_waited" };
+    return new Promise((resolve, reject) => {
+      state.pending.push({ write, deadline, resolve, reject });
+      if (!state.sending && state.pending.length === 1) queueMicrotask(() => void this.send(name, state));
+    });
+  }
+
+  /** How long a write with this deadline may wait now; WAIT 0 would block for ever, so below 1 it is no wait at all. */
+  private timeoutFor(deadline: number | undefined): number {
+    return Math.floor(Math.min(this.timeoutMs, deadline === undefined ? Infinity : deadline - Date.now() - DEADLINE_MARGIN_MS));
+  }
+
+  private waitsFor(state: MasterState, timeoutMs: number): boolean {
+    return state.replicas !== 0 && Date.now() >= state.quietUntil && timeoutMs >= 1;
+  }
+
+  /** Sends the writes pending for a master as one batch, then the next batch if more came meanwhile. */
+  private async send(name: string, state: MasterState): Promise<void> {
+    state.sending = true;
+    try {
+      while (state.pending.length > 0) {
+        const batch = state.pending.splice(0);
+        // Decided now, not when each write arrived: the master may have gone quiet, and deadlines came closer.
+        const waiting: Pending[] = [];
+        for (const p of batch) {
+          if (this.waitsFor(state, this.timeoutFor(p.deadline))) waiting.push(p);
+          else this.settle(p, this.plain(p.write), "not_waited");
+        }
+        if (waiting.length > 0) await this.sendBatch(name, state, waiting);
+      }
+    } finally {
+      state.sending = false;
     }
+  }
+
+  private async sendBatch(name: string, state: MasterState, batch: Pending[]): Promise<void> {
+    const timeoutMs = Math.min(...batch.map((p) => this.timeoutFor(p.deadline)));
     const pipeline = this.acking.pipeline();
-    write(pipeline);
-    pipeline.call("WAIT", "1", String(timeoutMs));
-    const replies = (await pipeline.exec()) ?? [];
-    const [writeError, result] = replies[0] ?? [new Error("no reply to the write")];
-    if (writeError) {
+    for (const p of batch) p.write(pipeline);
+    pipeline.call("WAIT", "1", String(Math.max(1, timeoutMs)));
+    let replies: [Error | null, unknown][];
+    try {
+      replies = (await pipeline.exec()) ?? [];
+    } catch {
+      // The batch could not be sent on this connection (its slot map may be
+      // behind the gateway's): each write goes through the gateway's own.
+      for (const p of batch) this.settle(p, this.plain(p.write), "not_waited");
+      return;
+    }
+    const [waitError, replicas] = replies[batch.length] ?? [new Error("no reply to WAIT")];
+    const acknowledged = !waitError && Number(replicas) >= 1;
+    const acknowledgement: ReplicaAcknowledgementResult = acknowledged ? "acknowledged" : "not_acknowledged";
+    batch.forEach((p, i) => {
+      const [writeError, result] = replies[i] ?? [new Error("no reply to the write")];
+      if (!writeError) return p.resolve({ result, acknowledgement });
       // The acknowledging connection's slot map may be behind the gateway's
       // (a MOVED right after a failover): write through the gateway's own
       // connection, which follows redirections, and do not wait this time.
-      if (/^(MOVED|ASK) /.test(writeError.message)) return { result: await this.plain(write), acknowledgement: "not_waited" };
-      throw writeError;
-    }
-    const [waitError, acknowledged] = replies[1] ?? [new Error("no reply to WAIT")];
-    if (!waitError && Number(acknowledged) >= 1) {
-      if (!state.acknowledging) this.log.info({ master: name }, "a replica acknowledges stored bookings again");
-      state.acknowledging = true;
-      return { result, acknowledgement: "acknowledged" };
-    }
-    if (state.acknowledging) {
-      this.log.warn(
-        { master: name, timeoutMs, reason: waitError?.message },
-        `no replica acknowledged a stored booking within ${timeoutMs} ms: bookings are answered anyway, and a failover of this master ` +
-          `before its replica catches up would forget them (the platform's de-duplication then answers a retry). ` +
-          `Writes to it do not wait for a replica for ${QUIET_MS / 1000} s at a time until one acknowledges again`,
-      );
-    }
-    state.acknowledging = false;
+      if (/^(MOVED|ASK) /.test(writeError.message)) return this.settle(p, this.plain(p.write), "not_waited");
+      p.reject(writeError);
+    });
+    this.unacknowledged.report(
+      !acknowledged,
+      name,
+      { timeoutMs, reason: waitError?.message },
+      `no replica acknowledged a stored booking within ${timeoutMs} ms: bookings are answered anyway, and a failover of this master ` +
+        `before its replica catches up would forget them (the platform's de-duplication then answers a retry). ` +
+        `Writes to it do not wait for a replica for ${QUIET_MS / 1000} s at a time until one acknowledges again`,
+    );
+    if (acknowledged) return;
     state.quietUntil = Date.now() + QUIET_MS;
-    return { result, acknowledgement: "not_acknowledged" };
+  }
+
+  private settle(p: Pending, written: Promise<unknown>, acknowledgement: ReplicaAcknowledgementResult): void {
+    written.then((result) => p.resolve({ result, acknowledgement }), p.reject);
   }
 
   async close(): Promise<void> {
@@ -163,7 +225,7 @@ export class ReplicaAcknowledgement {
   private state(name: string): MasterState {
     let state = this.masters.get(name);
     if (state === undefined) {
-      state = { replicas: undefined, checkedAt: 0, checking: false, acknowledging: true, quietUntil: 0 };
+      state = { replicas: undefined, checkedAt: 0, checking: false, quietUntil: 0, pending: [], sending: false };
       this.masters.set(name, state);
     }
     return state;

@@ -7,9 +7,20 @@
  * calls that joined it try once more (together, as one load) instead of all
  * taking that one failure: a single store command that timed out must not
  * fail every call of a burst when the next attempt would succeed.
+ *
+ * At its bound the cache forgets its oldest entry, not everything. Loads that
+ * found nothing (`undefined`: an unknown partner key, an unknown bot) are kept
+ * apart under a small bound of their own, so that callers presenting made-up
+ * keys cannot push the partners that are served out of the cache.
  */
+interface Entry<V> {
+  readonly value: V;
+  readonly expiresAt: number;
+}
+
 export class TtlCache<V> {
-  private readonly entries = new Map<string, { value: V; expiresAt: number }>();
+  private readonly entries = new Map<string, Entry<V>>();
+  private readonly misses = new Map<string, Entry<V>>();
   private readonly loading = new Map<string, Promise<V>>();
   /** Bumped by `clear()`, so a load that started before it does not refill the cache. */
   private generation = 0;
@@ -17,6 +28,7 @@ export class TtlCache<V> {
   constructor(
     private readonly ttlMs: number,
     private readonly maxEntries = 10_000,
+    private readonly maxMisses = 1000,
   ) {}
 
   async get(key: string, load: () => Promise<V>): Promise<V> {
@@ -24,7 +36,7 @@ export class TtlCache<V> {
   }
 
   private async lookup(key: string, load: () => Promise<V>, retryJoined: boolean): Promise<V> {
-    const hit = this.entries.get(key);
+    const hit = this.entries.get(key) ?? this.misses.get(key);
     if (hit !== undefined && hit.expiresAt > Date.now()) return hit.value;
     const pending = this.loading.get(key);
     if (pending !== undefined) {
@@ -40,8 +52,11 @@ export class TtlCache<V> {
       (value) => {
         if (this.loading.get(key) === p) this.loading.delete(key);
         if (this.ttlMs > 0 && generation === this.generation) {
-          if (this.entries.size >= this.maxEntries) this.entries.clear();
-          this.entries.set(key, { value, expiresAt: Date.now() + this.ttlMs });
+          const [into, other, max] = value === undefined ? [this.misses, this.entries, this.maxMisses] : [this.entries, this.misses, this.maxEntries];
+          other.delete(key);
+          into.delete(key);
+          if (into.size >= max) into.delete(into.keys().next().value!);
+          into.set(key, { value, expiresAt: Date.now() + this.ttlMs });
         }
         return value;
       },
@@ -58,6 +73,7 @@ export class TtlCache<V> {
   clear(): void {
     this.generation++;
     this.entries.clear();
+    this.misses.clear();
     this.loading.clear();
   }
 }

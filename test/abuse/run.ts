@@ -21,14 +21,14 @@ import http from "node:http";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { Redis } from "ioredis";
 import { ReferencePlatform } from "../../src/demo/reference-platform.js";
 import { RedisDirectoryStore, directoryKeyPrefix } from "../../src/store/redis-directory-store.js";
 import { hashPartnerKey } from "../../src/store/partner-key.js";
 import { fieldCipherOf } from "../../src/encryption/field-cipher.js";
-import { freePort, RedisServer } from "../support/redis-server.js";
+import { startGatewayProcess, type GatewayProcess } from "../support/gateway-process.js";
+import { RedisServer } from "../support/redis-server.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const QUIET_MS = 5000;
@@ -83,19 +83,8 @@ writeFileSync(
   }),
 );
 
-interface GatewayProc {
-  readonly port: number;
-  readonly pid: number;
-  readonly child: ChildProcess;
-  readonly warnings: string[];
-}
-
-async function startGateway(seed: boolean): Promise<GatewayProc> {
-  const port = await freePort();
+async function startGateway(seed: boolean): Promise<GatewayProcess> {
   const env = {
-    PATH: process.env.PATH ?? "",
-    PORT: String(port),
-    HOST: "127.0.0.1",
     LOG_LEVEL: "warn",
     REDIS_URL: redisServer.url,
     REDIS_KEY_PREFIX: prefix,
@@ -104,39 +93,13 @@ async function startGateway(seed: boolean): Promise<GatewayProc> {
     SESSION_IDLE_SECONDS: "5",
     ...(seed ? { GATEWAY_SEED: seedFile } : {}),
   };
-  // `exec` makes the shell's pid the gateway's; the limit applies to it.
-  const child = spawn("sh", ["-c", `ulimit -n 1024; exec "${process.execPath}" --import tsx src/main.ts`], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
-  children.push(child);
-  const warnings: string[] = [];
-  child.stderr!.on("data", (d: Buffer) => process.stderr.write(d));
-  // Warnings are logged at level 40 and above (the level this run logs at).
-  createInterface({ input: child.stdout! }).on("line", (line) => {
-    try {
-      const entry = JSON.parse(line) as { msg?: string; level?: number };
-      if ((entry.level ?? 0) >= 40) warnings.push(entry.msg ?? "");
-    } catch {
-      // not a log line
-    }
-  });
-  const exited = new Promise<never>((_, reject) => child.on("exit", (code) => reject(new Error(`the gateway exited (${code})`))));
-  exited.catch(() => {});
-  for (let i = 0; ; i++) {
-    const up = await Promise.race([exited, new Promise<boolean>((resolve) => http.get({ host: "127.0.0.1", port, path: "/healthz" }, (res) => { res.resume(); resolve(res.statusCode === 200); }).on("error", () => resolve(false)))]);
-    if (up) break;
-    if (i > 200) throw new Error("the gateway did not start");
-    await sleep(100);
-  }
-  return { port, pid: child.pid!, child, warnings };
+  const g = await startGatewayProcess(env, { entry: "src", fileLimit: 1024, stopTimeoutMs: 15_000, echoStderr: true });
+  children.push(g.child);
+  return g;
 }
 
-async function stopGateway(g: GatewayProc): Promise<void> {
-  if (g.child.exitCode !== null) return;
-  const exited = new Promise((r) => g.child.once("exit", r));
-  g.child.kill("SIGTERM");
-  const force = setTimeout(() => g.child.kill("SIGKILL"), 15_000);
-  await exited;
-  clearTimeout(force);
-}
+/** The warnings a gateway logged (this run logs at warn). */
+const warningsOf = (g: GatewayProcess): string[] => g.log.filter((l) => l.level >= 40).map((l) => l.msg);
 
 const children: ChildProcess[] = [];
 // Whatever happens, the processes this run started are stopped (by pid).
@@ -414,7 +377,7 @@ if (wanted("burst")) {
   const salt = randomBytes(4).toString("hex");
   await Promise.all(Array.from({ length: 500 }, (_, i) => [book(gateway.port, `burst-${salt}-${i}`, i), book(second.port, `burst-${salt}-${i}`, i)]).flat());
   const took = Math.round(performance.now() - started);
-  await stopGateway(second);
+  await second.stop();
   const bad = [...statuses].filter(([s]) => !(s >= 200 && s < 300) && s !== 409);
   const row: Row = {
     attack: "1,000-booking burst over two gateways on a healthy Redis (500 keys, each sent to both)",
@@ -433,9 +396,9 @@ if (wanted("burst")) {
 // ---- done ----
 keepAlive.destroy();
 h2.destroy();
-const warned = [...new Set(gateway.warnings)];
+const warned = [...new Set(warningsOf(gateway))];
 if (warned.length > 0) process.stdout.write(`\ngateway warnings seen: ${warned.map((w) => w.slice(0, 100)).join(" | ")}\n`);
-await stopGateway(gateway);
+await gateway.stop();
 await platform.close();
 await redisServer.stop();
 rmSync(dir, { recursive: true, force: true });

@@ -1,9 +1,10 @@
 /**
- * The built gateway and admin command run as child processes, the way an
- * operator runs them, with an environment that holds only what a test gives
- * (plus PATH and HOME), so no setting of the test run leaks in.
+ * Commands run as child processes, the built admin command as an operator
+ * runs it, with an environment that holds only what a test gives (plus PATH
+ * and HOME), so no setting of the test run leaks in. (The gateway itself:
+ * gateway-process.ts.)
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -45,61 +46,4 @@ export function printedKey(out: string): string {
   const m = /^\s+(sk_ptnr_\S+)$/m.exec(out);
   if (m === null) throw new Error(`no key in output:\n${out}`);
   return m[1]!;
-}
-
-export interface GatewayProcess {
-  readonly child: ChildProcess;
-  /** Everything printed on stdout so far. */
-  stdout(): string;
-  stderr(): string;
-  /** Waits until stdout matches. */
-  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
-  stop(): Promise<number | null>;
-}
-
-/** Starts `node dist/main.js` with exactly `env` (plus PATH and HOME). */
-export function startGatewayProcess(env: Record<string, string>): GatewayProcess {
-  const child = spawn(process.execPath, ["dist/main.js"], { cwd: ROOT, env: cleanEnv(env), stdio: ["ignore", "pipe", "pipe"] });
-  let out = "";
-  let err = "";
-  const waiters = new Set<() => void>();
-  const notify = () => waiters.forEach((w) => w());
-  child.stdout!.on("data", (d: Buffer) => {
-    out += d.toString();
-    notify();
-  });
-  child.stderr!.on("data", (d: Buffer) => {
-    err += d.toString();
-    notify();
-  });
-  child.once("exit", notify);
-  return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    waitFor(pattern, timeoutMs = 10_000) {
-      return new Promise((resolve, reject) => {
-        const check = () => {
-          const m = pattern.exec(out);
-          if (m !== null) return done(() => resolve(m));
-          if (child.exitCode !== null) return done(() => reject(new Error(`gateway exited (${child.exitCode}): ${err}`)));
-        };
-        const timer = setTimeout(() => done(() => reject(new Error(`timed out waiting for ${pattern}; stdout:\n${out}\nstderr:\n${err}`))), timeoutMs);
-        const done = (f: () => void) => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          f();
-        };
-        waiters.add(check);
-        check();
-      });
-    },
-    async stop() {
-      if (child.exitCode !== null) return child.exitCode;
-      return new Promise((resolve) => {
-        child.once("exit", (code) => resolve(code));
-        child.kill("SIGTERM");
-      });
-    },
-  };
 }
