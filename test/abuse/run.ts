@@ -268,8 +268,9 @@ async function run(
   if (median(service.latencies) > 5 * median(quiet.latencies)) failures.push(`median ${median(service.latencies).toFixed(1)} ms > 5× quiet ${median(quiet.latencies).toFixed(1)} ms`);
   if (after.sockets > before.sockets + 10) failures.push(`sockets ${after.sockets} after vs ${before.sockets} before`);
   // Reported, not failed: after a burst of large allocations V8 keeps the
-  // pages its heap grew into (its live heap does come back; see the README),
-  // so RSS alone cannot tell retained pages from a leak.
+  // pages its heap grew into although its live heap comes back (the smaps
+  // line printed with the figures shows how much of RSS is heap), so RSS
+  // alone cannot tell retained pages from a leak.
   const rssNote = after.rssMb > before.rssMb * 1.5 + 20 ? `RSS stayed at ${after.rssMb} MB (${before.rssMb} MB before)` : undefined;
   for (const [k, v] of Object.entries(extra)) if (k.startsWith("fail:") && v) failures.push(String(v));
   failures.push(...(judge?.(attackerReport) ?? []));
