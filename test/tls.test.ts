@@ -31,8 +31,9 @@ beforeAll(async () => {
   url = `https://127.0.0.1:${h.port}`;
 });
 afterAll(async () => {
-  await h.close();
-  certificate.remove();
+  // When beforeAll failed (no openssl), there is nothing to close.
+  await (h as Harness | undefined)?.close();
+  (certificate as TestCertificate | undefined)?.remove();
 });
 
 describe.skipIf(opensslProgram.skip)("ALPN on one port", () => {
