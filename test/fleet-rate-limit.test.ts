@@ -6,7 +6,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FleetRateLimiter } from "../src/gateway/fleet-rate-limiter.js";
+import { FleetRateLimiter, leaseSize, type SharedTokenBucket } from "../src/gateway/fleet-rate-limiter.js";
 import { RedisTokenBucket } from "../src/store/redis-token-bucket.js";
 import { connectRedis } from "../src/store/redis-connection.js";
 import { bearer, clientsFor, reasonOf, RPC_PROTOCOLS, searchRequest, type RpcProtocol } from "./support/clients.js";
@@ -117,17 +117,112 @@ describe("the shared bucket in Redis", () => {
     try {
       const bucket = new RedisTokenBucket(redis, `test:${randomBytes(6).toString("hex")}:`);
       const limit = { perSecond: 10, burst: 3 };
-      for (let i = 0; i < 3; i++) expect(await bucket.take("p", limit)).toBe(0);
-      const wait = await bucket.take("p", limit);
+      for (let i = 0; i < 3; i++) expect(await bucket.take("p", limit, 1)).toEqual({ taken: 1, waitMs: 0 });
+      const { taken, waitMs: wait } = await bucket.take("p", limit, 1);
+      expect(taken).toBe(0);
       expect(wait).toBeGreaterThan(0);
       expect(wait).toBeLessThanOrEqual(100);
-      expect(await bucket.take("q", limit)).toBe(0);
+      expect(await bucket.take("q", limit, 1)).toEqual({ taken: 1, waitMs: 0 });
       const ttl = await redis.pttl(bucket.keyOf("p"));
       // Full again after burst / rate = 300 ms; kept a second longer.
       expect(ttl).toBeGreaterThan(0);
       expect(ttl).toBeLessThanOrEqual(1300);
       await new Promise((r) => setTimeout(r, wait + 20));
-      expect(await bucket.take("p", limit)).toBe(0);
+      expect((await bucket.take("p", limit, 1)).taken).toBe(1);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("gives a lease of as many tokens as are free, up to the number asked for", async () => {
+    const redis = await connectRedis(testRedisUrl());
+    try {
+      const bucket = new RedisTokenBucket(redis, `test:${randomBytes(6).toString("hex")}:`);
+      const limit = { perSecond: 1, burst: 25 };
+      expect(await bucket.take("p", limit, 10)).toEqual({ taken: 10, waitMs: 0 });
+      expect(await bucket.take("p", limit, 10)).toEqual({ taken: 10, waitMs: 0 });
+      expect(await bucket.take("p", limit, 10)).toEqual({ taken: 5, waitMs: 0 });
+      const empty = await bucket.take("p", limit, 10);
+      expect(empty.taken).toBe(0);
+      expect(empty.waitMs).toBeGreaterThan(0);
+      expect(empty.waitMs).toBeLessThanOrEqual(1000);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
+
+describe("leases", () => {
+  it("are about 50 ms of the rate, at most a tenth of the burst, at least 1", () => {
+    expect(leaseSize({ perSecond: 200, burst: 400 })).toBe(10);
+    expect(leaseSize({ perSecond: 1000, burst: 200 })).toBe(20);
+    expect(leaseSize({ perSecond: 5, burst: 10 })).toBe(1);
+    expect(leaseSize({ perSecond: 1, burst: 3 })).toBe(1);
+    expect(leaseSize({ perSecond: 1_000_000, burst: 10_000_000 })).toBe(50_000);
+  });
+
+  /** Counts the round trips to a real shared bucket. */
+  function counting(bucket: SharedTokenBucket): SharedTokenBucket & { trips: number } {
+    return {
+      trips: 0,
+      take(partnerId, limit, count) {
+        this.trips++;
+        return bucket.take(partnerId, limit, count);
+      },
+    };
+  }
+
+  it("hold four gateways together to the limit within four leases, with one round trip per lease", async () => {
+    const redis = await connectRedis(testRedisUrl());
+    try {
+      const limit = { perSecond: 200, burst: 400 };
+      const lease = leaseSize(limit);
+      const shared = counting(new RedisTokenBucket(redis, `test:${randomBytes(6).toString("hex")}:`));
+      const gateways = Array.from({ length: 4 }, () => new FleetRateLimiter(limit, shared));
+      const started = performance.now();
+      // Each gateway's own bucket would let 400 through: 1,600 in all without the shared one.
+      const outcomes = await Promise.all(
+        Array.from({ length: 1600 }, async (_, i) => {
+          try {
+            await gateways[i % 4]!.charge("p");
+            return "ok";
+          } catch (e) {
+            return (e as { code?: string }).code ?? String(e);
+          }
+        }),
+      );
+      const seconds = (performance.now() - started) / 1000;
+      const counts = count(outcomes);
+      expect(counts).toEqual({ ok: counts.ok, rate_limited: 1600 - counts.ok! });
+      const allowed = limit.burst + Math.ceil(limit.perSecond * seconds);
+      expect(counts.ok).toBeLessThanOrEqual(allowed + 4 * (lease - 1));
+      expect(counts.ok).toBeGreaterThanOrEqual(limit.burst - 4 * (lease - 1));
+      // One round trip per lease (the last ones may come back short), and one per refusal burst at most per gateway and lease.
+      expect(shared.trips).toBeLessThan(counts.ok! / lease + 4 * 4);
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  it("spend tokens without a round trip, and calls that find the lease empty share one", async () => {
+    const redis = await connectRedis(testRedisUrl());
+    try {
+      const limit = { perSecond: 1000, burst: 10_000 };
+      const shared = counting(new RedisTokenBucket(redis, `test:${randomBytes(6).toString("hex")}:`));
+      const limiter = new FleetRateLimiter(limit, shared);
+      // 50 concurrent calls: one round trip for a lease of 50.
+      await Promise.all(Array.from({ length: 50 }, () => limiter.charge("p")));
+      expect(shared.trips).toBe(1);
+      // The 51st needs a new lease.
+      expect(limiter.charge("p")).toBeInstanceOf(Promise);
+      await limiter.charge("p");
+      expect(shared.trips).toBe(2);
+      // Paid from the lease: no promise, no round trip.
+      expect(limiter.charge("p")).toBeUndefined();
+      expect(shared.trips).toBe(2);
+      // Another partner has a lease of its own.
+      await limiter.charge("q");
+      expect(shared.trips).toBe(3);
     } finally {
       redis.disconnect();
     }
@@ -139,7 +234,8 @@ describe("a frozen Redis", () => {
     const own = await RedisServer.start();
     const redis = await connectRedis(own.url);
     try {
-      const limiter = new FleetRateLimiter({ perSecond: 1000, burst: 1000 }, new RedisTokenBucket(redis, "test:frozen:"));
+      // A lease of one token: every call goes to the shared bucket.
+      const limiter = new FleetRateLimiter({ perSecond: 10, burst: 1000 }, new RedisTokenBucket(redis, "test:frozen:"));
       await limiter.charge("p");
       own.pause();
       // The first call finds out, after the wait for the shared bucket.
