@@ -19,6 +19,7 @@
  * The connection must fail fast (see `connectRedis`): a command that cannot
  * run answers `service_unavailable` instead of waiting for Redis to come back.
  */
+import { createHash } from "node:crypto";
 import { FieldCipherError, NO_ENCRYPTION, type FieldCipher } from "../encryption/field-cipher.js";
 import type { StoredOutcome } from "./stored-outcome.js";
 import type { ReplicaAcknowledgement } from "../store/replica-acknowledgement.js";
@@ -42,6 +43,8 @@ redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1
 `;
 
+const FINISH_SHA = createHash("sha1").update(FINISH).digest("hex");
+
 /** Deletes KEYS[1] if it is ARGV[1]'s claim. */
 const RELEASE = `${IS_CLAIM_OF}
 local current = redis.call('GET', KEYS[1])
@@ -51,6 +54,8 @@ if current and claim_of(current, ARGV[1]) then
 end
 return 0
 `;
+
+const RELEASE_SHA = createHash("sha1").update(RELEASE).digest("hex");
 
 /** Replaces KEYS[1] by ARGV[2], keeping its time to live, if it still holds ARGV[1]. */
 const SWAP = `
@@ -98,9 +103,20 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   async finish(id: string, token: string, record: DoneRecord, ttlMs: number, deadline?: number): Promise<boolean> {
     const key = this.keyOf(id);
     const stored = this.encode(key, record);
-    if (this.acknowledgement === undefined) return (await this.redis.eval(FINISH, 1, key, token, stored, ttlMs)) === 1;
-    const { result } = await this.acknowledgement.write(key, (commands) => commands.eval(FINISH, 1, key, token, stored, ttlMs), deadline);
+    const direct = () => this.evalScript(FINISH, FINISH_SHA, key, token, stored, ttlMs);
+    if (this.acknowledgement === undefined) return (await direct()) === 1;
+    const { result } = await this.acknowledgement.write(key, (commands) => commands.eval(FINISH, 1, key, token, stored, ttlMs), deadline, direct);
     return result === 1;
+  }
+
+  /** A script by its SHA1; it is sent in full only when Redis does not have it yet (at start, after a restart or failover). */
+  private async evalScript(script: string, sha: string, key: string, ...args: (string | number)[]): Promise<unknown> {
+    try {
+      return await this.redis.evalsha(sha, 1, key, ...args);
+    } catch (e) {
+      if (!(e as Error).message.startsWith("NOSCRIPT")) throw e;
+      return await this.redis.eval(script, 1, key, ...args);
+    }
   }
 
   /**
@@ -171,7 +187,7 @@ export class RedisIdempotencyStore implements IdempotencyStore {
   }
 
   async release(id: string, token: string): Promise<boolean> {
-    return (await this.redis.eval(RELEASE, 1, this.keyOf(id), token)) === 1;
+    return (await this.evalScript(RELEASE, RELEASE_SHA, this.keyOf(id), token)) === 1;
   }
 }
 

@@ -57,6 +57,7 @@ interface MasterState {
 
 interface Pending {
   readonly write: KeyWrite;
+  readonly direct: () => Promise<unknown>;
   readonly deadline: number | undefined;
   readonly resolve: (written: AcknowledgedResult) => void;
   readonly reject: (error: unknown) => void;
@@ -109,22 +110,25 @@ export class ReplicaAcknowledgement {
    * Runs `write` (commands on `key` only), then, if the key's master has
    * replicas, waits until one acknowledges it or the time is up. Fails only
    * when the write fails; a missing acknowledgement is not a failure.
+   * `direct` is the same write sent on its own on the gateway's connection,
+   * used when there is nothing to wait for (by default `write` in a pipeline
+   * of its own).
    */
-  async write(key: string, write: KeyWrite, deadline?: number): Promise<AcknowledgedResult> {
-    const written = await this.writeAndWait(key, write, deadline);
+  async write(key: string, write: KeyWrite, deadline?: number, direct: () => Promise<unknown> = () => this.plain(write)): Promise<AcknowledgedResult> {
+    const written = await this.writeAndWait(key, write, deadline, direct);
     this.onResult(written.acknowledgement);
     return written;
   }
 
-  private async writeAndWait(key: string, write: KeyWrite, deadline: number | undefined): Promise<AcknowledgedResult> {
+  private async writeAndWait(key: string, write: KeyWrite, deadline: number | undefined, direct: () => Promise<unknown>): Promise<AcknowledgedResult> {
     const name = this.masterOf(key);
     const state = this.state(name);
     // A master not seen before (a replica promoted since the start) is counted first, once.
     if (state.checkedAt === 0) await this.recount(name);
     else if (Date.now() - state.checkedAt > ROLE_REFRESH_MS) void this.recount(name);
-    if (!this.waitsFor(state, this.timeoutFor(deadline))) return { result: await this.plain(write), acknowledgement: "not_waited" };
+    if (!this.waitsFor(state, this.timeoutFor(deadline))) return { result: await direct(), acknowledgement: "not_waited" };
     return new Promise((resolve, reject) => {
-      state.pending.push({ write, deadline, resolve, reject });
+      state.pending.push({ write, direct, deadline, resolve, reject });
       if (!state.sending && state.pending.length === 1) queueMicrotask(() => void this.send(name, state));
     });
   }
@@ -148,7 +152,7 @@ export class ReplicaAcknowledgement {
         const waiting: Pending[] = [];
         for (const p of batch) {
           if (this.waitsFor(state, this.timeoutFor(p.deadline))) waiting.push(p);
-          else this.settle(p, this.plain(p.write), "not_waited");
+          else this.settle(p, p.direct(), "not_waited");
         }
         if (waiting.length > 0) await this.sendBatch(name, state, waiting);
       }
@@ -168,7 +172,7 @@ export class ReplicaAcknowledgement {
     } catch {
       // The batch could not be sent on this connection (its slot map may be
       // behind the gateway's): each write goes through the gateway's own.
-      for (const p of batch) this.settle(p, this.plain(p.write), "not_waited");
+      for (const p of batch) this.settle(p, p.direct(), "not_waited");
       return;
     }
     const [waitError, replicas] = replies[batch.length] ?? [new Error("no reply to WAIT")];
@@ -180,7 +184,7 @@ export class ReplicaAcknowledgement {
       // The acknowledging connection's slot map may be behind the gateway's
       // (a MOVED right after a failover): write through the gateway's own
       // connection, which follows redirections, and do not wait this time.
-      if (/^(MOVED|ASK) /.test(writeError.message)) return this.settle(p, this.plain(p.write), "not_waited");
+      if (/^(MOVED|ASK) /.test(writeError.message)) return this.settle(p, p.direct(), "not_waited");
       p.reject(writeError);
     });
     this.unacknowledged.report(
