@@ -129,6 +129,8 @@ export class Appointments {
     const booking = bookingPayload(req);
     const route = await this.route(caller, req.botId);
     const fingerprint = createHash("sha256").update(JSON.stringify([route.bot.id, booking])).digest("hex");
+    // The message read from this call's own answer, so it is not read twice; a replay reads the stored answer.
+    let sent: CreateBookingResponse | undefined;
     const result = await this.idempotency.execute(
       { scope: caller.partner.id, key, fingerprint, signal: caller.signal, deadline: caller.deadline },
       async () => {
@@ -147,11 +149,12 @@ export class Appointments {
           trace: caller.trace,
         });
         // An answer that is not a booking is not stored: the retry asks again.
-        readBooking(answer.body);
+        sent = readBooking(answer.body);
         return answer;
       },
     );
-    return { message: readBooking(result.answer.body), answer: result.answer, replayed: result.replayed };
+    const message = !result.replayed && sent !== undefined ? sent : readBooking(result.answer.body);
+    return { message, answer: result.answer, replayed: result.replayed };
   }
 }
 

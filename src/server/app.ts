@@ -83,12 +83,15 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     frameworkErrors: (error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)),
   }) as unknown as FastifyInstance;
 
-  app.addHook("onRequest", async (req, reply) => {
+  // Callback hooks, not async ones: no promise per request for work that never waits.
+  app.addHook("onRequest", (req, reply, done) => {
     reply.header(REQUEST_ID_HEADER, req.id);
+    done();
   });
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onResponse", (req, reply, done) => {
     // The path only: a Connect GET carries the whole request (a caller's phone number, say) in its query.
     req.log.info({ method: req.method, path: pathOf(req.url), status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, "request");
+    done();
   });
 
   await app.register(fastifyCors, corsOptions);
