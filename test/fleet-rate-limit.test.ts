@@ -227,6 +227,33 @@ describe("leases", () => {
       redis.disconnect();
     }
   });
+
+  it("of one token: calls that waited for a round trip take a token each on the next, not one round trip each", async () => {
+    const redis = await connectRedis(testRedisUrl());
+    try {
+      const limit = { perSecond: 10, burst: 12 };
+      expect(leaseSize(limit)).toBe(1);
+      const shared = counting(new RedisTokenBucket(redis, `test:${randomBytes(6).toString("hex")}:`));
+      const limiter = new FleetRateLimiter(limit, shared);
+      const outcomes = await Promise.all(
+        Array.from({ length: 10 }, async () => {
+          try {
+            await limiter.charge("p");
+            return "ok";
+          } catch (e) {
+            return (e as { code?: string }).code ?? String(e);
+          }
+        }),
+      );
+      expect(outcomes).toEqual(Array(10).fill("ok"));
+      // One token for the first call, then nine for the nine that waited.
+      expect(shared.trips).toBe(2);
+      // Nothing is held: the shared bucket still has the other 2 of its 12 tokens (and what it refilled meanwhile).
+      expect((await shared.take("p", limit, 5)).taken).toBeGreaterThanOrEqual(2);
+    } finally {
+      redis.disconnect();
+    }
+  });
 });
 
 describe("a frozen Redis", () => {

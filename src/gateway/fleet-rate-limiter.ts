@@ -13,7 +13,9 @@
  *   the partner's rate, at most a tenth of its burst, at least 1), and the
  *   gateway's next calls for that partner spend them without a round trip.
  *   Calls that find the lease empty while a round trip for it is out wait
- *   for that one rather than sending their own. Every call still spends a
+ *   for that one rather than sending their own; if it does not bring enough
+ *   for them all, the next one takes a token for each call still waiting
+ *   (spent at once, so never held). Every call still spends a
  *   token the shared bucket gave out, so the fleet stays within the limit
  *   but for the tokens leased and not yet spent: over any interval a fleet
  *   of N gateways lets through at most N × (lease − 1) calls more than the
@@ -70,6 +72,8 @@ interface Lease {
   tokens: number;
   /** The round trip out for more: resolves to 0, or to the ms until a token is free when none was. */
   refill: Promise<number> | undefined;
+  /** Calls waiting for a token from a round trip. */
+  waiting: number;
 }
 
 export class FleetRateLimiter implements CallLimiter {
@@ -116,36 +120,45 @@ export class FleetRateLimiter implements CallLimiter {
   private newLease(partnerId: string): Lease {
     // Bounded like the gateway's own buckets: past it the lease made longest ago goes.
     if (this.leases.size >= MAX_LEASES) this.leases.delete(this.leases.keys().next().value!);
-    const lease: Lease = { tokens: 0, refill: undefined };
+    const lease: Lease = { tokens: 0, refill: undefined, waiting: 0 };
     this.leases.set(partnerId, lease);
     return lease;
   }
 
   private async chargeShared(partnerId: string, lease: Lease): Promise<void> {
-    for (;;) {
-      lease.refill ??= this.refill(lease, partnerId);
-      const retryAfterMs = await lease.refill;
-      if (retryAfterMs > 0) {
-        this.onLimited(partnerId);
-        throw rateLimited(this.limit, Math.ceil(retryAfterMs / 1000));
+    lease.waiting++;
+    try {
+      for (;;) {
+        lease.refill ??= this.refill(lease, partnerId);
+        const retryAfterMs = await lease.refill;
+        if (retryAfterMs > 0) {
+          this.onLimited(partnerId);
+          throw rateLimited(this.limit, Math.ceil(retryAfterMs / 1000));
+        }
+        if (lease.tokens >= 1) {
+          lease.tokens -= 1;
+          return;
+        }
+        // The shared bucket failed (the call goes on under the gateway's own limit), or other calls spent the lease first.
+        if (Date.now() < this.skipSharedUntil) return;
       }
-      if (lease.tokens >= 1) {
-        lease.tokens -= 1;
-        return;
-      }
-      // The shared bucket failed (the call goes on under the gateway's own limit), or other calls spent the lease first.
-      if (Date.now() < this.skipSharedUntil) return;
+    } finally {
+      lease.waiting--;
     }
   }
 
-  /** One round trip for more tokens. Never rejects: a failure is recorded, and resolves to 0 with no tokens. */
+  /**
+   * One round trip for more tokens: a lease, or one token for each call
+   * waiting if there are more (they spend them at once, so no more is held).
+   * Never rejects: a failure is recorded, and resolves to 0 with no tokens.
+   */
   private async refill(lease: Lease, partnerId: string): Promise<number> {
     // While one call probes a shared bucket that failed, the others do not wait for it too.
     if (this.failing) this.skipSharedUntil = Date.now() + this.waitMs;
     try {
       let took: SharedTake;
       try {
-        took = await this.takeShared(partnerId);
+        took = await this.takeShared(partnerId, Math.max(this.leaseSize, lease.waiting));
       } catch (e) {
         this.onSharedError();
         this.failing = true;
@@ -165,8 +178,8 @@ export class FleetRateLimiter implements CallLimiter {
     }
   }
 
-  private takeShared(partnerId: string): Promise<SharedTake> {
-    const taken = this.shared.take(partnerId, this.limit, this.leaseSize);
+  private takeShared(partnerId: string, count: number): Promise<SharedTake> {
+    const taken = this.shared.take(partnerId, this.limit, count);
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer within ${this.waitMs} ms`)), this.waitMs);
