@@ -21,7 +21,7 @@
  *   of N gateways lets through at most N × (lease − 1) calls more than the
  *   bucket alone would, and a gateway that runs dry may refuse while another
  *   still holds up to lease − 1 of the partner's tokens. With a lease of 1
- *   (a limit under 20 calls a second, or a burst under 20) every call takes
+ *   (a limit of at most 20 calls a second, or a burst under 20) every call takes
  *   its own token, exactly.
  * - When the shared bucket does not answer (Redis unreachable, or slower than
  *   `waitMs`), the call is limited by the gateway's own bucket only: searches
