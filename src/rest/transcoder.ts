@@ -17,6 +17,7 @@ import { encodeEnvelope, pipe, transformSplitEnvelope, type EnvelopedMessage, ty
 import { endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
 import { GatewayError } from "../errors.js";
 import { isUtf8 } from "node:buffer";
+import type { PlatformAnswer } from "../platform/webhook-client.js";
 import { passThroughKey, type PassThrough } from "../rpc/call-context.js";
 import type { RestRoute } from "./rest-routes.js";
 import { restErrorOf, restErrorOfConnect, restErrorOfConnectError, type RestError } from "./rest-errors.js";
@@ -89,11 +90,7 @@ export async function transcode(req: RestRequest): Promise<RestResult> {
   const bytes = await readAll(res);
   const headers = returnedHeaders(res.header);
   if (res.status !== 200) return { ok: false, headers, error: restErrorOfConnect(bytes, res.header) };
-  if (slot.answer !== undefined) {
-    // The bytes the platform sent, when they are there and valid UTF-8: a large answer is not serialized again.
-    const raw = slot.answer.raw;
-    return { ok: true, status: slot.answer.status, headers, body: raw !== undefined && isUtf8(raw) ? raw : JSON.stringify(slot.answer.body) };
-  }
+  if (slot.answer !== undefined) return { ok: true, status: slot.answer.status, headers, body: answerBody(slot.answer) };
   // A method that relays nothing answers with its response message as proto JSON.
   return { ok: true, status: 200, headers, body: bytes };
 }
@@ -153,15 +150,40 @@ function itemOf(envelope: EnvelopedMessage): StreamItem {
   return { kind: "error", error: restErrorOfConnectError(end.error, end.metadata.get("retry-after") ?? undefined) };
 }
 
+/** The body of a successful REST answer: the bytes the platform sent, when they are there and valid UTF-8 (a large answer is not serialized again). */
+export function answerBody(answer: PlatformAnswer): string | Uint8Array {
+  const raw = answer.raw;
+  return raw !== undefined && isUtf8(raw) ? raw : JSON.stringify(answer.body);
+}
+
 /**
  * The Connect JSON request body. A `body: "*"` binding without path variables
  * or query parameters forwards the client's bytes unchanged; otherwise the
  * request is assembled from the body, the path and the query.
  */
 function requestBytes(req: RestRequest): Uint8Array {
+  if (isWholeBody(req)) return req.rawBody!;
+  return Buffer.from(JSON.stringify(assembled(req)));
+}
+
+/**
+ * The request as JSON, and the size of its JSON text (what the size limit
+ * applies to): the client's body as parsed, or the request assembled as
+ * `requestBytes` assembles it.
+ */
+export function requestJson(req: RestRequest): { readonly json: JsonValue; readonly size: number } {
+  if (isWholeBody(req)) return { json: req.body!, size: req.rawBody!.byteLength };
+  const json = assembled(req);
+  return { json, size: Buffer.byteLength(JSON.stringify(json)) };
+}
+
+function isWholeBody(req: RestRequest): boolean {
+  return req.route.body === "*" && req.route.variables.length === 0 && req.rawBody !== undefined && req.body !== undefined;
+}
+
+function assembled(req: RestRequest): JsonObject {
   const { route } = req;
   const hasQuery = route.body !== "*" && Object.keys(req.query).length > 0;
-  if (route.body === "*" && route.variables.length === 0 && req.rawBody !== undefined) return req.rawBody;
   let message: JsonObject = {};
   if (route.body === "*") {
     if (req.body !== undefined) message = req.body as JsonObject;
@@ -177,7 +199,7 @@ function requestBytes(req: RestRequest): Uint8Array {
       setField(route.method.input, message, name.split("."), value);
     }
   }
-  return Buffer.from(JSON.stringify(message));
+  return message;
 }
 
 /**
@@ -208,7 +230,7 @@ function setField(desc: DescMessage, message: JsonObject, path: readonly string[
   }
 }
 
-function forwardedHeaders(req: RestRequest, contentType: string, length: number): Headers {
+export function forwardedHeaders(req: RestRequest, contentType: string, length: number): Headers {
   const header = new Headers();
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || name.startsWith(":") || NOT_FORWARDED.has(name)) continue;
@@ -231,7 +253,7 @@ function timeoutMs(value: string): number {
   return Math.max(1, Math.ceil(seconds * 1000));
 }
 
-function returnedHeaders(header: Headers | undefined): Headers {
+export function returnedHeaders(header: Headers | undefined): Headers {
   const out = new Headers();
   header?.forEach((value, name) => {
     if (NOT_RETURNED.has(name) || name.startsWith("connect-") || name.startsWith("trailer-")) return;
