@@ -42,7 +42,7 @@ import { checkDeadline } from "../rpc/error-details-handler.js";
 import { lacksErrorInfo, toRpcError } from "../rpc/rpc-error.js";
 import { strictJsonCheck } from "../rpc/strict-json.js";
 import { restErrorOfConnectError } from "./rest-errors.js";
-import { answerBody, forwardedHeaders, requestJson, returnedHeaders, type RestRequest, type RestResult } from "./transcoder.js";
+import { answerBody, forwardedHeaderList, requestJson, returnedHeaders, type RestRequest, type RestResult } from "./transcoder.js";
 
 /** What a call needs besides its request: the pieces the Connect plugin is configured with. */
 export interface DirectCalls {
@@ -63,6 +63,13 @@ export type DirectCall = (req: RestRequest) => Promise<RestResult>;
 
 const TIMEOUT_HEADER = "connect-timeout-ms";
 
+/**
+ * What the context's signal is aborted with when the call has ended, as
+ * connect-es aborts it (then with a new `DOMException` per call, which is
+ * costly: a stack trace each time). Nothing listens by then.
+ */
+const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
+
 /** The direct call of `method`, or undefined when it has no implementation here (then the general path serves it). */
 export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall | undefined {
   const spec = calls.implementations.get(method);
@@ -81,15 +88,19 @@ export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall
     req.contextValues.set(passThroughKey, slot);
     const call = req.contextValues.get(callKey);
     const { json, size } = requestJson(req);
-    const header = forwardedHeaders(req, "application/json", size);
+    const header = forwardedHeaderList(req, "application/json", size);
+    const timeoutHeader = header.find(([name]) => name === TIMEOUT_HEADER)?.[1] ?? null;
 
-    // Recorded on the call's observation where the status is decided here, as the error-details wrapper does.
-    const tooLong = checkDeadline(header, calls.maxTimeoutMs);
-    if (tooLong !== undefined) {
-      call?.settle(tooLong.code);
-      return { ok: false, headers: new Headers(), error: restErrorOfConnectError(tooLong, undefined) };
+    if (timeoutHeader !== null) {
+      // Recorded on the call's observation where the status is decided here, as the error-details wrapper does.
+      const tooLong = checkDeadline(new Headers([[TIMEOUT_HEADER, timeoutHeader]]), calls.maxTimeoutMs);
+      if (tooLong !== undefined) {
+        call?.settle(tooLong.code);
+        return { ok: false, headers: new Headers(), error: restErrorOfConnectError(tooLong, undefined) };
+      }
     }
-    const timeout = parseTimeout(header.get(TIMEOUT_HEADER), calls.maxTimeoutMs);
+    const timeout = parseTimeout(timeoutHeader, calls.maxTimeoutMs);
+    // The handler context copies the header list into its own Headers, once.
     const context = createHandlerContext({
       ...spec,
       service: method.parent,
@@ -122,7 +133,7 @@ export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall
       const headers = returnedHeaders(context.responseHeader);
       return { ok: false, headers, error: restErrorOfConnectError(error, context.responseHeader.get("retry-after") ?? undefined) };
     } finally {
-      context.abort();
+      context.abort(CALL_ENDED);
     }
     const headers = returnedHeaders(context.responseHeader);
     if (slot.answer !== undefined) return { ok: true, status: slot.answer.status, headers, body: answerBody(slot.answer) };

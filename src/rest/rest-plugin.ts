@@ -161,7 +161,10 @@ function restRequestOf(route: RestRoute, options: RestOptions, request: FastifyR
     throw GatewayError.of("invalid_request", "the request body must be a JSON object");
   }
   const abort = new AbortController();
-  reply.raw.once("close", () => abort.abort());
+  // A response closes when it has been sent too; only one closed before its end means the client went away.
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableEnded) abort.abort();
+  });
   return {
     route,
     params: request.params as Record<string, string>,

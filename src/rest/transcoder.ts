@@ -65,6 +65,8 @@ const NOT_FORWARDED = new Set([
   "content-encoding",
   "accept-encoding",
   "x-server-timeout",
+  // Set to the call's own request id.
+  "x-request-id",
 ]);
 
 /** Response headers of the Connect protocol, which REST answers do not carry. */
@@ -230,20 +232,27 @@ function setField(desc: DescMessage, message: JsonObject, path: readonly string[
   }
 }
 
-export function forwardedHeaders(req: RestRequest, contentType: string, length: number): Headers {
-  const header = new Headers();
+function forwardedHeaders(req: RestRequest, contentType: string, length: number): Headers {
+  return new Headers(forwardedHeaderList(req, contentType, length));
+}
+
+/**
+ * The request headers the handler sees, as a list: the client's, less those
+ * of one hop or of the protocol, and the call's content type, length,
+ * request id and deadline (`X-Server-Timeout`, which is checked here).
+ */
+export function forwardedHeaderList(req: RestRequest, contentType: string, length: number): [string, string][] {
+  const list: [string, string][] = [];
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || name.startsWith(":") || NOT_FORWARDED.has(name)) continue;
     if (name.startsWith("connect-") || name.startsWith("grpc-")) continue;
-    for (const v of Array.isArray(value) ? value : [value]) header.append(name, v);
+    if (typeof value === "string") list.push([name, value]);
+    else for (const v of value) list.push([name, v]);
   }
-  header.set("content-type", contentType);
-  header.set("content-length", String(length));
-  header.set("connect-protocol-version", "1");
-  header.set("x-request-id", req.requestId);
+  list.push(["content-type", contentType], ["content-length", String(length)], ["connect-protocol-version", "1"], ["x-request-id", req.requestId]);
   const timeout = req.headers[TIMEOUT_HEADER];
-  if (typeof timeout === "string") header.set("connect-timeout-ms", String(timeoutMs(timeout)));
-  return header;
+  if (typeof timeout === "string") list.push(["connect-timeout-ms", String(timeoutMs(timeout))]);
+  return list;
 }
 
 /** `X-Server-Timeout`, in seconds as Vanguard and grpc-gateway clients send it, as Connect milliseconds. */
