@@ -1,8 +1,11 @@
 /**
- * Turns a REST request into a Connect unary JSON call on the method's own
- * handler, and the handler's answer back into a REST response. Because the
- * call goes through the same handler as every RPC protocol, REST gets the same
- * interceptors (authentication, error model), validation and business logic.
+ * Turns a REST request into a Connect JSON call on the method's own handler,
+ * and the handler's answer back into a REST response: server streams always,
+ * unary calls when the REST plugin has no direct call of the method
+ * (direct-call.ts, which shares the request and answer helpers here).
+ * Because the call goes through the same handler as every RPC protocol, REST
+ * gets the same interceptors (authentication, error model), validation and
+ * business logic.
  *
  * What REST adds on top: a successful call answers with the platform's
  * answer as the platform sent it (its status, 201 included, and every field,
@@ -175,8 +178,9 @@ function requestBytes(req: RestRequest): Uint8Array {
  */
 export function requestJson(req: RestRequest): { readonly json: JsonValue; readonly size: number } {
   if (isWholeBody(req)) return { json: req.body!, size: req.rawBody!.byteLength };
-  const json = assembled(req);
-  return { json, size: Buffer.byteLength(JSON.stringify(json)) };
+  // Read back from its text, as the Connect call reads the bytes `requestBytes` makes.
+  const text = JSON.stringify(assembled(req));
+  return { json: JSON.parse(text) as JsonValue, size: Buffer.byteLength(text) };
 }
 
 function isWholeBody(req: RestRequest): boolean {

@@ -1,7 +1,9 @@
 /**
  * The fastify application: every protocol on one server. Connect, gRPC and
- * gRPC-Web are served by connect-es; REST is translated onto the same
- * handlers, so auth, validation and errors are shared by construction.
+ * gRPC-Web are served by connect-es; REST reaches the same implementations
+ * behind the same interceptors (unary calls directly, server streams
+ * transcoded onto the handlers), so auth, validation and errors are shared by
+ * construction.
  * Beside the partner services: gRPC health and reflection (no key needed),
  * the probes, `/metrics`, and the hook that observes every call.
  */
