@@ -5,19 +5,20 @@
  * `body: "*"`, `body: "<field>"`, query parameters, a `:verb` path and
  * additional bindings. Annotations it does not support are refused at start-up.
  */
-import { create, createFileRegistry, setExtension, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
+import { create, createFileRegistry, setExtension, type DescMethod, type DescService, type MessageInitShape } from "@bufbuild/protobuf";
 import {
   FieldDescriptorProto_Label,
   FieldDescriptorProto_Type,
   FileDescriptorProtoSchema,
   MethodOptionsSchema,
 } from "@bufbuild/protobuf/wkt";
-import { createConnectRouter, createContextValues, type HandlerContext } from "@connectrpc/connect";
+import { createConnectRouter, createContextValues, type HandlerContext, type MethodImplSpec } from "@connectrpc/connect";
 import { fastify, type FastifyInstance } from "fastify";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { http } from "../src/gen/google/api/annotations_pb.js";
 import { HttpRuleSchema } from "../src/gen/google/api/http_pb.js";
 import { GatewayError } from "../src/errors.js";
+import { recordImplementations } from "../src/rest/direct-call.js";
 import { registerRest } from "../src/rest/rest-plugin.js";
 import { restRoutes } from "../src/rest/rest-routes.js";
 
@@ -61,15 +62,27 @@ function echoService(rules: Record<string, Rule>): DescService {
   return createFileRegistry(file, () => undefined).getService("test.v1.Echo")!;
 }
 
-/** Handlers that echo the request, except where `impl` says otherwise. */
-function handlersOf(service: DescService, impl: Record<string, (req: unknown, ctx: HandlerContext) => unknown> = {}) {
-  const router = createConnectRouter({ jsonOptions: { useProtoFieldName: true } });
+/**
+ * Handlers that echo the request, except where `impl` says otherwise; with
+ * `implementations`, the methods' implementations are kept there too.
+ */
+function handlersOf(
+  service: DescService,
+  impl: Record<string, (req: unknown, ctx: HandlerContext) => unknown> = {},
+  implementations?: Map<DescMethod, MethodImplSpec>,
+) {
+  const plain = createConnectRouter({ jsonOptions: { useProtoFieldName: true } });
+  const router = implementations === undefined ? plain : recordImplementations(plain, implementations);
   const echo = (req: unknown) => req;
   router.service(service, Object.fromEntries(service.methods.map((m) => [m.localName, impl[m.localName] ?? echo])) as never);
   return router.handlers;
 }
 
-describe("bindings", () => {
+// Unary calls are transcoded into Connect calls on the handlers, or, given the implementations, call them directly.
+describe.each([
+  ["bindings", false],
+  ["bindings, called directly", true],
+])("%s", (_name, direct) => {
   let app: FastifyInstance;
   beforeAll(async () => {
     const service = echoService({
@@ -87,6 +100,7 @@ describe("bindings", () => {
       Broken: { pattern: { case: "post", value: "/v1/broken" }, body: "*" },
     });
     app = fastify();
+    const implementations = new Map<DescMethod, MethodImplSpec>();
     const handlers = handlersOf(service, {
       replay(req, ctx) {
         ctx.responseHeader.set("idempotent-replayed", "true");
@@ -98,8 +112,14 @@ describe("bindings", () => {
       broken() {
         throw new Error("secret detail at /srv/app.js:12");
       },
+    }, implementations);
+    await registerRest(app, {
+      handlers,
+      contextValues: () => createContextValues(),
+      direct: direct
+        ? { implementations, interceptors: [], jsonOptions: { useProtoFieldName: true }, readMaxBytes: 1 << 20, maxTimeoutMs: 2_147_483_647 }
+        : undefined,
     });
-    await registerRest(app, { handlers, contextValues: () => createContextValues() });
     await app.ready();
   });
   afterAll(() => app.close());

@@ -1,7 +1,7 @@
 /**
  * Errors as REST clients see them: `{"error": {"code", "message"}}` with the
  * HTTP status of the error model, `Retry-After` where it applies, and
- * `X-Request-Id`. Three sources end up here: the RPC error a transcoded call
+ * `X-Request-Id`. Three sources end up here: the RPC error a call
  * answered with (its ErrorInfo carries the machine code and the REST status),
  * errors fastify raises itself (unknown path, body too large, a content type
  * it cannot parse), and the gateway's own `GatewayError`s.

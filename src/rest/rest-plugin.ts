@@ -24,13 +24,21 @@ import { openApiDocument } from "./openapi.js";
 import { restErrorOf, restErrorOfFramework, sendRestError } from "./rest-errors.js";
 import { restRoutes, type RestRoute } from "./rest-routes.js";
 import { EVENT_STREAM_CONTENT_TYPE, serverSentEvents } from "./server-sent-events.js";
-import { transcode, transcodeServerStream, type RestRequest } from "./transcoder.js";
+import { directCallOf, type DirectCalls } from "./direct-call.js";
+import { transcode, transcodeServerStream, type RestRequest, type RestResult } from "./transcoder.js";
 
 export interface RestOptions {
   /** The RPC handlers, wrapped as the Connect plugin serves them. */
   readonly handlers: readonly UniversalHandler[];
   /** The context values of a call, as the Connect plugin creates them. */
   readonly contextValues: (req: FastifyRequest) => ContextValues;
+  /**
+   * What unary calls need to be served by invoking the method's
+   * implementation directly (direct-call.ts); without it, or for a method it
+   * has no implementation of, and for server streams, a call is transcoded
+   * into a Connect call on the method's handler (transcoder.ts).
+   */
+  readonly direct?: DirectCalls | undefined;
 }
 
 interface JsonBody {
@@ -97,8 +105,10 @@ export async function registerRest(app: FastifyInstance, options: RestOptions): 
         method: route.httpMethod,
         url: route.routePath,
         exposeHeadRoute: false,
-        handler: (request, reply) =>
-          route.method.methodKind === "unary" ? serve(route, options, request, reply) : serveStream(route, options, request, reply),
+        handler:
+          route.method.methodKind === "unary"
+            ? serveWith(route, options, (options.direct === undefined ? undefined : directCallOf(route.method, options.direct)) ?? transcode)
+            : (request, reply) => serveStream(route, options, request, reply),
       });
     }
   });
@@ -151,7 +161,10 @@ function restRequestOf(route: RestRoute, options: RestOptions, request: FastifyR
     throw GatewayError.of("invalid_request", "the request body must be a JSON object");
   }
   const abort = new AbortController();
-  reply.raw.once("close", () => abort.abort());
+  // A response closes when it has been sent too; only one closed before its end means the client went away.
+  reply.raw.once("close", () => {
+    if (!reply.raw.writableEnded) abort.abort();
+  });
   return {
     route,
     params: request.params as Record<string, string>,
@@ -166,11 +179,14 @@ function restRequestOf(route: RestRoute, options: RestOptions, request: FastifyR
   };
 }
 
-async function serve(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
-  const result = await transcode(restRequestOf(route, options, request, reply));
-  result.headers.forEach((value, name) => reply.header(name, value));
-  if (!result.ok) return sendRestError(request, reply, result.error);
-  return reply.code(result.status).header("content-type", JSON_CONTENT_TYPE).send(result.body);
+/** The handler of a unary route, whose calls `call` serves. */
+function serveWith(route: RestRoute, options: RestOptions, call: (req: RestRequest) => Promise<RestResult>) {
+  return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
+    const result = await call(restRequestOf(route, options, request, reply));
+    result.headers.forEach((value, name) => reply.header(name, value));
+    if (!result.ok) return sendRestError(request, reply, result.error);
+    return reply.code(result.status).header("content-type", JSON_CONTENT_TYPE).send(result.body);
+  };
 }
 
 async function serveStream(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {

@@ -1,8 +1,11 @@
 /**
- * Turns a REST request into a Connect unary JSON call on the method's own
- * handler, and the handler's answer back into a REST response. Because the
- * call goes through the same handler as every RPC protocol, REST gets the same
- * interceptors (authentication, error model), validation and business logic.
+ * Turns a REST request into a Connect JSON call on the method's own handler,
+ * and the handler's answer back into a REST response: server streams always,
+ * unary calls when the REST plugin has no direct call of the method
+ * (direct-call.ts, which shares the request and answer helpers here).
+ * Because the call goes through the same handler as every RPC protocol, REST
+ * gets the same interceptors (authentication, error model), validation and
+ * business logic.
  *
  * What REST adds on top: a successful call answers with the platform's
  * answer as the platform sent it (its status, 201 included, and every field,
@@ -17,6 +20,7 @@ import { encodeEnvelope, pipe, transformSplitEnvelope, type EnvelopedMessage, ty
 import { endStreamFlag, endStreamFromJson } from "@connectrpc/connect/protocol-connect";
 import { GatewayError } from "../errors.js";
 import { isUtf8 } from "node:buffer";
+import type { PlatformAnswer } from "../platform/webhook-client.js";
 import { passThroughKey, type PassThrough } from "../rpc/call-context.js";
 import type { RestRoute } from "./rest-routes.js";
 import { restErrorOf, restErrorOfConnect, restErrorOfConnectError, type RestError } from "./rest-errors.js";
@@ -64,6 +68,8 @@ const NOT_FORWARDED = new Set([
   "content-encoding",
   "accept-encoding",
   "x-server-timeout",
+  // Set to the call's own request id.
+  "x-request-id",
 ]);
 
 /** Response headers of the Connect protocol, which REST answers do not carry. */
@@ -89,11 +95,7 @@ export async function transcode(req: RestRequest): Promise<RestResult> {
   const bytes = await readAll(res);
   const headers = returnedHeaders(res.header);
   if (res.status !== 200) return { ok: false, headers, error: restErrorOfConnect(bytes, res.header) };
-  if (slot.answer !== undefined) {
-    // The bytes the platform sent, when they are there and valid UTF-8: a large answer is not serialized again.
-    const raw = slot.answer.raw;
-    return { ok: true, status: slot.answer.status, headers, body: raw !== undefined && isUtf8(raw) ? raw : JSON.stringify(slot.answer.body) };
-  }
+  if (slot.answer !== undefined) return { ok: true, status: slot.answer.status, headers, body: answerBody(slot.answer) };
   // A method that relays nothing answers with its response message as proto JSON.
   return { ok: true, status: 200, headers, body: bytes };
 }
@@ -153,15 +155,41 @@ function itemOf(envelope: EnvelopedMessage): StreamItem {
   return { kind: "error", error: restErrorOfConnectError(end.error, end.metadata.get("retry-after") ?? undefined) };
 }
 
+/** The body of a successful REST answer: the bytes the platform sent, when they are there and valid UTF-8 (a large answer is not serialized again). */
+export function answerBody(answer: PlatformAnswer): string | Uint8Array {
+  const raw = answer.raw;
+  return raw !== undefined && isUtf8(raw) ? raw : JSON.stringify(answer.body);
+}
+
 /**
  * The Connect JSON request body. A `body: "*"` binding without path variables
  * or query parameters forwards the client's bytes unchanged; otherwise the
  * request is assembled from the body, the path and the query.
  */
 function requestBytes(req: RestRequest): Uint8Array {
+  if (isWholeBody(req)) return req.rawBody!;
+  return Buffer.from(JSON.stringify(assembled(req)));
+}
+
+/**
+ * The request as JSON, and the size of its JSON text (what the size limit
+ * applies to): the client's body as parsed, or the request assembled as
+ * `requestBytes` assembles it.
+ */
+export function requestJson(req: RestRequest): { readonly json: JsonValue; readonly size: number } {
+  if (isWholeBody(req)) return { json: req.body!, size: req.rawBody!.byteLength };
+  // Read back from its text, as the Connect call reads the bytes `requestBytes` makes.
+  const text = JSON.stringify(assembled(req));
+  return { json: JSON.parse(text) as JsonValue, size: Buffer.byteLength(text) };
+}
+
+function isWholeBody(req: RestRequest): boolean {
+  return req.route.body === "*" && req.route.variables.length === 0 && req.rawBody !== undefined && req.body !== undefined;
+}
+
+function assembled(req: RestRequest): JsonObject {
   const { route } = req;
   const hasQuery = route.body !== "*" && Object.keys(req.query).length > 0;
-  if (route.body === "*" && route.variables.length === 0 && req.rawBody !== undefined) return req.rawBody;
   let message: JsonObject = {};
   if (route.body === "*") {
     if (req.body !== undefined) message = req.body as JsonObject;
@@ -177,7 +205,7 @@ function requestBytes(req: RestRequest): Uint8Array {
       setField(route.method.input, message, name.split("."), value);
     }
   }
-  return Buffer.from(JSON.stringify(message));
+  return message;
 }
 
 /**
@@ -209,19 +237,26 @@ function setField(desc: DescMessage, message: JsonObject, path: readonly string[
 }
 
 function forwardedHeaders(req: RestRequest, contentType: string, length: number): Headers {
-  const header = new Headers();
+  return new Headers(forwardedHeaderList(req, contentType, length));
+}
+
+/**
+ * The request headers the handler sees, as a list: the client's, less those
+ * of one hop or of the protocol, and the call's content type, length,
+ * request id and deadline (`X-Server-Timeout`, which is checked here).
+ */
+export function forwardedHeaderList(req: RestRequest, contentType: string, length: number): [string, string][] {
+  const list: [string, string][] = [];
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || name.startsWith(":") || NOT_FORWARDED.has(name)) continue;
     if (name.startsWith("connect-") || name.startsWith("grpc-")) continue;
-    for (const v of Array.isArray(value) ? value : [value]) header.append(name, v);
+    if (typeof value === "string") list.push([name, value]);
+    else for (const v of value) list.push([name, v]);
   }
-  header.set("content-type", contentType);
-  header.set("content-length", String(length));
-  header.set("connect-protocol-version", "1");
-  header.set("x-request-id", req.requestId);
+  list.push(["content-type", contentType], ["content-length", String(length)], ["connect-protocol-version", "1"], ["x-request-id", req.requestId]);
   const timeout = req.headers[TIMEOUT_HEADER];
-  if (typeof timeout === "string") header.set("connect-timeout-ms", String(timeoutMs(timeout)));
-  return header;
+  if (typeof timeout === "string") list.push(["connect-timeout-ms", String(timeoutMs(timeout))]);
+  return list;
 }
 
 /** `X-Server-Timeout`, in seconds as Vanguard and grpc-gateway clients send it, as Connect milliseconds. */
@@ -231,7 +266,7 @@ function timeoutMs(value: string): number {
   return Math.max(1, Math.ceil(seconds * 1000));
 }
 
-function returnedHeaders(header: Headers | undefined): Headers {
+export function returnedHeaders(header: Headers | undefined): Headers {
   const out = new Headers();
   header?.forEach((value, name) => {
     if (NOT_RETURNED.has(name) || name.startsWith("connect-") || name.startsWith("trailer-")) return;

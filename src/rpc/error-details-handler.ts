@@ -153,7 +153,7 @@ function refused(handler: UniversalHandler, contentType: string | null, res: Uni
  * an error when it is longer than `maxTimeoutMs`. Malformed values are left
  * to connect-es, which refuses them without a timer.
  */
-function checkDeadline(header: Headers, maxTimeoutMs: number): ConnectError | undefined {
+export function checkDeadline(header: Headers, maxTimeoutMs: number): ConnectError | undefined {
   let ms: number | undefined;
   const connect = header.get("connect-timeout-ms");
   if (connect !== null && /^\d{1,10}$/.test(connect)) ms = Number(connect);

@@ -1,6 +1,6 @@
 /**
- * Interceptors run for every protocol, REST included (REST calls reach the
- * same handlers). `observeOutcome` is outermost and records each call's final
+ * Interceptors run for every protocol, REST included (REST's direct calls
+ * run this same list around the implementation). `observeOutcome` is outermost and records each call's final
  * status for metrics and tracing. `errorModel` is next: whatever fails inside,
  * on a unary call or in the middle of a stream, leaves as an error of the
  * gateway's model. `authenticate` resolves the partner and charges its rate

@@ -97,6 +97,17 @@ function strictJsonOptions(input: DescMessage): StrictJsonOptions {
   };
 }
 
+/**
+ * The same checks on a request body that is already parsed (REST parses it
+ * to check it is an object): undefined when `input` holds no Timestamp and
+ * protobuf-es's own reading is enough.
+ */
+export function strictJsonCheck(input: DescMessage): ((json: unknown) => void) | undefined {
+  if (!reachesTimestamp(input, new Map())) return undefined;
+  const walk = walkerOf(input);
+  return (json) => walk(json, "");
+}
+
 function invalid(message: string): Error {
   return GatewayError.of("invalid_request", message).toConnectError();
 }

@@ -1,13 +1,16 @@
 /**
  * The fastify application: every protocol on one server. Connect, gRPC and
- * gRPC-Web are served by connect-es; REST is translated onto the same
- * handlers, so auth, validation and errors are shared by construction.
+ * gRPC-Web are served by connect-es; REST reaches the same implementations
+ * behind the same interceptors (unary calls directly, server streams
+ * transcoded onto the handlers), so auth, validation and errors are shared by
+ * construction.
  * Beside the partner services: gRPC health and reflection (no key needed),
  * the probes, `/metrics`, and the hook that observes every call.
  */
 import { setMaxListeners } from "node:events";
 import type { Gateway } from "../gateway/gateway.js";
-import { createContextValues, type ConnectRouter, type Interceptor } from "@connectrpc/connect";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { createContextValues, type ConnectRouter, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { fastifyCors } from "@fastify/cors";
@@ -27,6 +30,7 @@ import { authenticate, errorModel, observeOutcome } from "../rpc/interceptors.js
 import { registerServices } from "../rpc/services.js";
 import { withStrictJson } from "../rpc/strict-json.js";
 import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
+import { recordImplementations } from "../rest/direct-call.js";
 import { registerRest } from "../rest/rest-plugin.js";
 import { loadConsoleAssets } from "../console/console-assets.js";
 import { registerConsole } from "../console/console-plugin.js";
@@ -123,6 +127,19 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
   const wrapHandlers = (router: ConnectRouter) =>
     router.handlers.splice(0, router.handlers.length, ...router.handlers.map((handler) => withErrorDetails(handler, MAX_TIMEOUT_MS)));
 
+  // Runs once the protocol is known and before the body is read: an
+  // overloaded gateway refuses the call without spending more on it.
+  // (Health and reflection are not gated: probes must answer.)
+  const requestGate = () => {
+    try {
+      gateway.overload.admit();
+    } catch (e) {
+      throw GatewayError.from(e).toConnectError();
+    }
+  };
+  const partnerOptions = rpcOptions([authenticate(gateway.directory, gateway.rateLimiter)]);
+  // The partner methods' implementations, which REST invokes directly with the same interceptors.
+  const implementations = new Map<DescMethod, MethodImplSpec>();
   const handlers: UniversalHandler[] = [];
   await app.register(async (rpc) => {
     // Errors fastify raises itself on the RPC routes (a content type no
@@ -130,7 +147,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
     await rpc.register(fastifyConnectPlugin, {
       routes(router: ConnectRouter) {
-        registerServices(withStrictJson(router, JSON_OPTIONS), {
+        registerServices(withStrictJson(recordImplementations(router, implementations), JSON_OPTIONS), {
           appointments: gateway.appointments,
           customers: gateway.customers,
           sessions: {
@@ -147,17 +164,8 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
         wrapHandlers(router);
         handlers.push(...router.handlers);
       },
-      ...rpcOptions([authenticate(gateway.directory, gateway.rateLimiter)]),
-      // Runs once the protocol is known and before the body is read: an
-      // overloaded gateway refuses the call without spending more on it.
-      // (Health and reflection are not gated: probes must answer.)
-      requestGate: () => {
-        try {
-          gateway.overload.admit();
-        } catch (e) {
-          throw GatewayError.from(e).toConnectError();
-        }
-      },
+      ...partnerOptions,
+      requestGate,
     });
   });
 
@@ -179,7 +187,18 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
       ...rpcOptions([]),
     });
   });
-  const restRoutes = await registerRest(app, { handlers, contextValues });
+  const restRoutes = await registerRest(app, {
+    handlers,
+    contextValues,
+    direct: {
+      implementations,
+      interceptors: partnerOptions.interceptors,
+      jsonOptions: JSON_OPTIONS,
+      readMaxBytes: config.maxRequestBytes,
+      maxTimeoutMs: MAX_TIMEOUT_MS,
+      requestGate,
+    },
+  });
   registerConsole(app, await loadConsoleAssets());
 
   const procedureOf = (h: UniversalHandler) => `${h.service.typeName}/${h.method.name}`;

@@ -2,8 +2,9 @@
  * Where the fastify application starts and ends each call's observation
  * (call-observer.ts): one hook for every route that serves a procedure,
  * Connect, gRPC, gRPC-Web and REST alike. A REST call is observed once, as
- * `rest`, under the procedure it maps to; the Connect call it is transcoded
- * into reuses that observation instead of starting its own.
+ * `rest`, under the procedure it maps to; the implementation it reaches (or
+ * the Connect call a server stream is transcoded into) reuses that
+ * observation instead of starting its own.
  *
  * The call ends when its response is closed: sent in full, or cut off by the
  * caller (then it is `canceled` unless a status was already known).
