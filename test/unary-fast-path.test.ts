@@ -9,6 +9,7 @@
 import net from "node:net";
 import { toBinary } from "@bufbuild/protobuf";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ConfigError, loadConfig } from "../src/config.js";
 import { DEMO_CALLER } from "../src/demo/reference-platform.js";
 import { SearchAvailabilityRequestSchema } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { CreateBookingRequestSchema } from "../src/gen/dialstack/partner/v1/booking_pb.js";
@@ -212,5 +213,14 @@ describe("the rule", () => {
     const p = WIRE_PROTOCOLS[0]!;
     const message = encodeURIComponent(JSON.stringify(searchBody(h.bots.a)));
     expect(await taken(p, { method: "GET", path: `${SEARCH}?encoding=json&message=${message}`, headers: auth() })).toBe(0);
+  });
+});
+
+describe("UNARY_FAST_PATH", () => {
+  it("is on by default, off with off, and refuses anything else", () => {
+    expect(loadConfig({}, { fdLimit: 1024 }).unaryFastPath).toBe(true);
+    expect(loadConfig({ UNARY_FAST_PATH: "on" }, { fdLimit: 1024 }).unaryFastPath).toBe(true);
+    expect(loadConfig({ UNARY_FAST_PATH: "off" }, { fdLimit: 1024 }).unaryFastPath).toBe(false);
+    expect(() => loadConfig({ UNARY_FAST_PATH: "no" }, { fdLimit: 1024 })).toThrow(ConfigError);
   });
 });
