@@ -101,6 +101,12 @@ export interface Config {
   readonly platformMaxAnswerBytes: number;
   /** New calls are refused as `overloaded` while the event loop lags more than this; 0 disables. */
   readonly overloadEventLoopDelayMs: number;
+  /**
+   * Unary gRPC, gRPC-Web and Connect calls that fit the lean path's rule are
+   * served by it (src/rpc/unary-fast-path.ts); off, every call takes
+   * connect-es's general handler (`UNARY_FAST_PATH`).
+   */
+  readonly unaryFastPath: boolean;
 }
 
 /**
@@ -551,5 +557,14 @@ export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: 
     sessionMaxLifetimeMs: int(env, "SESSION_MAX_LIFETIME_SECONDS", 3600, 1, 7 * 24 * 3600) * 1000,
     platformMaxAnswerBytes: int(env, "PLATFORM_MAX_ANSWER_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
     overloadEventLoopDelayMs: int(env, "OVERLOAD_EVENT_LOOP_DELAY_MS", 1000, 0, 60_000),
+    unaryFastPath: onOff(env, "UNARY_FAST_PATH", true),
   };
+}
+
+/** A switch: `on` or `off`. */
+function onOff(env: Env, name: string, fallback: boolean): boolean {
+  const raw = optional(env, name);
+  if (raw === undefined) return fallback;
+  if (raw === "on" || raw === "off") return raw === "on";
+  throw new ConfigError(name, `expected on or off, got "${raw}"`);
 }

@@ -65,12 +65,7 @@ export function withErrorDetails(handler: UniversalHandler, maxTimeoutMs: number
   const isStream = handler.method.methodKind !== "unary";
   const input = handler.method.input;
   const wrapped = async (req: Parameters<UniversalHandler>[0]): Promise<UniversalServerResponse> => {
-    // The call's status, for metrics and tracing, where it is decided here.
-    const call = req.contextValues?.get(callKey);
-    const settled = (error: ConnectError) => {
-      call?.settle(error.code);
-      return error;
-    };
+    const settled = settlerOf(req);
     if (req.method === "GET") {
       const undecodable = checkGetMessage(req.url);
       if (undecodable !== undefined) return connectUnaryError(settled(undecodable));
@@ -122,7 +117,16 @@ const HTTP2_REQUIRED = GatewayError.of(
 ).toConnectError();
 
 /** Records a status the wrapper decides (on the call's observation) and returns the error. */
-type Settle = (error: ConnectError) => ConnectError;
+export type Settle = (error: ConnectError) => ConnectError;
+
+/** The `Settle` of a request: the call's status, for metrics and tracing, where it is decided here. */
+export function settlerOf(req: Parameters<UniversalHandler>[0]): Settle {
+  const call = req.contextValues?.get(callKey);
+  return (error) => {
+    call?.settle(error.code);
+    return error;
+  };
+}
 
 function http2Required(contentType: string | null, res: UniversalServerResponse, settle: Settle): UniversalServerResponse {
   return errorResponse(contentType, settle(HTTP2_REQUIRED), new Headers(res.header), 505);
@@ -200,7 +204,8 @@ async function readAll(body: UniversalServerResponse["body"]): Promise<Uint8Arra
   return Buffer.concat(parts);
 }
 
-async function rewriteConnectUnary(res: UniversalServerResponse, input: DescMessage, settle: Settle): Promise<UniversalServerResponse> {
+/** A Connect unary response with its error (if any) in the gateway's model. */
+export async function rewriteConnectUnary(res: UniversalServerResponse, input: DescMessage, settle: Settle): Promise<UniversalServerResponse> {
   if (res.status === 200 || res.header?.has("content-encoding") || res.body === undefined) return res;
   const bytes = await readAll(res.body);
   let error: ConnectError;
@@ -222,24 +227,27 @@ function rewriteGrpc(res: UniversalServerResponse, input: DescMessage, settle: S
   const trailer = res.trailer;
   const body = res.body;
   if (trailer === undefined || body === undefined || body instanceof Uint8Array) return res;
-  const fix = () => {
-    if (!trailer.has("grpc-message")) return;
-    const error = findTrailerError(trailer);
-    if (error !== undefined && lacksErrorInfo(error)) {
-      const fixed = settle(toRpcError(error, input));
-      for (const k of [...trailer.keys()]) trailer.delete(k);
-      setTrailerStatus(trailer, fixed);
-    }
-    respellGrpcMessage(trailer);
-  };
+  const watchedTrailer: Headers = trailer;
   async function* watched(): AsyncIterable<Uint8Array> {
     try {
       yield* body as AsyncIterable<Uint8Array>;
     } finally {
-      fix();
+      rewriteGrpcTrailer(watchedTrailer, input, settle);
     }
   }
   return { ...res, body: watched() };
+}
+
+/** gRPC trailers (in place) with their error (if any) in the gateway's model and `grpc-message` spelled as the specification says. */
+export function rewriteGrpcTrailer(trailer: Headers, input: DescMessage, settle: Settle): void {
+  if (!trailer.has("grpc-message")) return;
+  const error = findTrailerError(trailer);
+  if (error !== undefined && lacksErrorInfo(error)) {
+    const fixed = settle(toRpcError(error, input));
+    for (const k of [...trailer.keys()]) trailer.delete(k);
+    setTrailerStatus(trailer, fixed);
+  }
+  respellGrpcMessage(trailer);
 }
 
 /** Rewrites the chunk whose envelope flags include `flag` (one envelope per chunk). */
@@ -251,22 +259,21 @@ function mapChunks(
   const body = res.body;
   if (body === undefined || body instanceof Uint8Array) return res;
   async function* mapped(): AsyncIterable<Uint8Array> {
-    for await (const chunk of body as AsyncIterable<Uint8Array>) {
-      if (chunk.length >= 5 && (chunk[0]! & flag) === flag && (chunk[0]! & COMPRESSED_FLAG) === 0) {
-        const data = rewrite(chunk.subarray(5));
-        if (data !== undefined) {
-          const out = new Uint8Array(5 + data.length);
-          out[0] = chunk[0]!;
-          new DataView(out.buffer).setUint32(1, data.length);
-          out.set(data, 5);
-          yield out;
-          continue;
-        }
-      }
-      yield chunk;
-    }
+    for await (const chunk of body as AsyncIterable<Uint8Array>) yield rewriteEnvelope(chunk, flag, rewrite);
   }
   return { ...res, body: mapped() };
+}
+
+/** `chunk`, one envelope, with its data rewritten when its flags include `flag` and it is not compressed. */
+export function rewriteEnvelope(chunk: Uint8Array, flag: number, rewrite: (data: Uint8Array) => Uint8Array | undefined): Uint8Array {
+  if (chunk.length < 5 || (chunk[0]! & flag) !== flag || (chunk[0]! & COMPRESSED_FLAG) !== 0) return chunk;
+  const data = rewrite(chunk.subarray(5));
+  if (data === undefined) return chunk;
+  const out = new Uint8Array(5 + data.length);
+  out[0] = chunk[0]!;
+  new DataView(out.buffer).setUint32(1, data.length);
+  out.set(data, 5);
+  return out;
 }
 
 function rewriteEndStream(data: Uint8Array, input: DescMessage, settle: Settle): Uint8Array | undefined {
@@ -275,7 +282,8 @@ function rewriteEndStream(data: Uint8Array, input: DescMessage, settle: Settle):
   return endStream.serialize({ metadata: end.metadata, error: settle(toRpcError(end.error, input)) });
 }
 
-function rewriteGrpcWebTrailer(data: Uint8Array, input: DescMessage, settle: Settle): Uint8Array | undefined {
+/** A gRPC-Web trailer frame's data with its error in the gateway's model; undefined when it stays as it is. */
+export function rewriteGrpcWebTrailer(data: Uint8Array, input: DescMessage, settle: Settle): Uint8Array | undefined {
   const trailer = trailerParse(data);
   const error = findTrailerError(trailer);
   if (error === undefined) return undefined;

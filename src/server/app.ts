@@ -12,6 +12,7 @@ import type { Gateway } from "../gateway/gateway.js";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { createContextValues, type ConnectRouter, type Interceptor, type MethodImplSpec } from "@connectrpc/connect";
 import { fastifyConnectPlugin } from "@connectrpc/connect-fastify";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { fastifyCors } from "@fastify/cors";
 import { fastify, LogController, type FastifyInstance, type FastifyRequest, type FastifyServerFactory } from "fastify";
@@ -29,6 +30,7 @@ import { withErrorDetails } from "../rpc/error-details-handler.js";
 import { authenticate, errorModel, observeOutcome } from "../rpc/interceptors.js";
 import { registerServices } from "../rpc/services.js";
 import { withStrictJson } from "../rpc/strict-json.js";
+import { UnaryFastPath } from "../rpc/unary-fast-path.js";
 import { restErrorOfFramework, sendRestError } from "../rest/rest-errors.js";
 import { recordImplementations } from "../rest/direct-call.js";
 import { registerRest } from "../rest/rest-plugin.js";
@@ -119,13 +121,20 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     readMaxBytes: config.maxRequestBytes,
     maxTimeoutMs: MAX_TIMEOUT_MS,
     jsonOptions: JSON_OPTIONS,
+    // The plugin's default, named here so that the unary fast path negotiates the same.
+    acceptCompression: [compressionGzip, compressionBrotli],
     interceptors: [observeOutcome(), errorModel(reportError), ...interceptors],
     contextValues,
   });
   // Errors that connect-es raises before any interceptor runs get the same
-  // ErrorInfo as the rest; the plugin serves the wrapped handlers.
-  const wrapHandlers = (router: ConnectRouter) =>
-    router.handlers.splice(0, router.handlers.length, ...router.handlers.map((handler) => withErrorDetails(handler, MAX_TIMEOUT_MS)));
+  // ErrorInfo as the rest; the plugin serves the wrapped handlers, with the
+  // unary fast path in front of them.
+  const wrapHandlers = (router: ConnectRouter, fastPath: UnaryFastPath) =>
+    router.handlers.splice(
+      0,
+      router.handlers.length,
+      ...router.handlers.map((handler) => fastPath.serve(withErrorDetails(handler, MAX_TIMEOUT_MS))),
+    );
 
   // Runs once the protocol is known and before the body is read: an
   // overloaded gateway refuses the call without spending more on it.
@@ -145,9 +154,11 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     // Errors fastify raises itself on the RPC routes (a content type no
     // protocol accepts, say) come in the REST envelope too, not fastify's shape.
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
+    const options = { ...partnerOptions, requestGate };
+    const fastPath = new UnaryFastPath(options, config.unaryFastPath);
     await rpc.register(fastifyConnectPlugin, {
       routes(router: ConnectRouter) {
-        registerServices(withStrictJson(recordImplementations(router, implementations), JSON_OPTIONS), {
+        registerServices(withStrictJson(recordImplementations(fastPath.record(router), implementations), JSON_OPTIONS), {
           appointments: gateway.appointments,
           customers: gateway.customers,
           sessions: {
@@ -161,11 +172,10 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
           },
           metrics: gateway.metrics,
         });
-        wrapHandlers(router);
+        wrapHandlers(router, fastPath);
         handlers.push(...router.handlers);
       },
-      ...partnerOptions,
-      requestGate,
+      ...options,
     });
   });
 
@@ -174,17 +184,20 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
   const publicHandlers: UniversalHandler[] = [];
   await app.register(async (rpc) => {
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
+    const options = rpcOptions([]);
+    const fastPath = new UnaryFastPath(options, config.unaryFastPath);
     await rpc.register(fastifyConnectPlugin, {
       routes(router: ConnectRouter) {
-        registerHealth(router, gateway.health, {
+        const recording = fastPath.record(router);
+        registerHealth(recording, gateway.health, {
           dependent: partnerServices.map((s) => s.typeName),
           independent: [HEALTH_SERVICE, ...REFLECTION_SERVICES].map((s) => s.typeName),
         });
-        registerReflection(router, new DescriptorIndex([...partnerServices, HEALTH_SERVICE, ...REFLECTION_SERVICES]));
-        wrapHandlers(router);
+        registerReflection(recording, new DescriptorIndex([...partnerServices, HEALTH_SERVICE, ...REFLECTION_SERVICES]));
+        wrapHandlers(router, fastPath);
         publicHandlers.push(...router.handlers);
       },
-      ...rpcOptions([]),
+      ...options,
     });
   });
   const restRoutes = await registerRest(app, {

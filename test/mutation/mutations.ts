@@ -355,4 +355,23 @@ export const MUTATIONS: readonly Mutation[] = [
     replace: `    if (!this.overloaded || this.overloaded) return;`,
     tests: ["test/overload.test.ts"],
   },
+  {
+    name: "the unary fast path sends gRPC errors as connect-es spells them (grpc-message, no ErrorInfo for its own errors)",
+    area: "error mapping",
+    file: "src/rpc/unary-fast-path.ts",
+    find: `  if (protocol === GRPC) {
+    rewriteGrpcTrailer(context.responseTrailer, answer.input, answer.settle);
+    return { status: 200, header: context.responseHeader, trailer: context.responseTrailer, body: chunks() };`,
+    replace: `  if (protocol === GRPC) {
+    return { status: 200, header: context.responseHeader, trailer: context.responseTrailer, body: chunks() };`,
+    tests: ["test/unary-fast-path.test.ts"],
+  },
+  {
+    name: "the unary fast path calls the implementation without the interceptors",
+    area: "auth",
+    file: "src/rpc/unary-fast-path.ts",
+    find: `invokeUnaryImplementation(spec, context, message, options.interceptors)`,
+    replace: `invokeUnaryImplementation(spec, context, message, [])`,
+    tests: ["test/unary-fast-path.test.ts", "test/rpc-protocols.test.ts"],
+  },
 ];

@@ -1,8 +1,8 @@
 /**
  * Commands run as child processes, the built admin command as an operator
- * runs it, with an environment that holds only what a test gives (plus PATH
- * and HOME), so no setting of the test run leaks in. (The gateway itself:
- * gateway-process.ts.)
+ * runs it, with an environment that holds only what a test gives (plus PATH,
+ * HOME and the test run's serving path, `servingPathEnv`), so no other
+ * setting of the test run leaks in. (The gateway itself: gateway-process.ts.)
  */
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
@@ -16,7 +16,18 @@ export interface Finished {
 }
 
 export function cleanEnv(env: Record<string, string> = {}): Record<string, string> {
-  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...env };
+  return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: process.env.HOME ?? "/tmp", ...servingPathEnv(), ...env };
+}
+
+/**
+ * The one setting a test run passes on to every gateway it starts: which
+ * path serves unary RPC calls (`UNARY_FAST_PATH`), so that the protocol
+ * tests run against the fast path and, in vitest's `general-path` project,
+ * against connect-es's general handler.
+ */
+export function servingPathEnv(): Record<string, string> {
+  const value = process.env.UNARY_FAST_PATH;
+  return value === undefined || value === "" ? {} : { UNARY_FAST_PATH: value };
 }
 
 /** Runs a command to completion (killed after `timeoutMs`). */

@@ -29,6 +29,7 @@ import type { Gateway } from "../../src/gateway/gateway.js";
 import { buildServer } from "../../src/server/app.js";
 import type { RedisConnection } from "../../src/store/redis-connection.js";
 import { importSeed, parseSeed } from "../../src/store/seed.js";
+import { servingPathEnv } from "./commands.js";
 import { documentedSignatureValid } from "./webhook-signature.js";
 
 export interface HarnessOptions {
@@ -98,6 +99,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     LOG_LEVEL: "silent",
     // Rate limits are tested on their own (test/rate-limit.test.ts); load tests here would trip them.
     RATE_LIMIT_PER_SECOND: "0",
+    ...servingPathEnv(),
     ...(useRedis
       ? {
           REDIS_URL: options.redisUrl ?? testRedisUrl(),
