@@ -4,7 +4,7 @@
  * to that platform as a signed webhook, and read its answer. Nothing here knows
  * which protocol the caller speaks.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import type { CreateBookingRequest, CreateBookingResponse } from "../gen/dialstack/partner/v1/booking_pb.js";
 import { CreateBookingResponseSchema } from "../gen/dialstack/partner/v1/booking_pb.js";
 import type { SearchAvailabilityRequest, SearchAvailabilityResponse } from "../gen/dialstack/partner/v1/availability_pb.js";
@@ -128,7 +128,7 @@ export class Appointments {
     const key = checkIdempotencyKey(headerKey, req.idempotencyKey);
     const booking = bookingPayload(req);
     const route = await this.route(caller, req.botId);
-    const fingerprint = createHash("sha256").update(JSON.stringify([route.bot.id, booking])).digest("hex");
+    const fingerprint = hash("sha256", JSON.stringify([route.bot.id, booking]), "hex");
     // The message read from this call's own answer, so it is not read twice; a replay reads the stored answer.
     let sent: CreateBookingResponse | undefined;
     const result = await this.idempotency.execute(

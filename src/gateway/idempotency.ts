@@ -3,7 +3,7 @@
  * receives, and the seam through which a keeper makes sure one key produces
  * at most one booking.
  */
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 import { GatewayError } from "../errors.js";
 import type { PlatformAnswer } from "../platform/webhook-client.js";
 
@@ -34,7 +34,7 @@ export function checkIdempotencyKey(headerKey: string | undefined, fieldKey: str
  * and two partners' keys never collide.
  */
 export function downstreamIdempotencyKey(partnerId: string, key: string): string {
-  return "idk_" + createHash("sha256").update(partnerId).update("\0").update(key).digest("hex").slice(0, 48);
+  return "idk_" + hash("sha256", partnerId + "\0" + key, "hex").slice(0, 48);
 }
 
 export interface IdempotentRequest {

@@ -22,7 +22,7 @@
  *   request's own claim or nothing. Once the keeper is closing, a write still
  *   to be tried again gets one last attempt at once, and no more.
  */
-import { createHash, randomUUID } from "node:crypto";
+import { hash, randomUUID } from "node:crypto";
 import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
 import type { IdempotencyKeeper, IdempotentRequest, IdempotentResult } from "../gateway/idempotency.js";
@@ -83,7 +83,7 @@ export class ClaimingKeeper implements IdempotencyKeeper {
   }
 
   async execute(request: IdempotentRequest, perform: () => Promise<PlatformAnswer>): Promise<IdempotentResult> {
-    const id = `${request.scope}:${createHash("sha256").update(request.key).digest("hex")}`;
+    const id = `${request.scope}:${hash("sha256", request.key, "hex")}`;
     const waitUntil = Date.now() + this.options.waitMs;
     let pause = FIRST_PAUSE_MS;
     for (;;) {

@@ -37,7 +37,7 @@ import {
   readAllBytes,
 } from "@connectrpc/connect/protocol";
 import { contentTypeUnaryJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
-import { callKey, passThroughKey, type PassThrough } from "../rpc/call-context.js";
+import { CALL_ENDED, callKey, passThroughKey, type PassThrough } from "../rpc/call-context.js";
 import { checkDeadline } from "../rpc/error-details-handler.js";
 import { lacksErrorInfo, toRpcError } from "../rpc/rpc-error.js";
 import { strictJsonCheck } from "../rpc/strict-json.js";
@@ -62,13 +62,6 @@ export interface DirectCalls {
 export type DirectCall = (req: RestRequest) => Promise<RestResult>;
 
 const TIMEOUT_HEADER = "connect-timeout-ms";
-
-/**
- * What the context's signal is aborted with when the call has ended, as
- * connect-es aborts it (then with a new `DOMException` per call, which is
- * costly: a stack trace each time). Nothing listens by then.
- */
-const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);
 
 /** The direct call of `method`, or undefined when it has no implementation here (then the general path serves it). */
 export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall | undefined {

@@ -5,7 +5,7 @@
  * a place for the platform's answer as it was sent (REST passes it through
  * verbatim, RPC protocols send the typed message).
  */
-import { createContextKey, type HandlerContext } from "@connectrpc/connect";
+import { Code, ConnectError, createContextKey, type HandlerContext } from "@connectrpc/connect";
 import { GatewayError } from "../errors.js";
 import type { Caller } from "../gateway/caller.js";
 import type { CallObservation } from "../observability/call-observer.js";
@@ -49,3 +49,11 @@ export function passThrough(ctx: HandlerContext, answer: PlatformAnswer): boolea
   slot.answer = answer;
   return true;
 }
+
+/**
+ * What a call's context signal is aborted with once the call has ended and
+ * its answer is built. connect-es aborts it with no reason, which makes a new
+ * `DOMException` (with its stack trace) per call; by then nothing listens,
+ * so one shared reason does.
+ */
+export const CALL_ENDED = new ConnectError("the call has ended", Code.Canceled);

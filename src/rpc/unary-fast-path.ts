@@ -64,6 +64,7 @@ import * as connect from "@connectrpc/connect/protocol-connect";
 import * as grpc from "@connectrpc/connect/protocol-grpc";
 import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import { rewriteConnectUnary, rewriteEnvelope, rewriteGrpcTrailer, rewriteGrpcWebTrailer, settlerOf, type Settle } from "./error-details-handler.js";
+import { CALL_ENDED } from "./call-context.js";
 
 /** The options given to the Connect plugin that bear on serving a call. */
 export type FastPathOptions = Partial<UniversalHandlerOptions>;
@@ -240,7 +241,7 @@ async function serveUnary(req: UniversalServerRequest, method: Method, general: 
   const read = await readBody(body as AsyncIterable<Uint8Array>, limit);
   const message = read.complete ? parseRequest(read.bytes, protocol, declared, serialization.getI(binary), options.readMaxBytes) : undefined;
   if (message === undefined) {
-    context.abort();
+    context.abort(CALL_ENDED);
     return general({ ...req, body: readAgain(read) });
   }
 
@@ -274,18 +275,18 @@ async function answerMessage(answer: Answer, data: Uint8Array): Promise<Universa
         body = await compression.compress(body);
         context.responseHeader.set(connect.headerUnaryEncoding, compression.name);
       }
-      context.abort();
+      context.abort(CALL_ENDED);
       return connectResponse(200, context, body);
     }
     const envelope = await envelopeCompress({ flags: 0, data }, compression, options.compressMinBytes);
     const chunk = encodeEnvelope(envelope.flags, envelope.data);
     if (protocol === GRPC) {
-      context.abort();
+      context.abort(CALL_ENDED);
       rewriteGrpcTrailer(context.responseTrailer, answer.input, answer.settle);
       return { status: 200, header: context.responseHeader, trailer: context.responseTrailer, body: chunks(chunk) };
     }
     const trailer = await grpcWebTrailer(answer);
-    context.abort();
+    context.abort(CALL_ENDED);
     return { status: 200, header: context.responseHeader, body: chunks(chunk, trailer) };
   } catch (e) {
     return answerError(answer, e);
@@ -301,7 +302,7 @@ async function answerError(answer: Answer, e: unknown): Promise<UniversalServerR
     context.responseHeader.set(connect.headerContentType, connect.contentTypeUnaryJson);
     if (!error.isWireError) mergeNonProtocolHeaders(context.responseHeader, error.metadata);
     let body = connect.errorToJsonBytes(error, options.jsonOptions ?? {});
-    context.abort();
+    context.abort(CALL_ENDED);
     if (compression !== null && body.byteLength >= options.compressMinBytes) {
       body = await compression.compress(body);
       context.responseHeader.set(connect.headerUnaryEncoding, compression.name);

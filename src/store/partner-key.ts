@@ -3,7 +3,7 @@
  * base64url. Keys are high-entropy, so a plain SHA-256 is a safe way to store
  * them: it cannot be reversed or brute-forced, and a lookup stays one hash.
  */
-import { createHash, randomBytes } from "node:crypto";
+import { hash, randomBytes } from "node:crypto";
 
 export const PARTNER_KEY_PREFIX = "sk_ptnr_";
 
@@ -27,7 +27,7 @@ export function generatePartnerKey(): string {
 }
 
 export function hashPartnerKey(key: string): string {
-  return createHash("sha256").update(key).digest("hex");
+  return hash("sha256", key, "hex");
 }
 
 /** The partner key in an `Authorization` header value, or undefined when there is none. */
