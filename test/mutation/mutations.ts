@@ -45,8 +45,8 @@ export const MUTATIONS: readonly Mutation[] = [
     name: "the fingerprint hashes the slot only, not the whole booking",
     area: "idempotency",
     file: "src/gateway/appointments.ts",
-    find: `createHash("sha256").update(JSON.stringify([route.bot.id, booking])).digest("hex")`,
-    replace: `createHash("sha256").update(JSON.stringify([route.bot.id, booking.start_at])).digest("hex")`,
+    find: `hash("sha256", JSON.stringify([route.bot.id, booking]), "hex")`,
+    replace: `hash("sha256", JSON.stringify([route.bot.id, booking.start_at]), "hex")`,
     tests: ["test/idempotent-bookings.test.ts"],
   },
   {
