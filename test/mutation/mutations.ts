@@ -211,8 +211,8 @@ export const MUTATIONS: readonly Mutation[] = [
     name: "the request size limit is a thousand times too large",
     area: "limits",
     file: "src/server/app.ts",
-    find: `    readMaxBytes: config.maxRequestBytes,`,
-    replace: `    readMaxBytes: config.maxRequestBytes * 1000,`,
+    find: `({\n    readMaxBytes: config.maxRequestBytes,`,
+    replace: `({\n    readMaxBytes: config.maxRequestBytes * 1000,`,
     tests: ["test/raw-wire.test.ts"],
   },
   {
