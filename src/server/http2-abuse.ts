@@ -6,8 +6,8 @@
  *   opens streams and resets them at once makes the server start work for
  *   each while never counting against the concurrent-stream limit. A stream
  *   is reset prematurely when the client (not the server) resets it within
- *   `PREMATURE_RESET_LIFETIME_MS` of opening it and before the response
- *   headers were sent. A session is ended with GOAWAY ENHANCE_YOUR_CALM when,
+ *   `PREMATURE_RESET_LIFETIME_MS` of opening it and before the server's
+ *   answer was complete. A session is ended with GOAWAY ENHANCE_YOUR_CALM when,
  *   within `PREMATURE_RESET_WINDOW_MS`, its client reset more than
  *   `maxPrematureResets` streams prematurely and those are more than half of
  *   the streams it closed in that time: Envoy's rule (its defaults: half of
@@ -69,16 +69,17 @@ export function guardHttp2Session(
     clearTimeout(idle);
     const opened = performance.now();
     const resetHere = markResetsSentHere(stream);
-    // Whether the client reset the stream before any answer went out. Read
-    // when the reset arrives: the handler may still write its answer to the
-    // closed stream afterwards, and Node then reports its headers as sent.
-    // A stream already closed when it is first seen was reset in the same
-    // read as its headers.
-    let resetUnanswered = stream.closed;
-    stream.once("aborted", () => (resetUnanswered = !stream.headersSent && !resetHere()));
+    // Whether the client reset the stream before the server's answer was
+    // complete: a flood sends each request whole and resets it at once, and
+    // a cheap answer (a 400 for the missing body) may already be under way
+    // when the reset is read, so "no headers sent yet" would miss it.
+    // Node also ends the writable side of a stream the client reset, after
+    // marking it closed: only an answer that ended while it was open counts.
+    let answered = false;
+    stream.once("finish", () => (answered = !stream.closed));
     stream.once("close", () => {
       open--;
-      countClosed(resetUnanswered && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && performance.now() - opened < PREMATURE_RESET_LIFETIME_MS);
+      countClosed(!answered && !resetHere() && stream.rstCode !== http2.constants.NGHTTP2_NO_ERROR && performance.now() - opened < PREMATURE_RESET_LIFETIME_MS);
       if (open === 0 && !session.closed) armIdle();
     });
   });
@@ -93,10 +94,14 @@ export function guardHttp2Session(
     }
     closed++;
     if (prematurelyReset) premature++;
-    if (premature <= limits.maxPrematureResets || premature * 2 <= closed || flooded || session.destroyed) return;
+    if (premature <= limits.maxPrematureResets || premature * 2 <= closed || flooded) return;
     // Once: the streams closed in the same read as the one that tripped it come after.
     flooded = true;
+    // Also when nghttp2's own rapid-reset bound ended the session first (it
+    // counts within one read, before these close events run): the verdict,
+    // and so the address's cool-down, must not depend on which bound was first.
     onVerdict("http2_reset_flood");
+    if (session.destroyed) return;
     // GOAWAY with ENHANCE_YOUR_CALM (RFC 9113 §5.4.1), then the connection is
     // dropped. (`destroy(error, code)` would send NO_ERROR without an error,
     // and the frame is written once the current read is processed.)
