@@ -295,6 +295,32 @@ describe("in clear", () => {
     expect(await edgeRefusals(h, "cooling_down")).toBeGreaterThanOrEqual(1);
   });
 
+  it("counts a flood of whole requests that the client resets at once, which the gateway answers at once", async () => {
+    // Node's client sends each request whole (END_STREAM) before its RST_STREAM: the gateway answers
+    // 400 at once, and the reset arrives while that answer is still on its way.
+    const before = await edgeRefusals(h, "http2_reset_flood");
+    const flood = http2.connect(h.url, { localAddress: "127.0.0.10" } as http2.SecureClientSessionOptions);
+    flood.on("error", () => {});
+    const closed = new Promise<void>((resolve) => flood.once("close", () => resolve()));
+    for (let i = 0; i < 40 && !flood.closed && !flood.destroyed; i++) {
+      for (let j = 0; j < 50; j++) {
+        try {
+          const stream = flood.request({ ":method": "POST", ":path": "/v1/availability/search", authorization: `Bearer ${h.keys.a}`, "content-type": "application/json" });
+          stream.on("error", () => {});
+          stream.close(http2.constants.NGHTTP2_CANCEL);
+        } catch {
+          break;
+        }
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    await closed;
+    // Judged a reset flood (whichever bound ended the session), so its address cools down.
+    expect(await edgeRefusals(h, "http2_reset_flood")).toBe(before + 1);
+    const again = await openRaw(h.port, { localAddress: "127.0.0.10" }).then((r) => r.closed, () => 0);
+    expect(again).toBeLessThan(1000);
+  });
+
   it("advertises at most HTTP2_MAX_CONCURRENT_STREAMS streams per session", async () => {
     const session = http2.connect(h.url);
     const settings = await new Promise<http2.Settings>((resolve) => session.once("remoteSettings", resolve));
