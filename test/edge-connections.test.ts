@@ -73,6 +73,20 @@ async function answerOn(raw: Raw, from = 0): Promise<number> {
   throw new Error("no answer");
 }
 
+/** On a connection that is served, a later request whose headers come one line every 100 ms is answered 408. */
+async function expectSlowHeadersTimedOut(raw: Raw, key: string): Promise<void> {
+  raw.socket.write(request(key));
+  expect(await answerOn(raw)).toBe(200);
+  const seen = raw.received().length;
+  raw.socket.write("GET /healthz HTTP/1.1\r\nHost: gw\r\n");
+  const drip = setInterval(() => raw.socket.write("X-A: b\r\n"), 100);
+  try {
+    expect(await answerOn(raw, seen)).toBe(408);
+  } finally {
+    clearInterval(drip);
+  }
+}
+
 async function h2Search(session: http2.ClientHttp2Session, h: Harness): Promise<number> {
   const req = session.request({
     ":method": "POST",
@@ -228,13 +242,7 @@ describe("in clear", () => {
 
   it("answers 408 to a later request whose headers come too slowly, and to a body that comes too slowly", async () => {
     const raw = await openRaw(h.port);
-    raw.socket.write(request(h.keys.a));
-    expect(await answerOn(raw)).toBe(200);
-    const seen = raw.received().length;
-    raw.socket.write("GET /healthz HTTP/1.1\r\nHost: gw\r\n");
-    const drip = setInterval(() => raw.socket.write("X-A: b\r\n"), 100);
-    expect(await answerOn(raw, seen)).toBe(408);
-    clearInterval(drip);
+    await expectSlowHeadersTimedOut(raw, h.keys.a);
     await raw.closed;
 
     const body = await openRaw(h.port);
@@ -491,13 +499,7 @@ describe.skipIf(opensslProgram.skip)("over TLS", () => {
     const idle = await openRaw(h.port, { tls: { ca: certificate.ca, alpn: "http/1.1" } });
     expect(await idle.closed).toBeLessThan(5000);
     const raw = await openRaw(h.port, { tls: { ca: certificate.ca, alpn: "http/1.1" } });
-    raw.socket.write(request(h.keys.a));
-    expect(await answerOn(raw)).toBe(200);
-    const seen = raw.received().length;
-    raw.socket.write("GET /healthz HTTP/1.1\r\nHost: gw\r\n");
-    const drip = setInterval(() => raw.socket.write("X-A: b\r\n"), 100);
-    expect(await answerOn(raw, seen)).toBe(408);
-    clearInterval(drip);
+    await expectSlowHeadersTimedOut(raw, h.keys.a);
   });
 
   it("closes an idle HTTP/1.1 keep-alive connection after the keep-alive timeout", async () => {

@@ -21,6 +21,13 @@ import { restBookingClient } from "./support/rest-booking-client.js";
 import { bearer, bookingRequest, expectRpcError } from "./support/clients.js";
 
 const key = () => randomBytes(32);
+/** What `admin reencrypt` runs with after a rotation: the new key, and the one it replaces. */
+const rotationEnv = (prefix: string, current: Buffer, previous: Buffer) => ({
+  REDIS_URL: testRedisUrl(),
+  REDIS_KEY_PREFIX: prefix,
+  GATEWAY_ENCRYPTION_KEY: current.toString("base64"),
+  GATEWAY_ENCRYPTION_PREVIOUS_KEYS: previous.toString("base64"),
+});
 
 describe("the field cipher", () => {
   const k1 = key();
@@ -120,12 +127,7 @@ describe("a gateway on Redis with GATEWAY_ENCRYPTION_KEY", () => {
     const body = bookingBody(h.bots.a);
     const k = idempotencyKey();
     const booked = await book(body, k);
-    const env = {
-      REDIS_URL: testRedisUrl(),
-      REDIS_KEY_PREFIX: h.config.redisKeyPrefix,
-      GATEWAY_ENCRYPTION_KEY: k2.toString("base64"),
-      GATEWAY_ENCRYPTION_PREVIOUS_KEYS: k1.toString("base64"),
-    };
+    const env = rotationEnv(h.config.redisKeyPrefix, k2, k1);
     const run = await admin(["reencrypt"], env);
     expect(run.stderr).toBe("");
     expect(run.code).toBe(0);
@@ -179,12 +181,7 @@ describe("reencrypt with values no configured key opens", () => {
       const lostValues = async () => [await redis.hget(`${directoryPrefix}platform:plat_lost`, "webhook_secret"), await redis.get(lostRecords.keyOf("ptnr_a:lost"))];
       const before = await lostValues();
 
-      const env = {
-        REDIS_URL: testRedisUrl(),
-        REDIS_KEY_PREFIX: h.config.redisKeyPrefix,
-        GATEWAY_ENCRYPTION_KEY: k2.toString("base64"),
-        GATEWAY_ENCRYPTION_PREVIOUS_KEYS: k1.toString("base64"),
-      };
+      const env = rotationEnv(h.config.redisKeyPrefix, k2, k1);
       const run = await admin(["reencrypt"], env);
       expect(run.code).toBe(1);
       expect(run.stdout.split("\n")).toEqual([

@@ -7,7 +7,6 @@
  * back, and the failed checks counted; NOT_SERVING and an ended Watch at
  * shutdown.
  */
-import { Writable } from "node:stream";
 import * as grpc from "@grpc/grpc-js";
 import * as protoLoader from "@grpc/proto-loader";
 import { Code, createClient } from "@connectrpc/connect";
@@ -18,6 +17,7 @@ import { expectRpcError, RPC_PROTOCOLS, transportFor } from "./support/clients.j
 import { startHarness, type Harness } from "./support/harness.js";
 import { parsePrometheusText, sampleValue } from "./support/prometheus-text.js";
 import { RedisServer } from "./support/redis-server.js";
+import { logLinesInto, type LogLine } from "./support/log-lines.js";
 
 const PROTO_DIR = fileURLToPath(new URL("../proto", import.meta.url));
 
@@ -107,17 +107,12 @@ describe("gRPC health, no partner key, on every protocol", () => {
 describe("with Redis frozen (SIGSTOP) and thawed (SIGCONT)", () => {
   let redis: RedisServer;
   let h: Harness;
-  const lines: Record<string, unknown>[] = [];
+  const lines: LogLine[] = [];
   let client: grpc.Client & Record<string, Function>;
 
   beforeAll(async () => {
     redis = await RedisServer.start();
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const stream = logLinesInto(lines);
     h = await startHarness({ redisUrl: redis.url, env: { LOG_LEVEL: "warn" }, logStream: stream });
     client = grpcHealthClient(h.port);
   });

@@ -4,26 +4,21 @@
  * when it answers again; the lines name the platform's host and never its
  * secret or a partner key. (Redis lost and recovered: test/health.test.ts.)
  */
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ReferencePlatform } from "../src/demo/reference-platform.js";
 import { searchBody, startHarness, type Harness } from "./support/harness.js";
 import { parsePrometheusText, sampleValue } from "./support/prometheus-text.js";
 import { freePort } from "./support/redis-server.js";
+import { logLinesInto, type LogLine } from "./support/log-lines.js";
 
 describe("a platform that goes away and comes back", () => {
   let h: Harness;
-  const lines: Record<string, unknown>[] = [];
+  const lines: LogLine[] = [];
   let port: number;
   const secret = "whsec_unreachable_test_secret";
 
   beforeAll(async () => {
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const stream = logLinesInto(lines);
     h = await startHarness({ env: { LOG_LEVEL: "warn" }, logStream: stream });
     port = await freePort();
     const store = h.gateway.directory.store;

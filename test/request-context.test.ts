@@ -8,12 +8,12 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
-import { Writable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ReceivedWebhook } from "../src/demo/reference-platform.js";
 import { bearer, bookingRequest, clientsFor, lookupRequest, RPC_PROTOCOLS, searchRequest, type RpcProtocol } from "./support/clients.js";
 import { bookingBody, idempotencyKey, lookupBody, searchBody, startHarness, type Harness } from "./support/harness.js";
 import { openSession, search as sessionSearch, start as sessionStart } from "./support/session-client.js";
+import { logLinesInto, type LogLine } from "./support/log-lines.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
@@ -158,13 +158,8 @@ describe("request ids and trace context", () => {
 
 describe("log lines of a call carry its request id", () => {
   it("on REST and gRPC, and an invalid id is never logged", async () => {
-    const lines: Record<string, unknown>[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const lines: LogLine[] = [];
+    const stream = logLinesInto(lines);
     const h = await startHarness({ env: { LOG_LEVEL: "info" }, logStream: stream });
     try {
       await searchWith(h, "rest", { "x-request-id": "logged-rest-1" });
@@ -183,13 +178,8 @@ describe("log lines of a call carry its request id", () => {
   });
 
   it("a request's query is never logged: a Connect GET lookup carries the caller's phone number in it", async () => {
-    const lines: Record<string, unknown>[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const lines: LogLine[] = [];
+    const stream = logLinesInto(lines);
     const h = await startHarness({ env: { LOG_LEVEL: "info" }, logStream: stream });
     try {
       const phone = "+15557654321";
@@ -284,13 +274,8 @@ describe("span export over OTLP/HTTP", () => {
   it("an export the collector refuses is logged once, and once more when exports work again", async () => {
     const receiver = await otlpReceiver();
     receiver.refuse = 400;
-    const lines: Record<string, unknown>[] = [];
-    const stream = new Writable({
-      write(chunk, _enc, done) {
-        for (const line of String(chunk).split("\n")) if (line.trim() !== "") lines.push(JSON.parse(line));
-        done();
-      },
-    });
+    const lines: LogLine[] = [];
+    const stream = logLinesInto(lines);
     const h = await startHarness({
       env: { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url, OTEL_EXPORTER_OTLP_PROTOCOL: "http/json", OTEL_EXPORTER_OTLP_HEADERS: "api-key=otlp-secret-1", LOG_LEVEL: "warn" },
       logStream: stream,
