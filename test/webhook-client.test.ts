@@ -129,3 +129,58 @@ describe("idle pooled connections", () => {
     expect(p.deliveries.map((d) => d.connection)).toEqual([1, 2]);
   });
 });
+
+describe("the request a platform receives", () => {
+  /** A platform that records the head of every request as it came over the wire. */
+  async function recordingPlatform(): Promise<{ port: number; heads: { rawHeaders: string[]; method: string; url: string; body: string }[] }> {
+    const heads: { rawHeaders: string[]; method: string; url: string; body: string }[] = [];
+    const server = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      heads.push({ rawHeaders: req.rawHeaders, method: req.method!, url: req.url!, body: Buffer.concat(chunks).toString() });
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+    return { port: (server.address() as AddressInfo).port, heads };
+  }
+
+  const pairs = (raw: string[]) => Array.from({ length: raw.length / 2 }, (_, i) => [raw[2 * i]!.toLowerCase(), raw[2 * i + 1]!] as const);
+
+  it("carries Host, the body's type and length, the signature, the account, the request id and the trace, each once", async () => {
+    const p = await recordingPlatform();
+    const c = client();
+    const traceparent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    await c.post({
+      ...call(`http://127.0.0.1:${p.port}/base/`, "/availability/search", true),
+      requestId: "req-1",
+      trace: { webhook: () => ({ headers: { traceparent, tracestate: "k=v" }, end() {} }) } as unknown as WebhookCall["trace"],
+    });
+    const head = p.heads[0]!;
+    expect(head.method).toBe("POST");
+    expect(head.url).toBe("/base/availability/search");
+    const headers = pairs(head.rawHeaders);
+    const names = headers.map(([n]) => n);
+    expect(new Set(names).size).toBe(names.length);
+    const byName = new Map(headers);
+    expect(byName.get("host")).toBe(`127.0.0.1:${p.port}`);
+    expect(byName.get("content-type")).toBe("application/json");
+    expect(byName.get("content-length")).toBe(String(Buffer.byteLength(head.body)));
+    expect(byName.get("x-dialstack-account-id")).toBe("acct_a");
+    expect(byName.get("x-dialstack-signature")).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
+    expect(byName.get("x-request-id")).toBe("req-1");
+    expect(byName.get("traceparent")).toBe(traceparent);
+    expect(byName.get("tracestate")).toBe("k=v");
+    expect(byName.get("connection")).toBe("keep-alive");
+    expect(byName.has("authorization")).toBe(false);
+    expect(JSON.parse(head.body)).toEqual({ account_id: "acct_a", idempotency_key: "idk_1" });
+  });
+
+  it("sends the credentials of a webhook URL that carries them as Basic authorization, decoded as Node decodes them", async () => {
+    const p = await recordingPlatform();
+    await client().post(call(`http://hook%40user:p%3Ass@127.0.0.1:${p.port}/hook`, "/availability/search", true));
+    const byName = new Map(pairs(p.heads[0]!.rawHeaders));
+    expect(byName.get("authorization")).toBe(`Basic ${Buffer.from("hook@user:p:ss").toString("base64")}`);
+    expect(byName.get("host")).toBe(`127.0.0.1:${p.port}`);
+  });
+});

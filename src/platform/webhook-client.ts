@@ -116,7 +116,14 @@ interface RawAnswer {
 /** Where one webhook of one platform is posted, parsed once. */
 interface Endpoint {
   readonly transport: typeof http | typeof https;
+  /** Only what a request needs: Node copies every option of every request twice. */
   readonly options: http.RequestOptions;
+  /**
+   * The headers every webhook to this endpoint starts with (`Host`, and the
+   * credentials of a URL that carries them), in the flat list form Node
+   * writes as given instead of storing and validating one header at a time.
+   */
+  readonly headers: readonly string[];
   readonly url: URL;
 }
 
@@ -216,9 +223,14 @@ export class WebhookClient {
     let endpoint = this.endpoints.get(key);
     if (endpoint === undefined) {
       const url = new URL(webhookUrl.replace(/\/+$/, "") + path);
+      const { protocol, hostname, port, path: requestPath, auth } = urlToHttpOptions(url);
+      // A flat header list gets neither the Host header nor the URL's credentials from Node: they are set here.
+      const headers = ["Host", url.host];
+      if (auth) headers.push("Authorization", `Basic ${Buffer.from(auth).toString("base64")}`);
       endpoint = {
         transport: url.protocol === "https:" ? https : http,
-        options: { ...urlToHttpOptions(url), agent: this.agentFor(url) },
+        options: { protocol, hostname, port, path: requestPath, method: "POST", agent: this.agentFor(url) },
+        headers,
         url,
       };
       if (this.endpoints.size >= MAX_ENDPOINTS) this.endpoints.clear();
@@ -267,18 +279,23 @@ export class WebhookClient {
         signal?.removeEventListener("abort", onAbort);
         fn();
       };
-      const headers: http.OutgoingHttpHeaders = {
-        "content-type": "application/json",
-        "content-length": body.length,
-        [SIGNATURE_HEADER]: signatureHeader(call.target.webhookSecret, body),
-        [ACCOUNT_HEADER]: call.accountId,
-      };
-      if (call.requestId !== undefined) headers["x-request-id"] = call.requestId;
+      const headers = [
+        ...endpoint.headers,
+        "Content-Type",
+        "application/json",
+        "Content-Length",
+        String(body.length),
+        SIGNATURE_HEADER,
+        signatureHeader(call.target.webhookSecret, body),
+        ACCOUNT_HEADER,
+        call.accountId,
+      ];
+      if (call.requestId !== undefined) headers.push("X-Request-Id", call.requestId);
       if (trace !== undefined) {
-        headers.traceparent = trace.traceparent;
-        if (trace.tracestate !== undefined) headers.tracestate = trace.tracestate;
+        headers.push("traceparent", trace.traceparent);
+        if (trace.tracestate !== undefined) headers.push("tracestate", trace.tracestate);
       }
-      const req = endpoint.transport.request({ ...endpoint.options, method: "POST", headers });
+      const req = endpoint.transport.request({ ...endpoint.options, headers });
       const timer = setTimeout(() => {
         finish(() => reject(timeoutError()));
         req.destroy();
