@@ -12,6 +12,7 @@ import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { BOOKING_SAMPLE, SEARCH_SAMPLE } from "../src/rest/openapi.js";
 import { buildServer } from "../src/server/app.js";
+import { corsOptions } from "../src/server/cors.js";
 import { covers } from "./support/behaviour-matrix.js";
 import { send, type HttpAnswer } from "./support/http1.js";
 import { bookingBody, idempotencyKey, searchBody, startHarness, type Harness } from "./support/harness.js";
@@ -335,6 +336,51 @@ describe("CORS", () => {
     const allowed = String(res.headers["access-control-allow-headers"]).toLowerCase().split(/,\s*/);
     expect(allowed).toEqual(expect.arrayContaining(["authorization", "idempotency-key", "x-request-id", "content-type", "connect-protocol-version"]));
     expect(res.headers["access-control-allow-methods"]).toContain("POST");
+  });
+
+  it("puts the same CORS headers on every answer, and the preflight's on preflights only, over HTTP/1.1 and HTTP/2", async () => {
+    const simple = { "access-control-allow-origin": "*", "access-control-expose-headers": (corsOptions.exposedHeaders as string[]).join(", ") };
+    const preflight = {
+      ...simple,
+      "access-control-allow-methods": (corsOptions.methods as string[]).join(", "),
+      "access-control-allow-headers": (corsOptions.allowedHeaders as string[]).join(", "),
+      "access-control-max-age": "7200",
+    };
+    const rpc = `${h.url}/dialstack.partner.v1.AvailabilityService/SearchAvailability`;
+    const origin = { origin: "https://tool.example" };
+    const cases: [string, Promise<HttpAnswer>, number, Record<string, string>][] = [
+      ["REST search", search(searchBody(h.bots.a)), 200, simple],
+      ["REST search from a page", search(searchBody(h.bots.a), auth(h.keys.a, origin)), 200, simple],
+      ["REST without a key", search(searchBody(h.bots.a), {}), 401, simple],
+      ["Connect JSON", send(rpc, { headers: { ...auth(h.keys.a), "content-type": "application/json" }, body: searchBody(h.bots.a) }), 200, simple],
+      ["unknown path", send(`${h.url}/nope`, { method: "GET" }), 404, simple],
+      ["probe", send(`${h.url}/healthz`, { method: "GET" }), 200, simple],
+      ["REST preflight", send(`${h.url}/v1/bookings`, { method: "OPTIONS", headers: { ...origin, "access-control-request-method": "POST" } }), 204, preflight],
+      ["RPC preflight", send(rpc, { method: "OPTIONS", headers: { ...origin, "access-control-request-method": "POST" } }), 204, preflight],
+      ["bare OPTIONS", send(`${h.url}/v1/bookings`, { method: "OPTIONS" }), 204, preflight],
+    ];
+    for (const [name, answer, status, expected] of cases) {
+      const res = await answer;
+      expect(res.status, name).toBe(status);
+      const cors = Object.fromEntries(Object.entries(res.headers).filter(([k]) => k.startsWith("access-control-")));
+      expect(cors, name).toEqual(expected);
+      expect(res.headers.vary, name).toBeUndefined();
+    }
+    const session = http2.connect(h.url);
+    try {
+      for (const [method, status, expected] of [["POST", 401, simple], ["OPTIONS", 204, preflight]] as const) {
+        const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
+          const req = session.request({ ":method": method, ":path": "/v1/availability/search", "content-type": "application/json", ...origin, "access-control-request-method": "POST" });
+          req.on("response", resolve).on("error", reject);
+          req.end(method === "POST" ? "{}" : undefined);
+          req.resume();
+        });
+        expect(headers[":status"], method).toBe(status);
+        expect(Object.fromEntries(Object.entries(headers).filter(([k]) => k.startsWith("access-control-"))), method).toEqual(expected);
+      }
+    } finally {
+      session.close();
+    }
   });
 
   it("exposes the gateway's response headers", async () => {
