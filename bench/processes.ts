@@ -9,6 +9,7 @@ import { openSync, readFileSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
 import { createInterface } from "node:readline";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
 const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
@@ -81,8 +82,15 @@ function timeout(name: string, ms: number): Promise<never> {
 }
 
 /** Starts one of the servers in bench/servers (it announces its port on stdout). */
-export async function startBenchServer(name: string, file: string, env: Record<string, string> = {}): Promise<ServerProcess> {
-  const child = spawn(process.execPath, ["--import", "tsx", here(`./servers/${file}`)], {
+export async function startBenchServer(
+  name: string,
+  file: string,
+  env: Record<string, string> = {},
+  wrapper: readonly string[] = [],
+  readyWithinMs = 20_000,
+): Promise<ServerProcess> {
+  const command = [...wrapper, process.execPath, "--import", "tsx", here(`./servers/${file}`)];
+  const child = spawn(command[0]!, command.slice(1), {
     stdio: ["pipe", "pipe", "inherit"],
     env: { PATH: process.env.PATH ?? "", ...env },
   });
@@ -93,7 +101,7 @@ export async function startBenchServer(name: string, file: string, env: Record<s
       lines.once("line", (line) => resolve((JSON.parse(line) as { port: number }).port));
     }),
     exitError(name, child),
-    timeout(name, 20_000),
+    timeout(name, readyWithinMs),
   ]);
   return { name, pid: child.pid!, port, url: `http://127.0.0.1:${port}`, stop: stopper(child) };
 }
@@ -103,12 +111,13 @@ export async function startProgram(
   name: string,
   command: string,
   args: string[],
-  options: { env: Record<string, string>; logFile: string; port: number; ready: () => Promise<boolean> },
+  options: { env: Record<string, string>; logFile: string; port: number; ready: () => Promise<boolean>; readyWithinMs?: number },
 ): Promise<ServerProcess> {
   const log = openSync(options.logFile, "a");
   const child = spawn(command, args, { stdio: ["ignore", log, log], env: options.env });
   track(name, child);
-  const deadline = Date.now() + 30_000;
+  const readyWithinMs = options.readyWithinMs ?? 30_000;
+  const deadline = Date.now() + readyWithinMs;
   const exited = exitError(name, child);
   exited.catch(() => {});
   for (;;) {
@@ -116,7 +125,7 @@ export async function startProgram(
     if (await options.ready().catch(() => false)) break;
     if (Date.now() > deadline) {
       child.kill("SIGKILL");
-      throw new Error(`${name} was not ready within 30 s; see ${options.logFile}`);
+      throw new Error(`${name} was not ready within ${readyWithinMs / 1000} s; see ${options.logFile}`);
     }
     await new Promise((r) => setTimeout(r, 100));
   }
@@ -167,4 +176,48 @@ export function resetPeakRss(pid: number): boolean {
 export function peakRssBytes(pid: number): number {
   const m = /^VmHWM:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
   return m === null ? NaN : Number(m[1]) * 1024;
+}
+
+function isLoopback(host: string): boolean {
+  return host === "localhost" || host === "[::1]" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function redisAnswers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.setTimeout(1000, () => socket.destroy());
+    socket.once("connect", () => socket.write("PING\r\n"));
+    socket.once("data", (d) => {
+      socket.destroy();
+      resolve(d.toString().startsWith("+PONG"));
+    });
+    socket.once("error", () => resolve(false));
+    socket.once("close", () => resolve(false));
+  });
+}
+
+export interface RedisInUse {
+  readonly url: string;
+  readonly description: string;
+  readonly server?: ServerProcess;
+}
+
+export async function redis(workDir: string): Promise<RedisInUse> {
+  const given = process.env.REDIS_URL?.trim();
+  if (given) {
+    const host = new URL(given).hostname;
+    if (!isLoopback(host)) throw new Error(`REDIS_URL must point at this machine (loopback) for a benchmark; got host ${host}`);
+    return { url: given, description: "the Redis at REDIS_URL" };
+  }
+  if (spawnSync("redis-server", ["--version"]).error !== undefined) {
+    throw new Error("redis-server is not installed: apt-get install redis-server (or set REDIS_URL to a loopback Redis)");
+  }
+  const port = await freePort();
+  const server = await startProgram("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workDir], {
+    env: { PATH: process.env.PATH ?? "" },
+    logFile: join(workDir, "redis.log"),
+    port,
+    ready: () => redisAnswers(port),
+  });
+  return { url: `redis://127.0.0.1:${port}`, description: "a private redis-server started for the run", server };
 }

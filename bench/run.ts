@@ -15,17 +15,16 @@
  */
 import { spawnSync } from "node:child_process";
 import { copyFileSync, createReadStream, existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import net from "node:net";
 import os from "node:os";
 import { dirname, join, relative } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import { Redis } from "ioredis";
-import { gatewaySeed } from "./fixture.js";
+import { gatewayEnvironment, gatewaySeed } from "./fixture.js";
 import { h2loadVersion } from "./load/h2load-load.js";
 import { measure, type Sample } from "./measure.js";
-import { answers200, freePort, killAll, releaseWatchdog, startBenchServer, startProgram, type ServerProcess } from "./processes.js";
+import { answers200, freePort, killAll, redis, releaseWatchdog, startBenchServer, startProgram, type RedisInUse, type ServerProcess } from "./processes.js";
 import { summariseProfile } from "./profile-summary.js";
 import { renderReport, rowsOf, targetLines, type Outcome, type RunInfo } from "./report.js";
 import { workloads, type Target, type Workload } from "./workloads.js";
@@ -120,50 +119,6 @@ function log(line: string): void {
 
 function git(...args: string[]): string {
   return spawnSync("git", args, { cwd: root, encoding: "utf8" }).stdout?.trim() ?? "";
-}
-
-function isLoopback(host: string): boolean {
-  return host === "localhost" || host === "[::1]" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
-}
-
-function redisAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
-    socket.setTimeout(1000, () => socket.destroy());
-    socket.once("connect", () => socket.write("PING\r\n"));
-    socket.once("data", (d) => {
-      socket.destroy();
-      resolve(d.toString().startsWith("+PONG"));
-    });
-    socket.once("error", () => resolve(false));
-    socket.once("close", () => resolve(false));
-  });
-}
-
-interface RedisInUse {
-  readonly url: string;
-  readonly description: string;
-  readonly server?: ServerProcess;
-}
-
-async function redis(workDir: string): Promise<RedisInUse> {
-  const given = process.env.REDIS_URL?.trim();
-  if (given) {
-    const host = new URL(given).hostname;
-    if (!isLoopback(host)) throw new Error(`REDIS_URL must point at this machine (loopback) for a benchmark; got host ${host}`);
-    return { url: given, description: "the Redis at REDIS_URL" };
-  }
-  if (spawnSync("redis-server", ["--version"]).error !== undefined) {
-    throw new Error("redis-server is not installed: apt-get install redis-server (or set REDIS_URL to a loopback Redis)");
-  }
-  const port = await freePort();
-  const server = await startProgram("redis-server", "redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", workDir], {
-    env: { PATH: process.env.PATH ?? "" },
-    logFile: join(workDir, "redis.log"),
-    port,
-    ready: () => redisAnswers(port),
-  });
-  return { url: `redis://127.0.0.1:${port}`, description: "a private redis-server started for the run", server };
 }
 
 /** Lines of the gateway log at level error or worse (pino: 50, 60). */
@@ -273,20 +228,7 @@ async function main(): Promise<number> {
     const startGateway = async (name: string, mainJs: string, logFile: string, profileDir: string | undefined, node = process.execPath) => {
       const port = await freePort();
       return startProgram(name, node, [...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), mainJs], {
-        env: {
-          PATH: process.env.PATH ?? "",
-          NODE_ENV: "production",
-          HOST: "127.0.0.1",
-          PORT: String(port),
-          REDIS_URL: redisInUse!.url,
-          REDIS_KEY_PREFIX: `${prefix}${name.replace(/\W+/g, "-")}:`,
-          GATEWAY_SEED: seedFile,
-          LOG_LEVEL: "info",
-          IDEMPOTENCY_TTL_SECONDS: "600",
-          // One partner sends all the load: the limiter stays on the path but never refuses.
-          RATE_LIMIT_PER_SECOND: "1000000",
-          RATE_LIMIT_BURST: "10000000",
-        },
+        env: gatewayEnvironment({ port, redisUrl: redisInUse!.url, keyPrefix: `${prefix}${name.replace(/\W+/g, "-")}:`, seedFile }),
         logFile,
         port,
         ready: () => answers200(`http://127.0.0.1:${port}/healthz`),
