@@ -14,6 +14,7 @@
  * second.
  *
  *     npm run bench:instructions -- [--requests=3000] [--warm-up=15000] [--path=rest|connect] [--relay=yes|no]
+ *         [--gateway=<another build's dist/main.js>]
  *
  * Needs valgrind (apt-get install valgrind); Redis as the load benchmark
  * finds it (REDIS_URL, or a private redis-server).
@@ -37,6 +38,7 @@ const { values } = parseArgs({
     path: { type: "string", default: "rest" },
     relay: { type: "string", default: "yes" },
     connections: { type: "string", default: "16" },
+    gateway: { type: "string" },
   },
 });
 const REQUESTS = Number(values.requests);
@@ -158,7 +160,7 @@ async function main(): Promise<void> {
 
     const port = await freePort();
     const [command, ...args] = valgrind(workDir, "gateway");
-    const gateway = await startProgram("gateway", command!, [...args, process.execPath, join(root, "dist", "main.js")], {
+    const gateway = await startProgram("gateway", command!, [...args, process.execPath, values.gateway ?? join(root, "dist", "main.js")], {
       env: {
         ...gatewayEnvironment({ port, redisUrl: redisInUse.url, keyPrefix: `bench:${process.pid}:instructions:`, seedFile }),
         ...VALGRIND_NAMES,
