@@ -42,7 +42,7 @@ import { checkDeadline } from "../rpc/error-details-handler.js";
 import { lacksErrorInfo, toRpcError } from "../rpc/rpc-error.js";
 import { strictJsonCheck } from "../rpc/strict-json.js";
 import { restErrorOfConnectError } from "./rest-errors.js";
-import { answerBody, forwardedHeaderList, requestJson, returnedHeaders, type RestRequest, type RestResult } from "./transcoder.js";
+import { answerBody, directHeaderList, requestJson, returnedHeaders, type RestRequest, type RestResult } from "./transcoder.js";
 
 /** What a call needs besides its request: the pieces the Connect plugin is configured with. */
 export interface DirectCalls {
@@ -81,7 +81,7 @@ export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall
     req.contextValues.set(passThroughKey, slot);
     const call = req.contextValues.get(callKey);
     const { json, size } = requestJson(req);
-    const header = forwardedHeaderList(req, "application/json", size);
+    const header = directHeaderList(req);
     const timeoutHeader = header.find(([name]) => name === TIMEOUT_HEADER)?.[1] ?? null;
 
     if (timeoutHeader !== null) {
@@ -89,7 +89,7 @@ export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall
       const tooLong = checkDeadline(new Headers([[TIMEOUT_HEADER, timeoutHeader]]), calls.maxTimeoutMs);
       if (tooLong !== undefined) {
         call?.settle(tooLong.code);
-        return { ok: false, headers: new Headers(), error: restErrorOfConnectError(tooLong, undefined) };
+        return { ok: false, headers: [], error: restErrorOfConnectError(tooLong, undefined) };
       }
     }
     const timeout = parseTimeout(timeoutHeader, calls.maxTimeoutMs);

@@ -183,7 +183,7 @@ function restRequestOf(route: RestRoute, options: RestOptions, request: FastifyR
 function serveWith(route: RestRoute, options: RestOptions, call: (req: RestRequest) => Promise<RestResult>) {
   return async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const result = await call(restRequestOf(route, options, request, reply));
-    result.headers.forEach((value, name) => reply.header(name, value));
+    for (const [name, value] of result.headers) reply.header(name, value);
     if (!result.ok) return sendRestError(request, reply, result.error);
     return reply.code(result.status).header("content-type", JSON_CONTENT_TYPE).send(result.body);
   };
@@ -191,7 +191,7 @@ function serveWith(route: RestRoute, options: RestOptions, call: (req: RestReque
 
 async function serveStream(route: RestRoute, options: RestOptions, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
   const result = await transcodeServerStream(restRequestOf(route, options, request, reply));
-  result.headers.forEach((value, name) => reply.header(name, value));
+  for (const [name, value] of result.headers) reply.header(name, value);
   if (!result.ok) return sendRestError(request, reply, result.error);
   return reply
     .code(200)

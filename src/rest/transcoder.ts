@@ -42,8 +42,11 @@ export interface RestRequest {
 }
 
 export type RestResult =
-  | { readonly ok: true; readonly status: number; readonly headers: Headers; readonly body: string | Uint8Array }
-  | { readonly ok: false; readonly headers: Headers; readonly error: RestError };
+  | { readonly ok: true; readonly status: number; readonly headers: ReturnedHeaders; readonly body: string | Uint8Array }
+  | { readonly ok: false; readonly headers: ReturnedHeaders; readonly error: RestError };
+
+/** The response headers a REST answer carries, as name and value pairs (names in lower case). */
+export type ReturnedHeaders = readonly (readonly [name: string, value: string])[];
 
 /** One item of a server stream, as REST sends it: a message (proto JSON), the end, or the error that ended it. */
 export type StreamItem =
@@ -52,8 +55,8 @@ export type StreamItem =
   | { readonly kind: "error"; readonly error: RestError };
 
 export type RestStreamResult =
-  | { readonly ok: true; readonly headers: Headers; readonly items: AsyncIterable<StreamItem> }
-  | { readonly ok: false; readonly headers: Headers; readonly error: RestError };
+  | { readonly ok: true; readonly headers: ReturnedHeaders; readonly items: AsyncIterable<StreamItem> }
+  | { readonly ok: false; readonly headers: ReturnedHeaders; readonly error: RestError };
 
 /** Request headers that belong to one hop or to the protocol, and are not forwarded to the handler. */
 const NOT_FORWARDED = new Set([
@@ -245,7 +248,29 @@ function forwardedHeaders(req: RestRequest, contentType: string, length: number)
  * of one hop or of the protocol, and the call's content type, length,
  * request id and deadline (`X-Server-Timeout`, which is checked here).
  */
-export function forwardedHeaderList(req: RestRequest, contentType: string, length: number): [string, string][] {
+function forwardedHeaderList(req: RestRequest, contentType: string, length: number): [string, string][] {
+  const list = clientHeaderList(req);
+  list.push(["content-type", contentType], ["content-length", String(length)], ["connect-protocol-version", "1"], ["x-request-id", req.requestId]);
+  const timeout = req.headers[TIMEOUT_HEADER];
+  if (typeof timeout === "string") list.push(["connect-timeout-ms", String(timeoutMs(timeout))]);
+  return list;
+}
+
+/**
+ * The request headers an implementation called directly sees (direct-call.ts):
+ * the client's, as `forwardedHeaderList` forwards them, with the call's request
+ * id and deadline, but not the Connect protocol's content type, length and
+ * version, which only connect-es's handler reads.
+ */
+export function directHeaderList(req: RestRequest): [string, string][] {
+  const list = clientHeaderList(req);
+  list.push(["x-request-id", req.requestId]);
+  const timeout = req.headers[TIMEOUT_HEADER];
+  if (typeof timeout === "string") list.push(["connect-timeout-ms", String(timeoutMs(timeout))]);
+  return list;
+}
+
+function clientHeaderList(req: RestRequest): [string, string][] {
   const list: [string, string][] = [];
   for (const [name, value] of Object.entries(req.headers)) {
     if (value === undefined || name.startsWith(":") || NOT_FORWARDED.has(name)) continue;
@@ -253,9 +278,6 @@ export function forwardedHeaderList(req: RestRequest, contentType: string, lengt
     if (typeof value === "string") list.push([name, value]);
     else for (const v of value) list.push([name, v]);
   }
-  list.push(["content-type", contentType], ["content-length", String(length)], ["connect-protocol-version", "1"], ["x-request-id", req.requestId]);
-  const timeout = req.headers[TIMEOUT_HEADER];
-  if (typeof timeout === "string") list.push(["connect-timeout-ms", String(timeoutMs(timeout))]);
   return list;
 }
 
@@ -266,11 +288,12 @@ function timeoutMs(value: string): number {
   return Math.max(1, Math.ceil(seconds * 1000));
 }
 
-export function returnedHeaders(header: Headers | undefined): Headers {
-  const out = new Headers();
+/** The call's response headers a REST answer carries: not those of the Connect protocol or of the body's encoding. */
+export function returnedHeaders(header: Headers | undefined): ReturnedHeaders {
+  const out: [string, string][] = [];
   header?.forEach((value, name) => {
     if (NOT_RETURNED.has(name) || name.startsWith("connect-") || name.startsWith("trailer-")) return;
-    out.set(name, value);
+    out.push([name, value]);
   });
   return out;
 }
