@@ -8,7 +8,8 @@
  * (error-details-handler.ts). For a unary call that chain costs more CPU than
  * everything else the gateway does for it. This path answers the same call
  * with plain code built from connect-es's own exported pieces:
- * `createHandlerContext` (deadline, cancellation, headers),
+ * `createHandlerContext` (deadline, cancellation, headers; the request's
+ * headers are shared with it rather than copied),
  * `invokeUnaryImplementation` (the same interceptors: observation, error
  * model, authentication and rate limit), the method's own serialization (the
  * same size limit and strict JSON decoding), `compressionNegotiate`,
@@ -220,12 +221,14 @@ async function serveUnary(req: UniversalServerRequest, method: Method, general: 
     timeoutMs: timeout.timeoutMs,
     shutdownSignal: options.shutdownSignal,
     requestSignal: req.signal,
-    requestHeader: req.header,
     url: req.url,
     responseHeader: { [grpc.headerContentType]: protocol.contentType(binary) },
     responseTrailer: protocol.trailer,
     contextValues: req.contextValues,
   });
+  // The request's own headers, which connect-node made from the socket's a moment ago, not a copy of them
+  // (`createHandlerContext` copies and validates every header again; nothing writes to a request's headers).
+  Object.assign(context, { requestHeader: req.header });
   if (protocol !== CONNECT && compression.response !== null) context.responseHeader.set(protocol.encodingHeader, compression.response.name);
   const answer: Answer = { protocol, context, compression: compression.response, options, input: spec.method.input, settle: settlerOf(req) };
 
