@@ -13,6 +13,7 @@ import { GatewayError } from "../errors.js";
 import { fromPlatformJson, fromPlatformJsonInSlices, requirePlatformField } from "../platform/platform-json.js";
 import type { JsonObject, WebhookClient } from "../platform/webhook-client.js";
 import type { Directory, BotRoute } from "../store/directory.js";
+import { isoOfMillis } from "./calendar.js";
 import { webhookTarget, type Caller, type Relayed } from "./caller.js";
 import { checkIdempotencyKey, downstreamIdempotencyKey, type IdempotencyKeeper } from "./idempotency.js";
 import { orderedPool } from "./ordered-pool.js";
@@ -103,7 +104,7 @@ export class Appointments {
       path: "/availability/search",
       payload: {
         account_id: route.account.id,
-        query: { filter: { start_at_range: { start_at: iso(range.startMs), end_at: iso(range.endMs) } } },
+        query: { filter: { start_at_range: { start_at: isoOfMillis(range.startMs), end_at: isoOfMillis(range.endMs) } } },
       },
       signal: caller.signal,
       deadline: caller.deadline,
@@ -168,11 +169,6 @@ export function cutWindows(range: SearchRange, widthMs: number): SearchRange[] {
     start = end;
   }
   return windows;
-}
-
-/** Where a route's webhooks go, and the secret that signs them (the directory only routes to platforms that have both). */
-function iso(ms: number): string {
-  return new Date(ms).toISOString().replace(".000Z", "Z");
 }
 
 /** The booking as the platform receives it, in a fixed key order (it is also what the fingerprint hashes). */

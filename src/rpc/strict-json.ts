@@ -29,6 +29,7 @@ import { isUtf8 } from "node:buffer";
 import type { DescField, DescMessage, DescMethod, JsonReadOptions, JsonWriteOptions } from "@bufbuild/protobuf";
 import type { ConnectRouter, MethodImpl } from "@connectrpc/connect";
 import { GatewayError } from "../errors.js";
+import { daysFromCivil, daysInMonth, readRfc3339 } from "../gateway/calendar.js";
 
 type JsonOptions = Partial<JsonReadOptions & JsonWriteOptions>;
 
@@ -177,39 +178,28 @@ function reachesTimestamp(desc: DescMessage, seen: Map<DescMessage, boolean>): b
   return reaches;
 }
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d{1,9})?(?:Z|([+-])(\d{2}):(\d{2}))$/;
 const MIN_MS = -62_135_596_800_000; // 0001-01-01T00:00:00Z
 const MAX_MS = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
 
 /** An RFC 3339 timestamp that names a real instant: the checks protobuf-es leaves to `Date.parse`. */
 function checkTimestamp(json: unknown, path: string): void {
   if (json === null) return;
-  const bad = (why: string) => invalid(`${path} is not a valid timestamp: ${why}`);
-  const m = typeof json === "string" ? RFC3339.exec(json) : null;
-  if (m === null) throw bad("expected an RFC 3339 string such as 2024-01-15T10:00:00Z");
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
-  if (month < 1 || month > 12) throw bad(`there is no month ${m[2]}`);
-  const days = daysIn(year, month);
-  if (day < 1 || day > days) throw bad(`${m[1]}-${m[2]} has no day ${m[3]} (it has ${days} days)`);
-  if (hour > 23) throw bad("the hour must be 00 to 23 (midnight is T00:00:00 of the next day)");
-  if (minute > 59) throw bad("the minute must be 00 to 59");
-  if (second > 59) throw bad("the second must be 00 to 59");
-  let offsetMinutes = 0;
-  if (m[7] !== undefined) {
-    const [oh, om] = [Number(m[8]), Number(m[9])];
-    if (oh > 23 || om > 59) throw bad("the UTC offset must be within -23:59 and +23:59");
-    offsetMinutes = (m[7] === "-" ? -1 : 1) * (oh * 60 + om);
-  }
-  const date = new Date(0);
-  date.setUTCFullYear(year, month - 1, day);
-  date.setUTCHours(hour, minute, second);
-  const ms = date.getTime() - offsetMinutes * 60_000;
-  if (ms < MIN_MS || ms > MAX_MS) throw bad("it must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z");
+  const t = typeof json === "string" ? readRfc3339(json) : undefined;
+  if (t === undefined) throw badTimestamp(path, "expected an RFC 3339 string such as 2024-01-15T10:00:00Z");
+  const text = json as string;
+  if (t.month < 1 || t.month > 12) throw badTimestamp(path, `there is no month ${text.slice(5, 7)}`);
+  const days = daysInMonth(t.year, t.month);
+  if (t.day < 1 || t.day > days) throw badTimestamp(path, `${text.slice(0, 4)}-${text.slice(5, 7)} has no day ${text.slice(8, 10)} (it has ${days} days)`);
+  if (t.hour > 23) throw badTimestamp(path, "the hour must be 00 to 23 (midnight is T00:00:00 of the next day)");
+  if (t.minute > 59) throw badTimestamp(path, "the minute must be 00 to 59");
+  if (t.second > 59) throw badTimestamp(path, "the second must be 00 to 59");
+  if (t.offsetHours > 23 || t.offsetMinutes > 59) throw badTimestamp(path, "the UTC offset must be within -23:59 and +23:59");
+  const ms = daysFromCivil(t.year, t.month, t.day) * 86_400_000 + ((t.hour * 60 + t.minute - t.offset) * 60 + t.second) * 1000;
+  if (ms < MIN_MS || ms > MAX_MS) throw badTimestamp(path, "it must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z");
 }
 
-function daysIn(year: number, month: number): number {
-  if (month === 2) return (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0 ? 29 : 28;
-  return [4, 6, 9, 11].includes(month) ? 30 : 31;
+function badTimestamp(path: string, why: string): Error {
+  return invalid(`${path} is not a valid timestamp: ${why}`);
 }
 
 const FIELD_ERROR = /^cannot decode field ([\w.]+)\.(\w+) from JSON: ([\s\S]*)$/;
