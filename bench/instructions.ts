@@ -13,6 +13,14 @@
  * less work, and the load benchmark for what that is worth in requests per
  * second.
  *
+ * It also prints how many connections the process opened to the test
+ * platform while it was counted. Under valgrind a process runs many times
+ * slower and its pauses are long: the gateway's pooled platform connections,
+ * closed after 4 s idle, can time out and be opened again, and a new
+ * connection costs far more than a request on an open one. Counts are
+ * comparable only between runs that opened about as many connections; keep
+ * the machine otherwise quiet while counting.
+ *
  *     npm run bench:instructions -- [--requests=3000] [--warm-up=15000] [--path=rest|connect] [--relay=yes|no]
  *         [--gateway=<another build's dist/main.js>]
  *
@@ -27,6 +35,7 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 import autocannon from "autocannon";
 import { AUTHORIZATION, gatewayEnvironment, gatewaySeed, SEARCH_JSON, SEARCH_PATH_REST, SEARCH_PATH_RPC } from "./fixture.js";
+import type { PlatformStats } from "./servers/fast-platform.js";
 import { answers200, freePort, killAll, redis, releaseWatchdog, startBenchServer, startProgram, type ServerProcess } from "./processes.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -123,18 +132,24 @@ function control(pid: number, ...args: string[]): void {
 }
 
 /** Warms `server` up, counts `REQUESTS` requests, and returns the count per request. */
-async function counted(name: string, server: ServerProcess, outDir: string): Promise<Count & { failed: number }> {
+async function counted(name: string, server: ServerProcess, outDir: string, platform: ServerProcess): Promise<Count & { failed: number; connections: number }> {
   const url = `${server.url}${PATH}`;
   const warm = await load(url, WARM_UP);
   if (warm.failed > 0) throw new Error(`${name}: ${warm.failed} of the warm-up requests failed`);
+  const before = await platformStats(platform);
   control(server.pid, "--instr=on");
   const run = await load(url, REQUESTS);
   control(server.pid, "--instr=off");
+  const connections = (await platformStats(platform)).connections - before.connections;
   control(server.pid, "--dump");
   await server.stop(60_000);
   const files = readdirSync(outDir).filter((f) => f.startsWith(`${name}.out`));
   const sum = files.map((f) => countOf(join(outDir, f))).reduce((a, b) => ({ total: a.total + b.total, compiler: a.compiler + b.compiler, gc: a.gc + b.gc }));
-  return { total: sum.total / run.ok, compiler: sum.compiler / run.ok, gc: sum.gc / run.ok, failed: run.failed };
+  return { total: sum.total / run.ok, compiler: sum.compiler / run.ok, gc: sum.gc / run.ok, failed: run.failed, connections };
+}
+
+async function platformStats(platform: ServerProcess): Promise<PlatformStats> {
+  return (await (await fetch(`${platform.url}/__stats`)).json()) as PlatformStats;
 }
 
 function valgrind(outDir: string, name: string): string[] {
@@ -156,7 +171,7 @@ async function main(): Promise<void> {
     servers.push(platform);
     const seedFile = join(workDir, "seed.json");
     writeFileSync(seedFile, JSON.stringify(gatewaySeed(platform.url)));
-    const rows: [string, Count & { failed: number }][] = [];
+    const rows: [string, Count & { failed: number; connections: number }][] = [];
 
     const port = await freePort();
     const [command, ...args] = valgrind(workDir, "gateway");
@@ -173,20 +188,20 @@ async function main(): Promise<void> {
       readyWithinMs: 300_000,
     });
     servers.push(gateway);
-    rows.push(["gateway", await counted("gateway", gateway, workDir)]);
+    rows.push(["gateway", await counted("gateway", gateway, workDir, platform)]);
 
     if (values.relay !== "no") {
       const relay = await startBenchServer("minimal relay", "minimal-relay.ts", { PLATFORM_URL: platform.url, ...VALGRIND_NAMES }, valgrind(workDir, "relay"), 300_000);
       servers.push(relay);
-      rows.push(["minimal relay", await counted("relay", relay, workDir)]);
+      rows.push(["minimal relay", await counted("relay", relay, workDir, platform)]);
     }
 
     const k = (n: number) => `${(n / 1000).toFixed(1)}k`;
     const head = `instructions per ${values.path === "connect" ? "Connect JSON" : "REST"} search (${REQUESTS} counted after ${WARM_UP} warm-up, ${CONNECTIONS} connections)`;
-    process.stdout.write(`\n${head}\n\n| target | total | program | V8 compiler | garbage collector |\n|---|---:|---:|---:|---:|\n`);
+    process.stdout.write(`\n${head}\n\n| target | total | program | V8 compiler | garbage collector | platform connections opened |\n|---|---:|---:|---:|---:|---:|\n`);
     for (const [name, c] of rows) {
       if (c.failed > 0) process.stdout.write(`(${name}: ${c.failed} requests failed)\n`);
-      process.stdout.write(`| ${name} | ${k(c.total)} | ${k(c.total - c.compiler - c.gc)} | ${k(c.compiler)} | ${k(c.gc)} |\n`);
+      process.stdout.write(`| ${name} | ${k(c.total)} | ${k(c.total - c.compiler - c.gc)} | ${k(c.compiler)} | ${k(c.gc)} | ${c.connections} |\n`);
     }
     if (rows.length === 2) {
       const [g, r] = [rows[0]![1], rows[1]![1]];

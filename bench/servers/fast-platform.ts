@@ -17,11 +17,13 @@ import { announce, exitWithParent } from "./child.js";
 
 export interface PlatformStats {
   requests: number;
+  /** Connections accepted: a relay that keeps its connections alive opens few. */
+  connections: number;
   signed: number;
   badSignatures: number;
 }
 
-const stats: PlatformStats = { requests: 0, signed: 0, badSignatures: 0 };
+const stats: PlatformStats = { connections: 0, requests: 0, signed: 0, badSignatures: 0 };
 
 const answers = new Map<string, { status: number; body: Buffer }>([
   [`${WEBHOOK_BASE_PATH}/availability/search`, { status: 200, body: Buffer.from(PLATFORM_SEARCH_ANSWER) }],
@@ -61,6 +63,7 @@ const server = http.createServer((req, res) => {
     else send(res, answer.status, answer.body);
   });
 });
+server.on("connection", () => stats.connections++);
 server.keepAliveTimeout = 60_000;
 server.listen(0, "127.0.0.1", () => announce((server.address() as AddressInfo).port));
 exitWithParent();
