@@ -36,13 +36,13 @@ import {
   mergeNonProtocolHeaders,
   readAllBytes,
 } from "@connectrpc/connect/protocol";
-import { contentTypeUnaryJson, parseTimeout } from "@connectrpc/connect/protocol-connect";
+import { parseTimeout } from "@connectrpc/connect/protocol-connect";
 import { CALL_ENDED, callKey, passThroughKey, type PassThrough } from "../rpc/call-context.js";
 import { checkDeadline } from "../rpc/error-details-handler.js";
 import { lacksErrorInfo, toRpcError } from "../rpc/rpc-error.js";
 import { strictJsonCheck } from "../rpc/strict-json.js";
 import { restErrorOfConnectError } from "./rest-errors.js";
-import { answerBody, directHeaderList, requestJson, returnedHeaders, type RestRequest, type RestResult } from "./transcoder.js";
+import { answerBody, directHeaders, requestJson, returnedHeaders, type RestRequest, type RestResult } from "./transcoder.js";
 
 /** What a call needs besides its request: the pieces the Connect plugin is configured with. */
 export interface DirectCalls {
@@ -81,8 +81,8 @@ export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall
     req.contextValues.set(passThroughKey, slot);
     const call = req.contextValues.get(callKey);
     const { json, size } = requestJson(req);
-    const header = directHeaderList(req);
-    const timeoutHeader = header.find(([name]) => name === TIMEOUT_HEADER)?.[1] ?? null;
+    const header = directHeaders(req);
+    const timeoutHeader = header.get(TIMEOUT_HEADER);
 
     if (timeoutHeader !== null) {
       // Recorded on the call's observation where the status is decided here, as the error-details wrapper does.
@@ -93,7 +93,6 @@ export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall
       }
     }
     const timeout = parseTimeout(timeoutHeader, calls.maxTimeoutMs);
-    // The handler context copies the header list into its own Headers, once.
     const context = createHandlerContext({
       ...spec,
       service: method.parent,
@@ -101,11 +100,12 @@ export function directCallOf(method: DescMethod, calls: DirectCalls): DirectCall
       protocolName: "connect",
       timeoutMs: timeout.timeoutMs,
       requestSignal: req.signal,
-      requestHeader: header,
       url,
-      responseHeader: { "content-type": contentTypeUnaryJson },
       contextValues: req.contextValues,
     });
+    // The headers built above, not a copy: `createHandlerContext` would copy and check every header again.
+    // (No Connect content type in the response headers either: a REST answer does not return it.)
+    Object.assign(context, { requestHeader: header });
     let output;
     try {
       if (calls.requestGate !== undefined) await calls.requestGate(context);

@@ -262,12 +262,21 @@ function forwardedHeaderList(req: RestRequest, contentType: string, length: numb
  * id and deadline, but not the Connect protocol's content type, length and
  * version, which only connect-es's handler reads.
  */
-export function directHeaderList(req: RestRequest): [string, string][] {
-  const list = clientHeaderList(req);
-  list.push(["x-request-id", req.requestId]);
+export function directHeaders(req: RestRequest): Headers {
+  // Built with `set`, which checks a header as `append` and a list do but costs undici less than half as
+  // much; every name is new here except the repeats of a header Node gives as a list (`set-cookie`).
+  const header = new Headers();
+  for (const name in req.headers) {
+    const value = req.headers[name];
+    if (value === undefined || name.startsWith(":") || NOT_FORWARDED.has(name)) continue;
+    if (name.startsWith("connect-") || name.startsWith("grpc-")) continue;
+    if (typeof value === "string") header.set(name, value);
+    else for (let i = 0; i < value.length; i++) i === 0 ? header.set(name, value[i]!) : header.append(name, value[i]!);
+  }
+  header.set("x-request-id", req.requestId);
   const timeout = req.headers[TIMEOUT_HEADER];
-  if (typeof timeout === "string") list.push(["connect-timeout-ms", String(timeoutMs(timeout))]);
-  return list;
+  if (typeof timeout === "string") header.set("connect-timeout-ms", String(timeoutMs(timeout)));
+  return header;
 }
 
 function clientHeaderList(req: RestRequest): [string, string][] {

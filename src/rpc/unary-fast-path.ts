@@ -143,7 +143,8 @@ interface Protocol {
   readonly encodingHeader: string;
   readonly acceptEncodingHeader: string;
   readonly contentType: (binary: boolean) => string;
-  readonly trailer: Record<string, string> | undefined;
+  /** The `grpc-status` trailer of a successful call, where the protocol has trailers. */
+  readonly trailer: string | undefined;
 }
 
 const GRPC: Protocol = {
@@ -154,7 +155,7 @@ const GRPC: Protocol = {
   encodingHeader: grpc.headerEncoding,
   acceptEncodingHeader: grpc.headerAcceptEncoding,
   contentType: (binary) => (binary ? grpc.contentTypeProto : grpc.contentTypeJson),
-  trailer: { [grpc.headerGrpcStatus]: grpc.grpcStatusOk },
+  trailer: grpc.grpcStatusOk,
 };
 
 const GRPC_WEB: Protocol = {
@@ -222,13 +223,14 @@ async function serveUnary(req: UniversalServerRequest, method: Method, general: 
     shutdownSignal: options.shutdownSignal,
     requestSignal: req.signal,
     url: req.url,
-    responseHeader: { [grpc.headerContentType]: protocol.contentType(binary) },
-    responseTrailer: protocol.trailer,
     contextValues: req.contextValues,
   });
   // The request's own headers, which connect-node made from the socket's a moment ago, not a copy of them
   // (`createHandlerContext` copies and validates every header again; nothing writes to a request's headers).
   Object.assign(context, { requestHeader: req.header });
+  // Set one by one: undici reads a record of headers through WebIDL's conversions first, which costs more.
+  context.responseHeader.set(grpc.headerContentType, protocol.contentType(binary));
+  if (protocol.trailer !== undefined) context.responseTrailer.set(grpc.headerGrpcStatus, protocol.trailer);
   if (protocol !== CONNECT && compression.response !== null) context.responseHeader.set(protocol.encodingHeader, compression.response.name);
   const answer: Answer = { protocol, context, compression: compression.response, options, input: spec.method.input, settle: settlerOf(req) };
 
