@@ -99,6 +99,8 @@ export interface Config {
   readonly sessionMaxLifetimeMs: number;
   /** Largest platform answer read; a larger one is `platform_invalid_response`. */
   readonly platformMaxAnswerBytes: number;
+  /** How long an idle pooled connection to a platform is kept for the next webhook. */
+  readonly platformIdleConnectionMs: number;
   /** New calls are refused as `overloaded` while the event loop lags more than this; 0 disables. */
   readonly overloadEventLoopDelayMs: number;
   /**
@@ -556,6 +558,8 @@ export function loadConfig(env: Env = process.env, machine: { readonly fdLimit: 
     sessionMaxPerPartner: int(env, "SESSION_MAX_PER_PARTNER", 1000, 1, 1_000_000),
     sessionMaxLifetimeMs: int(env, "SESSION_MAX_LIFETIME_SECONDS", 3600, 1, 7 * 24 * 3600) * 1000,
     platformMaxAnswerBytes: int(env, "PLATFORM_MAX_ANSWER_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+    // The webhook client's IDLE_SOCKET_TIMEOUT_MS, under the 5 s keep-alive timeout of common servers.
+    platformIdleConnectionMs: int(env, "PLATFORM_IDLE_CONNECTION_MS", 4000, 100, 600_000),
     overloadEventLoopDelayMs: int(env, "OVERLOAD_EVENT_LOOP_DELAY_MS", 1000, 0, 60_000),
     unaryFastPath: onOff(env, "UNARY_FAST_PATH", true),
   };

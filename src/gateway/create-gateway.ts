@@ -97,7 +97,13 @@ async function assemble(config: Config, parts: GatewayParts, opened: OpenResourc
       ? await watchDirectoryChanges(redis, directoryPrefix, () => directory.invalidate())
       : undefined;
   if (watch !== undefined) opened.add(() => watch.close());
-  const webhooks = new WebhookClient({ timeoutMs: config.webhookTimeoutMs, maxResponseBytes: config.platformMaxAnswerBytes, metrics, log });
+  const webhooks = new WebhookClient({
+    timeoutMs: config.webhookTimeoutMs,
+    maxResponseBytes: config.platformMaxAnswerBytes,
+    idleSocketTimeoutMs: config.platformIdleConnectionMs,
+    metrics,
+    log,
+  });
   opened.add(() => webhooks.close());
   const keeping = {
     claimTtlMs: config.idempotencyClaimTtlMs,
