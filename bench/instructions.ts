@@ -13,13 +13,15 @@
  * less work, and the load benchmark for what that is worth in requests per
  * second.
  *
- * It also prints how many connections the process opened to the test
- * platform while it was counted. Under valgrind a process runs many times
- * slower and its pauses are long: the gateway's pooled platform connections,
- * closed after 4 s idle, can time out and be opened again, and a new
- * connection costs far more than a request on an open one. Counts are
- * comparable only between runs that opened about as many connections; keep
- * the machine otherwise quiet while counting.
+ * Under valgrind a process runs many times slower, and unevenly: with the
+ * production idle timeout (4 s) the gateway's pooled platform connections
+ * time out between bursts and are opened again, and a new connection costs
+ * far more than a request on an open one, so two counts of one build
+ * differed by a fifth. The gateway counted here keeps idle platform
+ * connections up to the test platform's keep-alive timeout
+ * (`PLATFORM_IDLE_CONNECTION_MS`), and the report says how many connections
+ * each process opened while it was counted: compare counts that opened
+ * about as many. (A build without that setting churns as before.)
  *
  *     npm run bench:instructions -- [--requests=3000] [--warm-up=15000] [--path=rest|connect] [--relay=yes|no]
  *         [--gateway=<another build's dist/main.js>]
@@ -179,8 +181,10 @@ async function main(): Promise<void> {
       env: {
         ...gatewayEnvironment({ port, redisUrl: redisInUse.url, keyPrefix: `bench:${process.pid}:instructions:`, seedFile }),
         ...VALGRIND_NAMES,
-        // A process under valgrind runs many times slower: its event loop lags, which is not overload.
+        // A process under valgrind runs many times slower: its event loop lags, which is not overload,
+        // and its platform connections fall idle for seconds, which is not what they do at full speed.
         OVERLOAD_EVENT_LOOP_DELAY_MS: "0",
+        PLATFORM_IDLE_CONNECTION_MS: "600000",
       },
       logFile: join(workDir, "gateway.log"),
       port,
