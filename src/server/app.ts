@@ -23,7 +23,6 @@ import { CallObserver } from "../observability/call-observer.js";
 import { ConditionLog } from "../observability/condition-log.js";
 import { REDACTED_PATHS, type Logger } from "../observability/logger.js";
 import { requestIdOf, REQUEST_ID_HEADER } from "../observability/request-id.js";
-import { requestLoggerFactory } from "../observability/request-logger.js";
 import { DescriptorIndex } from "../reflection/descriptor-index.js";
 import { REFLECTION_SERVICES, registerReflection } from "../reflection/reflection-service.js";
 import { callKey } from "../rpc/call-context.js";
@@ -86,8 +85,6 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     // fastify would take a request id header as it comes; this checks it.
     requestIdHeader: false,
     genReqId: (req) => requestIdOf(req.headers[REQUEST_ID_HEADER]),
-    // The request's logger makes its pino child only when a line needs one (request-logger.ts).
-    childLoggerFactory: requestLoggerFactory,
     return503OnClosing: true,
     frameworkErrors: (error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)),
   }) as unknown as FastifyInstance;
