@@ -216,6 +216,34 @@ describe("the rule", () => {
   });
 });
 
+describe("a caller that hangs up mid-call", () => {
+  // The platform holds its answer for 5 s; the caller gives up after 1 s.
+  // The webhook must be cancelled then (the platform sees its request closed
+  // before it answered), not left to finish: HTTP/1.1 callers close the
+  // connection, HTTP/2 callers reset the stream with CANCEL.
+  it.each(WIRE_PROTOCOLS)("on $name cancels the webhook in flight", async (p) => {
+    let arrived!: () => void;
+    const webhookArrived = new Promise<void>((resolve) => (arrived = resolve));
+    h.script = () => {
+      arrived();
+      return { status: 200, body: { availabilities: [] }, delayMs: 5000 };
+    };
+    const abortedBefore = h.platform.aborted;
+    const session = new H2(h.url);
+    try {
+      const outcome = send(p, h.url, session, call(SEARCH, "search", searchBody(h.bots.a))(p), 1000).then(
+        () => "answered",
+        () => "hung up",
+      );
+      await webhookArrived;
+      expect(await outcome).toBe("hung up");
+      await expect.poll(() => h.platform.aborted - abortedBefore, { timeout: 3000, interval: 50 }).toBe(1);
+    } finally {
+      session.close();
+    }
+  });
+});
+
 describe("UNARY_FAST_PATH", () => {
   it("is on by default, off with off, and refuses anything else", () => {
     expect(loadConfig({}, { fdLimit: 1024 }).unaryFastPath).toBe(true);

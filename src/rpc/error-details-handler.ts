@@ -120,7 +120,7 @@ const HTTP2_REQUIRED = GatewayError.of(
 export type Settle = (error: ConnectError) => ConnectError;
 
 /** The `Settle` of a request: the call's status, for metrics and tracing, where it is decided here. */
-export function settlerOf(req: Parameters<UniversalHandler>[0]): Settle {
+export function settlerOf(req: Pick<Parameters<UniversalHandler>[0], "contextValues">): Settle {
   const call = req.contextValues?.get(callKey);
   return (error) => {
     call?.settle(error.code);

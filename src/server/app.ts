@@ -127,8 +127,9 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     contextValues,
   });
   // Errors that connect-es raises before any interceptor runs get the same
-  // ErrorInfo as the rest; the plugin serves the wrapped handlers, with the
-  // unary fast path in front of them.
+  // ErrorInfo as the rest; the plugin serves the wrapped handlers, and the
+  // unary fast path goes in front of the plugin's route for each unary method
+  // (through fastify's onRoute hook in the plugin's scope).
   const wrapHandlers = (router: ConnectRouter, fastPath: UnaryFastPath) =>
     router.handlers.splice(
       0,
@@ -155,7 +156,8 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     // protocol accepts, say) come in the REST envelope too, not fastify's shape.
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
     const options = { ...partnerOptions, requestGate };
-    const fastPath = new UnaryFastPath(options, config.unaryFastPath);
+    const fastPath = new UnaryFastPath(options, config.unaryFastPath, contextValues);
+    rpc.addHook("onRoute", (route) => fastPath.route(route));
     await rpc.register(fastifyConnectPlugin, {
       routes(router: ConnectRouter) {
         registerServices(withStrictJson(recordImplementations(fastPath.record(router), implementations), JSON_OPTIONS), {
@@ -185,7 +187,8 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
   await app.register(async (rpc) => {
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
     const options = rpcOptions([]);
-    const fastPath = new UnaryFastPath(options, config.unaryFastPath);
+    const fastPath = new UnaryFastPath(options, config.unaryFastPath, contextValues);
+    rpc.addHook("onRoute", (route) => fastPath.route(route));
     await rpc.register(fastifyConnectPlugin, {
       routes(router: ConnectRouter) {
         const recording = fastPath.record(router);
