@@ -92,6 +92,9 @@ export function h2Layout(concurrency: number): { connections: number; streams: n
   return { connections, streams: Math.ceil(concurrency / connections) };
 }
 
+/** The row of grpc-booking-fresh that measures the gateway's gRPC search with the booking's own client. */
+export const GRPC_SEARCH_SAME_CLIENT = "gateway, gRPC search (same client)";
+
 const JSON_HEADERS = { "content-type": "application/json" };
 const AUTH_JSON = { ...JSON_HEADERS, authorization: AUTHORIZATION };
 const CONNECT_JSON = { ...AUTH_JSON, "connect-protocol-version": "1" };
@@ -385,9 +388,13 @@ export function workloads(servers: Servers, workDir: string): Workload[] {
       id: "grpc-booking-fresh",
       title: "Booking with a fresh idempotency key per request, gRPC",
       tool: "node:http2 closed-loop client (bench/load/h2-client-load.ts), a new idempotency-key header per call",
-      note: "The gateway claims and stores every key in Redis; the grpc-js relay stores nothing.",
+      note:
+        "The gateway claims and stores every key in Redis; the grpc-js relay stores nothing. The gateway's gRPC search is measured here too, with the same client, for the booking-to-search ratio (h2load, which drives grpc-search, costs the machine less per call than this client).",
       gateway: (server, label) => h2ClientTarget(label, server, grpcBookingCall(bookingKey), "booking"),
-      baselines: [h2ClientTarget("grpc-js relay", grpcRelay, grpcBookingCall(bookingKey), "booking")],
+      baselines: [
+        h2ClientTarget("grpc-js relay", grpcRelay, grpcBookingCall(bookingKey), "booking"),
+        h2ClientTarget(GRPC_SEARCH_SAME_CLIENT, gateway, () => grpcSearchCall, "availabilities"),
+      ],
     },
     {
       id: "rest-booking-replay",
