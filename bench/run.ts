@@ -202,7 +202,8 @@ async function main(): Promise<number> {
 
   const stamp = new Date().toISOString();
   const commit = git("rev-parse", "--short", "HEAD") + (git("status", "--porcelain", "--untracked-files=no") === "" ? "" : "-dirty");
-  const name = `${stamp.slice(0, 10)}-${commit}${s.quick ? "-quick" : ""}`;
+  // A profiled run, a quick run and a comparison each get their own report, so one never overwrites another of the same commit.
+  const name = `${stamp.slice(0, 10)}-${commit}${s.compare !== undefined ? `-vs-${s.compare}` : ""}${s.quick ? "-quick" : ""}${s.profile ? "-profile" : ""}`;
   const workDir = join(resultsDir, `run-${stamp.replace(/[:.]/g, "")}.tmp`);
   mkdirSync(workDir, { recursive: true });
   const loadBefore = os.loadavg();
