@@ -97,6 +97,12 @@ const CASES: readonly Case[] = [
   { name: "a search", request: (p) => call(SEARCH, "search", searchBody(h.bots.a))(p) },
   { name: "a caller lookup", request: (p) => call(LOOKUP, "lookup", lookupBody(h.bots.a, DEMO_CALLER.phone))(p) },
   { name: "a health check (no key)", request: (p) => ({ path: HEALTH, headers: headersFor(p, REQUEST_ID), body: frame(p, p.codec === "json" ? Buffer.from("{}") : Buffer.alloc(0)) }) },
+  {
+    // connect-node cannot make the call's URL from it: whatever the general path answers, the fast path must too.
+    name: "a Host that is no URL's authority",
+    request: (p) => ({ path: HEALTH, headers: headersFor(p, { ...REQUEST_ID, host: "gateway:99999" }), body: frame(p, p.codec === "json" ? Buffer.from("{}") : Buffer.alloc(0)) }),
+    only: (p) => p.httpVersion === 1,
+  },
   { name: "no partner key", request: (p) => ({ ...call(SEARCH, "search", searchBody(h.bots.a))(p), headers: headersFor(p, REQUEST_ID) }) },
   { name: "another partner's bot", request: (p) => call(SEARCH, "search", searchBody(h.bots.b))(p) },
   { name: "a bot id that is not ASCII", request: (p) => call(SEARCH, "search", searchBody("bøt_ünknown % 100"))(p) },
@@ -145,8 +151,9 @@ const CASES: readonly Case[] = [
 function rawH1(url: string, req: RawRequest): Promise<Buffer> {
   const { port } = new URL(url);
   const body = Buffer.from(req.body ?? new Uint8Array(0));
-  const head = [`${req.method ?? "POST"} ${req.path} HTTP/1.1`, "Host: gateway", "Connection: close", `Content-Length: ${body.length}`];
-  for (const [k, v] of Object.entries(req.headers ?? {})) head.push(`${k}: ${v}`);
+  const { host = "gateway", ...headers } = req.headers ?? {};
+  const head = [`${req.method ?? "POST"} ${req.path} HTTP/1.1`, `Host: ${host}`, "Connection: close", `Content-Length: ${body.length}`];
+  for (const [k, v] of Object.entries(headers)) head.push(`${k}: ${v}`);
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     const socket = net.connect(Number(port), "127.0.0.1", () => socket.end(Buffer.concat([Buffer.from(head.join("\r\n") + "\r\n\r\n", "latin1"), body])));
@@ -213,6 +220,21 @@ describe("the rule", () => {
     const p = WIRE_PROTOCOLS[0]!;
     const message = encodeURIComponent(JSON.stringify(searchBody(h.bots.a)));
     expect(await taken(p, { method: "GET", path: `${SEARCH}?encoding=json&message=${message}`, headers: auth() })).toBe(0);
+  });
+});
+
+describe("a request whose authority makes no URL", () => {
+  // connect-node builds each call's URL from the authority and throws on one like this; the RPC routes refuse
+  // it first, as a bad request in the REST envelope (src/server/authority.ts), on every wire protocol and path.
+  it.each(WIRE_PROTOCOLS)("on $name is a 400 invalid_request", async (p) => {
+    const authority = p.httpVersion === 1 ? { host: "gateway:99999" } : { ":authority": "gateway:99999" };
+    const res = await send(p, h.url, h2(h.url), {
+      path: HEALTH,
+      headers: headersFor(p, { ...REQUEST_ID, ...authority }),
+      body: frame(p, p.codec === "json" ? Buffer.from("{}") : Buffer.alloc(0)),
+    });
+    expect(res.status).toBe(400);
+    expect(JSON.parse(res.body.toString("utf8"))).toMatchObject({ error: { code: "invalid_request" } });
   });
 });
 

@@ -83,6 +83,7 @@ import * as grpcWeb from "@connectrpc/connect/protocol-grpc-web";
 import type { FastifyInstance, FastifyReply, FastifyRequest, RouteOptions } from "fastify";
 import { rewriteConnectUnary, rewriteEnvelope, rewriteGrpcTrailer, rewriteGrpcWebTrailer, settlerOf, type Settle } from "./error-details-handler.js";
 import { CALL_ENDED } from "./call-context.js";
+import { urlBaseOf } from "../server/authority.js";
 
 /** The options given to the Connect plugin that bear on serving a call. */
 export type FastPathOptions = Partial<UniversalHandlerOptions>;
@@ -265,8 +266,8 @@ interface Admitted {
   readonly limit: number;
   /** A Connect request's `Content-Length`, when it counts. */
   readonly declared: number | undefined;
-  /** The request's authority, for its URL. */
-  readonly authority: string;
+  /** The scheme and authority of the request's URL. */
+  readonly base: string;
 }
 
 /** The call, when the rule admits it to this path (see the top of this file); undefined sends it to the plugin's route. */
@@ -287,9 +288,10 @@ function admit(raw: NodeRequest, method: Method): Admitted | undefined {
     protocol.acceptEncodingHeader,
   );
   if (compression.error !== undefined || compression.request !== null) return undefined;
-  // As connect-node finds it; without one, the plugin's route answers as it always has.
-  const authority = "authority" in raw ? raw.authority : raw.headers.host;
-  if (authority === undefined) return undefined;
+  // The scheme and authority connect-node builds the call's URL from; a request without a valid one goes to
+  // the plugin's route (in the gateway, the RPC routes refuse it before: src/server/authority.ts).
+  const base = urlBaseOf(raw);
+  if (base === undefined) return undefined;
   let limit = options.readMaxBytes + 5;
   let declared: number | undefined;
   if (protocol === CONNECT) {
@@ -297,10 +299,27 @@ function admit(raw: NodeRequest, method: Method): Admitted | undefined {
     if (declared !== undefined && declared > options.readMaxBytes) return undefined;
     limit = declared ?? options.readMaxBytes;
   }
-  return { protocol, binary, timeoutMs: timeout.timeoutMs, compression: compression.response, limit, declared, authority };
+  return { protocol, binary, timeoutMs: timeout.timeoutMs, compression: compression.response, limit, declared, base };
 }
 
+
+/** As the plugin's route: what fails unexpectedly is reported, and fastify answers what was not answered. */
 async function serveUnary(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  method: Method,
+  general: UniversalHandler,
+  admitted: Admitted,
+  contextValues: ContextValues | undefined,
+): Promise<void> {
+  try {
+    await serveAdmitted(req, reply, method, general, admitted, contextValues);
+  } catch (e) {
+    reportFailure(req, e);
+  }
+}
+
+async function serveAdmitted(
   req: FastifyRequest,
   reply: FastifyReply,
   method: Method,
@@ -313,7 +332,8 @@ async function serveUnary(
   const { options, spec, serialization } = method;
   const signal = requestSignal(raw, reply.raw);
   const header = webHeaders(raw.headers);
-  const url = `${"encrypted" in raw.socket && raw.socket.encrypted ? "https" : "http"}://${admitted.authority}${raw.url ?? ""}`;
+  // The string connect-node makes with `new URL` (which nothing here reads), without parsing it again.
+  const url = `${admitted.base}${raw.url ?? ""}`;
 
   const context = createHandlerContext({
     ...spec,
@@ -469,7 +489,7 @@ function send(req: FastifyRequest, reply: FastifyReply, out: Out): void {
     if (out.trailer !== undefined) res.addTrailers(nodeHeaders(out.trailer));
     res.end();
   } catch (e) {
-    reportWriteError(req, e);
+    reportFailure(req, e);
   }
 }
 
@@ -488,14 +508,14 @@ async function handBack(req: FastifyRequest, reply: FastifyReply, general: Unive
     }
     await universalResponseToNodeResponse(res, reply.raw);
   } catch (e) {
-    reportWriteError(req, e);
+    reportFailure(req, e);
   }
 }
 
 /** As the plugin's route: an aborted call is the caller's doing and not reported. */
-function reportWriteError(req: FastifyRequest, e: unknown): void {
+function reportFailure(req: FastifyRequest, e: unknown): void {
   if (ConnectError.from(e).code === Code.Aborted) return;
-  req.log.error({ err: e }, "writing an RPC answer failed");
+  req.log.error({ err: e }, "the unary fast path could not answer a call");
 }
 
 function gone(res: NodeResponse): boolean {
@@ -666,10 +686,18 @@ function readBody(raw: NodeRequest, limit: number): Promise<Read> {
     const onClose = () => {
       if (!raw.readableEnded) onError(raw.errored ?? new ConnectError("the request body was cut off", Code.Aborted));
     };
+    // A request already ended, failed or gone (something before this path read or lost it) settles at once,
+    // as reading it through its async iterator would: empty, or with the error.
+    if (raw.readableEnded) return resolve({ bytes: new Uint8Array(0), received, complete: true });
+    if (raw.destroyed || raw.errored) {
+      return resolve({ bytes: new Uint8Array(0), received, complete: false, error: { reason: raw.errored ?? new ConnectError("the request body was cut off", Code.Aborted) } });
+    }
     raw.on("data", onData);
     raw.on("end", onEnd);
     raw.on("error", onError);
     raw.on("close", onClose);
+    // A 'data' listener starts a request that was never paused, not one that was.
+    if (raw.readableFlowing === false) raw.resume();
   });
 }
 

@@ -37,6 +37,7 @@ import { registerRest } from "../rest/rest-plugin.js";
 import { loadConsoleAssets } from "../console/console-assets.js";
 import { registerConsole } from "../console/console-plugin.js";
 import { observeCalls } from "./call-hooks.js";
+import { refuseBadAuthority } from "./authority.js";
 import { corsOptions } from "./cors.js";
 import { createOnePortServer } from "./one-port-server.js";
 import { GatewayError } from "../errors.js";
@@ -155,6 +156,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
     // Errors fastify raises itself on the RPC routes (a content type no
     // protocol accepts, say) come in the REST envelope too, not fastify's shape.
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
+    rpc.addHook("onRequest", refuseBadAuthority);
     const options = { ...partnerOptions, requestGate };
     const fastPath = new UnaryFastPath(options, config.unaryFastPath, contextValues);
     rpc.addHook("onRoute", (route) => fastPath.route(route));
@@ -186,6 +188,7 @@ export async function buildServer(gateway: Gateway, options: BuildOptions = {}):
   const publicHandlers: UniversalHandler[] = [];
   await app.register(async (rpc) => {
     rpc.setErrorHandler((error, req, reply) => sendRestError(req, reply, restErrorOfFramework(error)));
+    rpc.addHook("onRequest", refuseBadAuthority);
     const options = rpcOptions([]);
     const fastPath = new UnaryFastPath(options, config.unaryFastPath, contextValues);
     rpc.addHook("onRoute", (route) => fastPath.route(route));
