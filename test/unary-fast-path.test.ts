@@ -227,7 +227,7 @@ describe("a request whose authority makes no URL", () => {
   // connect-node builds each call's URL from the authority and throws on one like this; the RPC routes refuse
   // it first, as a bad request in the REST envelope (src/server/authority.ts), on every wire protocol and path.
   it.each(WIRE_PROTOCOLS)("on $name is a 400 invalid_request", async (p) => {
-    const authority = p.httpVersion === 1 ? { host: "gateway:99999" } : { ":authority": "gateway:99999" };
+    const authority: Record<string, string> = p.httpVersion === 1 ? { host: "gateway:99999" } : { ":authority": "gateway:99999" };
     const res = await send(p, h.url, h2(h.url), {
       path: HEALTH,
       headers: headersFor(p, { ...REQUEST_ID, ...authority }),

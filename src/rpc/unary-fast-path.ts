@@ -302,21 +302,9 @@ function admit(raw: NodeRequest, method: Method): Admitted | undefined {
   return { protocol, binary, timeoutMs: timeout.timeoutMs, compression: compression.response, limit, declared, base };
 }
 
-
 /** As the plugin's route: what fails unexpectedly is reported, and fastify answers what was not answered. */
-async function serveUnary(
-  req: FastifyRequest,
-  reply: FastifyReply,
-  method: Method,
-  general: UniversalHandler,
-  admitted: Admitted,
-  contextValues: ContextValues | undefined,
-): Promise<void> {
-  try {
-    await serveAdmitted(req, reply, method, general, admitted, contextValues);
-  } catch (e) {
-    reportFailure(req, e);
-  }
+function serveUnary(...call: Parameters<typeof serveAdmitted>): Promise<void> {
+  return serveAdmitted(...call).catch((e: unknown) => reportFailure(call[0], e));
 }
 
 async function serveAdmitted(
@@ -478,11 +466,7 @@ async function grpcWebTrailer(answer: Answer): Promise<Uint8Array> {
 function send(req: FastifyRequest, reply: FastifyReply, out: Out): void {
   const res = reply.raw;
   try {
-    const held = reply.getHeaders();
-    for (const key in held) {
-      const value = held[key];
-      if (value !== undefined) res.setHeader(key, value);
-    }
+    copyReplyHeaders(reply);
     if (gone(res)) return;
     res.writeHead(out.status, nodeHeaders(out.header));
     for (const chunk of out.chunks) res.write(chunk);
@@ -501,14 +485,19 @@ function send(req: FastifyRequest, reply: FastifyReply, out: Out): void {
 async function handBack(req: FastifyRequest, reply: FastifyReply, general: UniversalHandler, request: UniversalServerRequest): Promise<void> {
   try {
     const res = await general(request);
-    const held = reply.getHeaders();
-    for (const key in held) {
-      const value = held[key];
-      if (value !== undefined) reply.raw.setHeader(key, value);
-    }
+    copyReplyHeaders(reply);
     await universalResponseToNodeResponse(res, reply.raw);
   } catch (e) {
     reportFailure(req, e);
+  }
+}
+
+/** The headers fastify holds for the reply (request id, CORS), moved to the node response as the plugin's route moves them. */
+function copyReplyHeaders(reply: FastifyReply): void {
+  const held = reply.getHeaders();
+  for (const key in held) {
+    const value = held[key];
+    if (value !== undefined) reply.raw.setHeader(key, value);
   }
 }
 
