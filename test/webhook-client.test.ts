@@ -184,3 +184,137 @@ describe("the request a platform receives", () => {
     expect(byName.get("host")).toBe(`127.0.0.1:${p.port}`);
   });
 });
+
+describe("the connections of one platform", () => {
+  /**
+   * A platform that holds every request until the test lets it answer; it
+   * records each request's connection, and any `Keep-Alive` it should announce.
+   */
+  async function holdingPlatform(keepAlive?: string): Promise<{
+    url: string;
+    held: { connection: number; body: string; answer: () => void }[];
+    closedByClient: () => number;
+  }> {
+    const held: { connection: number; body: string; answer: () => void }[] = [];
+    const ids = new WeakMap<object, number>();
+    let connections = 0;
+    let closedByClient = 0;
+    const server = http.createServer(async (req, res) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of req) chunks.push(chunk as Buffer);
+      const headers: Record<string, string> = { "content-type": "application/json" };
+      if (keepAlive !== undefined) headers["keep-alive"] = keepAlive;
+      held.push({ connection: ids.get(req.socket)!, body: Buffer.concat(chunks).toString(), answer: () => res.writeHead(200, headers).end("{}") });
+    });
+    server.keepAliveTimeout = 60_000;
+    server.on("connection", (socket) => {
+      ids.set(socket, ++connections);
+      socket.on("end", () => closedByClient++);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, held, closedByClient: () => closedByClient };
+  }
+
+  const search = (url: string, n: number, signal?: AbortSignal): WebhookCall => ({
+    ...call(url, "/availability/search", true),
+    payload: { n },
+    signal,
+  });
+
+  function limited(max: number): WebhookClient {
+    const c = new WebhookClient({ timeoutMs: 5000, maxSocketsPerPlatform: max });
+    closeAfter.push(async () => c.close());
+    return c;
+  }
+
+  it("beyond the limit, requests wait and go out in order on the connections that come free", async () => {
+    const p = await holdingPlatform();
+    const c = limited(2);
+    const answers = [1, 2, 3, 4].map((n) => c.post(search(p.url, n)));
+    await expect.poll(() => p.held.length).toBe(2);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(p.held).toHaveLength(2);
+    p.held[1]!.answer();
+    await expect.poll(() => p.held.length).toBe(3);
+    expect(p.held[2]!.connection).toBe(p.held[1]!.connection);
+    p.held[0]!.answer();
+    await expect.poll(() => p.held.length).toBe(4);
+    expect(p.held[3]!.connection).toBe(p.held[0]!.connection);
+    p.held[2]!.answer();
+    p.held[3]!.answer();
+    expect((await Promise.all(answers)).map((a) => a.status)).toEqual([200, 200, 200, 200]);
+    expect(p.held.map((h) => JSON.parse(h.body).n)).toEqual([1, 2, 3, 4]);
+  });
+
+  it("a request cancelled or timed out while it waits for a connection is never sent", async () => {
+    const p = await holdingPlatform();
+    const c = limited(1);
+    const first = c.post(search(p.url, 1));
+    await expect.poll(() => p.held.length).toBe(1);
+    const caller = new AbortController();
+    const cancelled = c.post(search(p.url, 2, caller.signal)).catch((e: unknown) => e);
+    const late = c.post({ ...search(p.url, 3), deadline: Date.now() + 100 }).catch((e: unknown) => e);
+    caller.abort();
+    expect(((await cancelled) as GatewayError).code).toBe("canceled");
+    expect(((await late) as GatewayError).code).toBe("platform_timeout");
+    p.held[0]!.answer();
+    await first;
+    const next = c.post(search(p.url, 4));
+    await expect.poll(() => p.held.length).toBe(2);
+    p.held[1]!.answer();
+    await next;
+    // Neither waiting request reached the platform, and the connection was not closed for them.
+    expect(p.held.map((h) => [JSON.parse(h.body).n, h.connection])).toEqual([
+      [1, 1],
+      [4, 1],
+    ]);
+  });
+
+  it("the most recently used idle connection is reused first", async () => {
+    const p = await holdingPlatform();
+    const c = limited(3);
+    const three = [1, 2, 3].map((n) => c.post(search(p.url, n)));
+    await expect.poll(() => p.held.length).toBe(3);
+    for (const i of [2, 0, 1]) {
+      p.held[i]!.answer();
+      await three[i];
+    }
+    const next = c.post(search(p.url, 4));
+    await expect.poll(() => p.held.length).toBe(4);
+    expect(p.held[3]!.connection).toBe(p.held[1]!.connection);
+    p.held[3]!.answer();
+    await next;
+  });
+
+  it("an idle connection is closed a second before the platform's announced Keep-Alive timeout", async () => {
+    const p = await holdingPlatform("timeout=2");
+    const c = limited(4);
+    const answer = c.post(search(p.url, 1));
+    await expect.poll(() => p.held.length).toBe(1);
+    const answeredAt = performance.now();
+    p.held[0]!.answer();
+    await answer;
+    await expect.poll(() => p.closedByClient(), { timeout: 3000, interval: 20 }).toBe(1);
+    // 2 s less a second; the client's own idle timeout (4 s) would be far later.
+    expect(performance.now() - answeredAt).toBeGreaterThan(800);
+    expect(performance.now() - answeredAt).toBeLessThan(IDLE_SOCKET_TIMEOUT_MS - 1000);
+  });
+
+  it("an answer streamed past the size limit without a Content-Length is refused, and its connection closed", async () => {
+    let closed = 0;
+    const server = http.createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "application/json" });
+      res.write(`{"availabilities":[${"0,".repeat(5000)}`);
+      res.socket?.on("close", () => closed++);
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+    const c = new WebhookClient({ timeoutMs: 5000, maxResponseBytes: 4096 });
+    closeAfter.push(async () => c.close());
+    const e = await c.post(search(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, 1)).catch((x: unknown) => x);
+    expect((e as GatewayError).code).toBe("platform_invalid_response");
+    expect((e as GatewayError).message).toContain("larger than 4096 bytes");
+    await expect.poll(() => closed).toBe(1);
+  });
+});
