@@ -97,6 +97,8 @@ async function main(): Promise<void> {
   const store_ = redis === undefined ? "memory" : redis.kind === "cluster" ? "redis-cluster" : "redis";
   const metrics = config.metrics.serve === "port" ? app.metricsServer?.port : config.metrics.serve;
   app.log.info({ port, store: store_, tls: config.tls !== undefined, metrics, tracing: config.tracing !== undefined }, "gateway listening");
+  // The log's lines wait for the end of the turn; the usage follows them.
+  gateway.log.flush();
   if (demo !== undefined) process.stdout.write(usage({ ...config, port }, demo) + "\n");
 
   let stopping = false;
