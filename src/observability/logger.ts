@@ -10,6 +10,7 @@
  * On stdout, lines are written synchronously but several at a time (see
  * `BatchedStdout`): a line per request cost a system call per request.
  */
+import { writeSync } from "node:fs";
 import { pino } from "pino";
 
 /**
@@ -48,24 +49,39 @@ const PINO_METADATA: unique symbol = Symbol.for("pino.metadata");
 /** pino's numeric level of `error`. */
 const ERROR_LEVEL = 50;
 
+/** Where a write to a full, non-blocking stdout waits a millisecond before it tries again. */
+const PAUSE = new Int32Array(new SharedArrayBuffer(4));
+
 /**
- * stdout for the log, written synchronously (`fs.writeSync`, through pino's
- * own destination) but not one line at a time: the lines logged in one turn
- * of the event loop are written together at its end, or as soon as 8 KiB
- * wait. An `error` or `fatal` line is written at once, with the lines before
- * it, and whatever waits is written when the process exits, by an uncaught
- * exception too; only a process killed outright (SIGKILL) can lose the info
- * lines of its last turn.
+ * stdout for the log, written synchronously (`fs.writeSync`) but not one
+ * line at a time: the lines logged in one turn of the event loop are written
+ * together at its end, or as soon as 8 KiB wait. An `error` or `fatal` line
+ * is written at once, with the lines before it, and whatever waits is
+ * written when the process exits, by an uncaught exception too; only a
+ * process killed outright (SIGKILL) can lose the info lines of its last turn.
+ * No `fsync`: a line is the kernel's once written, as with pino's own
+ * destination.
  */
 export class BatchedStdout {
   /** Asks pino to set `lastLevel` before each line it writes. */
   readonly [PINO_METADATA] = true;
   lastLevel = 0;
-  private readonly out = pino.destination({ fd: 1, sync: true, minLength: 8192 });
+  private waiting = "";
   private scheduled = false;
   private readonly flushNow = () => {
     this.scheduled = false;
-    this.out.flushSync();
+    if (this.waiting === "") return;
+    const bytes = Buffer.from(this.waiting);
+    this.waiting = "";
+    let written = 0;
+    while (written < bytes.length) {
+      try {
+        written += writeSync(1, bytes, written);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+        Atomics.wait(PAUSE, 0, 0, 1);
+      }
+    }
   };
 
   constructor() {
@@ -73,8 +89,8 @@ export class BatchedStdout {
   }
 
   write(line: string): void {
-    this.out.write(line);
-    if (this.lastLevel >= ERROR_LEVEL) {
+    this.waiting += line;
+    if (this.lastLevel >= ERROR_LEVEL || this.waiting.length >= 8192) {
       this.flushNow();
     } else if (!this.scheduled) {
       this.scheduled = true;
