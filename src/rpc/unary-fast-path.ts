@@ -443,7 +443,9 @@ async function answerError(answer: Answer, e: unknown): Promise<Out> {
 
 /** A Connect unary answer: trailers as `trailer-` headers, and the length of the body. */
 function connectResponse(status: number, context: Answer["context"], body: Uint8Array): Out {
-  const header = connect.trailerMux(context.responseHeader, context.responseTrailer);
+  // connect-es's `trailerMux`, in place: the call has ended, and a copy of its headers costs more than the rest of the answer's.
+  const header = context.responseHeader;
+  context.responseTrailer.forEach((value, key) => header.append(`trailer-${key}`, value));
   header.set(connect.headerUnaryContentLength, body.byteLength.toString(10));
   return { status, header, chunks: [body] };
 }
