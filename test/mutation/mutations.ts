@@ -13,7 +13,7 @@
 export interface Mutation {
   /** The bug, in a few words. */
   readonly name: string;
-  readonly area: "auth" | "ownership" | "idempotency" | "signing" | "deadlines" | "error mapping" | "limits" | "streams" | "stores" | "transport" | "privacy";
+  readonly area: "auth" | "ownership" | "idempotency" | "signing" | "deadlines" | "error mapping" | "limits" | "streams" | "stores" | "transport" | "privacy" | "operability";
   /** Relative to the repository root. */
   readonly file: string;
   readonly find: string;
@@ -361,9 +361,9 @@ export const MUTATIONS: readonly Mutation[] = [
     file: "src/rpc/unary-fast-path.ts",
     find: `  if (protocol === GRPC) {
     rewriteGrpcTrailer(context.responseTrailer, answer.input, answer.settle);
-    return { status: 200, header: context.responseHeader, trailer: context.responseTrailer, body: chunks() };`,
+    return { status: 200, header: context.responseHeader, trailer: context.responseTrailer, chunks: [] };`,
     replace: `  if (protocol === GRPC) {
-    return { status: 200, header: context.responseHeader, trailer: context.responseTrailer, body: chunks() };`,
+    return { status: 200, header: context.responseHeader, trailer: context.responseTrailer, chunks: [] };`,
     tests: ["test/unary-fast-path.test.ts"],
   },
   {
@@ -373,5 +373,31 @@ export const MUTATIONS: readonly Mutation[] = [
     find: `invokeUnaryImplementation(spec, context, message, options.interceptors)`,
     replace: `invokeUnaryImplementation(spec, context, message, [])`,
     tests: ["test/unary-fast-path.test.ts", "test/rpc-protocols.test.ts"],
+  },
+  {
+    name: "a webhook that failed on a new connection counts as a stale pooled one, so a search is sent twice to a failing platform",
+    area: "idempotency",
+    file: "src/platform/platform-connections.ts",
+    find: `    this.reused = this.connection.written++ > 0;`,
+    replace: `    this.reused = this.connection.written++ >= 0;`,
+    tests: ["test/webhook-client.test.ts"],
+    testName: "not retried",
+  },
+  {
+    name: "the waiting request of a caller that left is sent anyway once a connection comes free",
+    area: "limits",
+    file: "src/platform/platform-connections.ts",
+    find: `    while (next !== undefined && next.cancelled()) next = this.waiting.shift();`,
+    replace: `    while (next !== undefined && next.cancelled() && false) next = this.waiting.shift();`,
+    tests: ["test/webhook-client.test.ts"],
+    testName: "never sent",
+  },
+  {
+    name: "an error line waits for the end of the turn, so a crash right after it loses it",
+    area: "operability",
+    file: "src/observability/logger.ts",
+    find: `    if (this.lastLevel >= ERROR_LEVEL || this.waiting.length >= 8192) {`,
+    replace: `    if (this.lastLevel > ERROR_LEVEL || this.waiting.length >= 8192) {`,
+    tests: ["test/log-destination.test.ts"],
   },
 ];
