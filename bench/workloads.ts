@@ -95,6 +95,9 @@ export function h2Layout(concurrency: number): { connections: number; streams: n
 /** The row of grpc-booking-fresh that measures the gateway's gRPC search with the booking's own client. */
 export const GRPC_SEARCH_SAME_CLIENT = "gateway, gRPC search (same client)";
 
+/** The row of rest-booking-fresh that measures the gateway's REST search in the booking's own rounds. */
+export const REST_SEARCH_SAME_ROUNDS = "gateway, REST search (same rounds)";
+
 const JSON_HEADERS = { "content-type": "application/json" };
 const AUTH_JSON = { ...JSON_HEADERS, authorization: AUTHORIZATION };
 const CONNECT_JSON = { ...AUTH_JSON, "connect-protocol-version": "1" };
@@ -377,11 +380,13 @@ export function workloads(servers: Servers, workDir: string): Workload[] {
       id: "rest-booking-fresh",
       title: "Booking with a fresh idempotency key per request, REST",
       tool: "autocannon with a new Idempotency-Key per request (setupRequest)",
-      note: "The gateway claims and stores every key in Redis; the minimal relay stores nothing.",
+      note:
+        "The gateway claims and stores every key in Redis; the minimal relay stores nothing. The gateway's REST search is measured here too, in the same rounds, for the booking-to-search ratio (the machine's speed drifts between workloads).",
       gateway: (server, label) => autocannonTarget(label, server, BOOKING_PATH_REST, AUTH_JSON, BOOKING_JSON, "booking", { perRequestHeaders: fresh }),
       baselines: [
         autocannonTarget("minimal relay", minimalRelay, BOOKING_PATH_REST, AUTH_JSON, BOOKING_JSON, "booking", { perRequestHeaders: fresh }),
         platformDirect("/bookings"),
+        autocannonTarget(REST_SEARCH_SAME_ROUNDS, gateway, SEARCH_PATH_REST, AUTH_JSON, SEARCH_JSON, "availabilities"),
       ],
     },
     {
