@@ -46,7 +46,8 @@ function layerOf(place: string, functionName: string): string {
   if (/node:internal\/crypto|node:crypto/.test(place)) return "crypto (hash, HMAC, uuid)";
   if (/node:internal\/modules|node:internal\/deps\/cjs|wrapSafe|compile/.test(place)) return "module loading (start-up)";
   if (place === "(garbage collector)") return "garbage collector";
-  if (/undici/.test(place)) return "Headers (undici)";
+  if (place === "undici") return "webhook client (undici)";
+  if (/node:internal\/deps\/undici/.test(place)) return "Headers (Node's undici)";
   if (/^\(program\)|runMicrotasks|task_queues|node:internal\/timers|node:timers/.test(place === "(native)" ? functionName : place)) return "event loop, microtasks, timers";
   if (place === "(native)" && /^(parse|stringify)$/.test(functionName)) return "JSON";
   if (/node:internal\/url|node:url/.test(place)) return "URL parsing";
