@@ -88,3 +88,22 @@ describe("the log on stdout", () => {
     expect(r.lines.map((l) => l.msg)).toEqual(["goodbye"]);
   });
 });
+
+describe("the log on stdout, when its reader goes away", () => {
+  it("the process goes on and exits normally, dropping its lines", async () => {
+    const script = `import { createLogger } from ${JSON.stringify(logger)};
+      const log = createLogger({ level: "info" });
+      log.info({}, "first");
+      setTimeout(() => {
+        for (let i = 0; i < 200; i++) log.info({ i }, "after the reader left");
+        log.error({}, "an error line too");
+        setTimeout(() => process.exit(0), 100);
+      }, 500);`;
+    const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], { stdio: ["ignore", "pipe", "ignore"] });
+    child.stdout.once("data", () => child.stdout.destroy());
+    const killer = setTimeout(() => child.kill("SIGKILL"), 20_000);
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) => child.on("exit", (c, s) => resolve([c, s])));
+    clearTimeout(killer);
+    expect({ code, signal }).toEqual({ code: 0, signal: null });
+  });
+});

@@ -318,3 +318,46 @@ describe("the connections of one platform", () => {
     await expect.poll(() => closed).toBe(1);
   });
 });
+
+describe("a pooled connection the platform resets while it is idle", () => {
+  it("a search waiting to be written on it is sent on a new connection, and the platform receives it once", async () => {
+    const received: number[] = [];
+    const sockets: import("node:net").Socket[] = [];
+    const server = http.createServer(async (req, res) => {
+      for await (const _ of req) void _;
+      received.push(sockets.indexOf(req.socket) + 1);
+      res.writeHead(200, { "content-type": "application/json" }).end('{"availabilities":[]}');
+    });
+    server.keepAliveTimeout = 60_000;
+    server.on("connection", (socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    const c = client();
+    await c.post(call(url, "/availability/search", true));
+    // From a timer, so that the event loop polls the sockets (and reads the reset) before undici's check of the
+    // idle connection, which waits for the same turn's immediates: the request fails before it is written.
+    const answer = await new Promise<Promise<unknown>>((resolve) =>
+      setTimeout(() => {
+        const pending = c.post(call(url, "/availability/search", true));
+        sockets[0]!.resetAndDestroy();
+        resolve(pending);
+      }, 20),
+    );
+    expect((answer as { status: number }).status).toBe(200);
+    expect(received).toEqual([1, 2]);
+  });
+});
+
+describe("a request undici refuses to make", () => {
+  it("fails by itself and leaves the pooled connection it would have used in the pool", async () => {
+    const p = await platform(() => "answer");
+    const c = client();
+    await c.post(call(p.url, "/availability/search", true));
+    const e = await c.post({ ...call(p.url, "/availability/search", true), requestId: "bad\nid" }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(Error);
+    expect(e).not.toBeInstanceOf(GatewayError);
+    await c.post(call(p.url, "/availability/search", true));
+    expect(p.deliveries.map((d) => d.connection)).toEqual([1, 1]);
+  });
+});

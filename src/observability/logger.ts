@@ -58,7 +58,9 @@ const PAUSE = new Int32Array(new SharedArrayBuffer(4));
  * together at its end, or as soon as 8 KiB wait. An `error` or `fatal` line
  * is written at once, with the lines before it, and whatever waits is
  * written when the process exits, by an uncaught exception too; only a
- * process killed outright (SIGKILL) can lose the info lines of its last turn.
+ * process that ends without its exit running (SIGKILL, a signal it does not
+ * handle, running out of memory) can lose the info lines of its last turn.
+ * A reader that went away (`EPIPE`) is not an error: the lines are dropped.
  * No `fsync`: a line is the kernel's once written, as with pino's own
  * destination.
  */
@@ -68,9 +70,15 @@ export class BatchedStdout {
   lastLevel = 0;
   private waiting = "";
   private scheduled = false;
+  /** stdout's reader went away. */
+  private closed = false;
   private readonly flushNow = () => {
     this.scheduled = false;
     if (this.waiting === "") return;
+    if (this.closed) {
+      this.waiting = "";
+      return;
+    }
     const bytes = Buffer.from(this.waiting);
     this.waiting = "";
     let written = 0;
@@ -78,7 +86,13 @@ export class BatchedStdout {
       try {
         written += writeSync(1, bytes, written);
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== "EAGAIN") throw e;
+        const code = (e as NodeJS.ErrnoException).code;
+        // The reader is gone (a log shipper that died): the gateway goes on serving and its lines go nowhere, as with pino's own destination.
+        if (code === "EPIPE") {
+          this.closed = true;
+          return;
+        }
+        if (code !== "EAGAIN") throw e;
         Atomics.wait(PAUSE, 0, 0, 1);
       }
     }

@@ -78,7 +78,15 @@ export class PlatformConnections {
     }
     // Handed on once undici has finished with the request that ended (this runs inside its callback).
     const carrier = healthy ? connection : this.open();
-    queueMicrotask(() => carrier.carry(next));
+    queueMicrotask(() => this.handOn(carrier, next));
+  }
+
+  /** Sends `exchange` on `connection`, or, if its caller left meanwhile, the next waiting one; else `connection` goes idle. */
+  private handOn(connection: Connection, exchange: PlatformExchange): void {
+    if (this.closed) return exchange.failed(new Error("the platform's connections are closed"), false);
+    const next = exchange.cancelled() ? this.nextWaiting() : exchange;
+    if (next !== undefined) connection.carry(next);
+    else this.idle.push(connection);
   }
 
   private nextWaiting(): PlatformExchange | undefined {
@@ -119,6 +127,7 @@ class Connection extends Client {
 /** undici's handler for one request on one connection: it tells the exchange, and gives the connection back when the request ends. */
 class Lease implements Dispatcher.DispatchHandler {
   private reused = false;
+  private started = false;
   private done = false;
 
   constructor(
@@ -127,6 +136,7 @@ class Lease implements Dispatcher.DispatchHandler {
   ) {}
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.started = true;
     this.reused = this.connection.written++ > 0;
     this.exchange.started(controller, this.reused);
   }
@@ -143,8 +153,12 @@ class Lease implements Dispatcher.DispatchHandler {
     if (this.end(true)) this.exchange.answerEnded();
   }
 
-  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
-    if (this.end(false)) this.exchange.failed(error, this.reused);
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error & { code?: string }): void {
+    // A request undici refused to make (a header value it does not accept) leaves its connection as it was.
+    if (!this.end(error.code === "UND_ERR_INVALID_ARG")) return;
+    // A request that failed before it was written, on a connection that had carried others, failed because that
+    // connection had gone stale (undici checks an idle connection first, and a reset arriving then fails what waits).
+    this.exchange.failed(error, this.started ? this.reused : this.connection.written > 0);
   }
 
   private end(healthy: boolean): boolean {

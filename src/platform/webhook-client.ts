@@ -250,7 +250,8 @@ export class WebhookClient {
           keepAliveTimeout: idle,
           keepAliveMaxTimeout: idle,
           keepAliveTimeoutThreshold: 1000,
-          // A call is bounded by its own timer (the budget), not by undici's.
+          // A call is bounded by its own timer (the budget), not by undici's: connecting included.
+          connectTimeout: this.options.timeoutMs,
           headersTimeout: 0,
           bodyTimeout: 0,
         },
