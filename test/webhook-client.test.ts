@@ -5,7 +5,7 @@
  * a pooled connection the platform had closed is.
  */
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { afterEach, describe, expect, it } from "vitest";
 import { GatewayError } from "../src/errors.js";
 import { IDLE_SOCKET_TIMEOUT_MS, WebhookClient, type WebhookCall } from "../src/platform/webhook-client.js";
@@ -16,41 +16,53 @@ interface Delivery {
   readonly body: string;
 }
 
+/** A platform on a loopback port, closed after the test. */
+interface TestPlatform {
+  /** Its webhook base URL (`/hook`). */
+  readonly url: string;
+  readonly server: http.Server;
+  /** Its connections, in the order they were accepted: connection n is `sockets[n - 1]`. */
+  readonly sockets: Socket[];
+  /** Connections whose end the platform did not start: the client closed them. */
+  closedByClient(): number;
+}
+
+/** Starts a platform that hands `serve` each request with its body read whole and the number of its connection (from 1). */
+async function testPlatform(serve: (req: http.IncomingMessage, res: http.ServerResponse, body: string, connection: number) => void): Promise<TestPlatform> {
+  const sockets: Socket[] = [];
+  let closedByClient = 0;
+  const server = http.createServer(async (req, res) => {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    serve(req, res, Buffer.concat(chunks).toString(), sockets.indexOf(req.socket) + 1);
+  });
+  server.on("connection", (socket) => {
+    sockets.push(socket);
+    socket.on("end", () => closedByClient++);
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, server, sockets, closedByClient: () => closedByClient };
+}
+
 /**
  * A platform that reads every request whole and then either answers or
  * resets the connection (TCP RST), as `reply` decides. It records every
  * request it read, with the connection it came on.
  */
-async function platform(reply: (d: Delivery, index: number) => "answer" | "reset"): Promise<{
-  url: string;
-  deliveries: Delivery[];
-  closedByClient: () => number;
-  server: http.Server;
-}> {
+async function platform(reply: (d: Delivery, index: number) => "answer" | "reset"): Promise<TestPlatform & { deliveries: Delivery[] }> {
   const deliveries: Delivery[] = [];
-  const ids = new WeakMap<object, number>();
-  let connections = 0;
-  let closedByClient = 0;
-  const server = http.createServer(async (req, res) => {
-    const chunks: Buffer[] = [];
-    for await (const chunk of req) chunks.push(chunk as Buffer);
-    const d = { connection: ids.get(req.socket)!, path: req.url!, body: Buffer.concat(chunks).toString() };
+  const p = await testPlatform((req, res, body, connection) => {
+    const d = { connection, path: req.url!, body };
     deliveries.push(d);
     if (reply(d, deliveries.length - 1) === "reset") {
       req.socket.resetAndDestroy();
       return;
     }
-    const body = d.path.endsWith("/bookings") ? { booking: { id: "bkg_1" } } : { availabilities: [] };
-    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(body));
+    const answer = d.path.endsWith("/bookings") ? { booking: { id: "bkg_1" } } : { availabilities: [] };
+    res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify(answer));
   });
-  server.on("connection", (socket) => {
-    ids.set(socket, ++connections);
-    // An end the platform did not start: the client closed an idle connection.
-    socket.on("end", () => closedByClient++);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, deliveries, closedByClient: () => closedByClient, server };
+  return { ...p, deliveries };
 }
 
 const closeAfter: (() => Promise<void>)[] = [];
@@ -134,15 +146,11 @@ describe("the request a platform receives", () => {
   /** A platform that records the head of every request as it came over the wire. */
   async function recordingPlatform(): Promise<{ port: number; heads: { rawHeaders: string[]; method: string; url: string; body: string }[] }> {
     const heads: { rawHeaders: string[]; method: string; url: string; body: string }[] = [];
-    const server = http.createServer(async (req, res) => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      heads.push({ rawHeaders: req.rawHeaders, method: req.method!, url: req.url!, body: Buffer.concat(chunks).toString() });
+    const p = await testPlatform((req, res, body) => {
+      heads.push({ rawHeaders: req.rawHeaders, method: req.method!, url: req.url!, body });
       res.writeHead(200, { "content-type": "application/json" }).end("{}");
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
-    return { port: (server.address() as AddressInfo).port, heads };
+    return { port: (p.server.address() as AddressInfo).port, heads };
   }
 
   const pairs = (raw: string[]) => Array.from({ length: raw.length / 2 }, (_, i) => [raw[2 * i]!.toLowerCase(), raw[2 * i + 1]!] as const);
@@ -196,24 +204,13 @@ describe("the connections of one platform", () => {
     closedByClient: () => number;
   }> {
     const held: { connection: number; body: string; answer: () => void }[] = [];
-    const ids = new WeakMap<object, number>();
-    let connections = 0;
-    let closedByClient = 0;
-    const server = http.createServer(async (req, res) => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
+    const p = await testPlatform((_req, res, body, connection) => {
       const headers: Record<string, string> = { "content-type": "application/json" };
       if (keepAlive !== undefined) headers["keep-alive"] = keepAlive;
-      held.push({ connection: ids.get(req.socket)!, body: Buffer.concat(chunks).toString(), answer: () => res.writeHead(200, headers).end("{}") });
+      held.push({ connection, body, answer: () => res.writeHead(200, headers).end("{}") });
     });
-    server.keepAliveTimeout = 60_000;
-    server.on("connection", (socket) => {
-      ids.set(socket, ++connections);
-      socket.on("end", () => closedByClient++);
-    });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, held, closedByClient: () => closedByClient };
+    p.server.keepAliveTimeout = 60_000;
+    return { url: p.url, held, closedByClient: p.closedByClient };
   }
 
   const search = (url: string, n: number, signal?: AbortSignal): WebhookCall => ({
@@ -303,16 +300,14 @@ describe("the connections of one platform", () => {
 
   it("an answer streamed past the size limit without a Content-Length is refused, and its connection closed", async () => {
     let closed = 0;
-    const server = http.createServer((_req, res) => {
+    const p = await testPlatform((_req, res) => {
       res.writeHead(200, { "content-type": "application/json" });
       res.write(`{"availabilities":[${"0,".repeat(5000)}`);
       res.socket?.on("close", () => closed++);
     });
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
     const c = new WebhookClient({ timeoutMs: 5000, maxResponseBytes: 4096 });
     closeAfter.push(async () => c.close());
-    const e = await c.post(search(`http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, 1)).catch((x: unknown) => x);
+    const e = await c.post(search(p.url, 1)).catch((x: unknown) => x);
     expect((e as GatewayError).code).toBe("platform_invalid_response");
     expect((e as GatewayError).message).toContain("larger than 4096 bytes");
     await expect.poll(() => closed).toBe(1);
@@ -322,17 +317,12 @@ describe("the connections of one platform", () => {
 describe("a pooled connection the platform resets while it is idle", () => {
   it("a search waiting to be written on it is sent on a new connection, and the platform receives it once", async () => {
     const received: number[] = [];
-    const sockets: import("node:net").Socket[] = [];
-    const server = http.createServer(async (req, res) => {
-      for await (const _ of req) void _;
-      received.push(sockets.indexOf(req.socket) + 1);
+    const p = await testPlatform((_req, res, _body, connection) => {
+      received.push(connection);
       res.writeHead(200, { "content-type": "application/json" }).end('{"availabilities":[]}');
     });
-    server.keepAliveTimeout = 60_000;
-    server.on("connection", (socket) => sockets.push(socket));
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    closeAfter.push(() => new Promise<void>((resolve) => (server.closeAllConnections(), server.close(() => resolve()))));
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+    p.server.keepAliveTimeout = 60_000;
+    const { url, sockets } = p;
     const c = client();
     await c.post(call(url, "/availability/search", true));
     // From a timer, so that the event loop polls the sockets (and reads the reset) before undici's check of the
