@@ -21,6 +21,7 @@ import { lookup } from "node:dns";
 import { Cluster, Redis, type ClusterOptions, type RedisOptions } from "ioredis";
 import { maskRedisCredentials, type RedisClusterConfig } from "../config.js";
 import { useLagTolerantCommandTimeout } from "./lag-tolerant-timeout.js";
+import { batchWritesPerTick } from "./tick-batched-writes.js";
 
 /** One Redis or a Redis Cluster: their commands, transactions and pipelines are the same. */
 export type RedisConnection = Redis | Cluster;
@@ -79,7 +80,8 @@ export async function connectRedis(url: string, options: RedisConnectionOptions 
     ...nodeOptions(),
     lazyConnect: true,
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
+    // Batched by `batchWritesPerTick` instead (see store/tick-batched-writes.ts).
+    enableAutoPipelining: false,
     retryStrategy: (attempt) => Math.min(50 * attempt, 1000),
   });
   withCommandTimeout(redis, options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS);
@@ -166,7 +168,8 @@ function clusterOptions(cluster: RedisClusterConfig): ClusterOptions {
     slotsRefreshTimeout: 1000,
     // Losing every node: reconnect in the background, as with one Redis.
     clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
-    enableAutoPipelining: true,
+    // Each node connection batches its writes per turn instead (see store/tick-batched-writes.ts).
+    enableAutoPipelining: false,
     // Hostnames among the seeds are resolved at each (re)connect with the
     // system resolver, so a DNS name for the seed nodes follows their moves.
     // (Nodes found through the slot map are addressed as the cluster announces them.)
@@ -225,17 +228,22 @@ const commandTimeouts = new WeakMap<RedisConnection, number>();
 
 /**
  * Bounds every command of `redis` (of every node, on a cluster) by
- * `timeoutMs`, with a timer that event-loop lag alone does not trip.
+ * `timeoutMs`, with a timer that event-loop lag alone does not trip, and
+ * writes the commands of one turn of the event loop together.
  */
 function withCommandTimeout(redis: RedisConnection, timeoutMs: number): void {
   commandTimeouts.set(redis, timeoutMs);
+  const prepare = (node: Redis) => {
+    useLagTolerantCommandTimeout(node, timeoutMs);
+    batchWritesPerTick(node);
+  };
   if (!isCluster(redis)) {
-    useLagTolerantCommandTimeout(redis, timeoutMs);
+    prepare(redis);
     return;
   }
   // A cluster sends each command through the connection of the node that
   // serves its slot; nodes come and go with the slot map.
-  redis.on("+node", (node: Redis) => useLagTolerantCommandTimeout(node, timeoutMs));
+  redis.on("+node", prepare);
 }
 
 /**

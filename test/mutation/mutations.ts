@@ -400,4 +400,12 @@ export const MUTATIONS: readonly Mutation[] = [
     replace: `    if (this.lastLevel > ERROR_LEVEL || this.waiting.length >= 8192) {`,
     tests: ["test/log-destination.test.ts"],
   },
+  {
+    name: "Redis commands sent by separate callbacks of one turn go out in separate writes (the batch is flushed after each callback)",
+    area: "operability",
+    file: "src/store/tick-batched-writes.ts",
+    find: `      setImmediate(() => {`,
+    replace: `      process.nextTick(() => {`,
+    tests: ["test/redis-batched-writes.test.ts"],
+  },
 ];
