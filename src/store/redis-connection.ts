@@ -168,8 +168,11 @@ function clusterOptions(cluster: RedisClusterConfig): ClusterOptions {
     slotsRefreshTimeout: 1000,
     // Losing every node: reconnect in the background, as with one Redis.
     clusterRetryStrategy: (attempt) => Math.min(100 * attempt, 1000),
-    // Each node connection batches its writes per turn instead (see store/tick-batched-writes.ts).
-    enableAutoPipelining: false,
+    // A turn's commands for one node go as one pipeline. Sent one by one,
+    // the second command of a turn for a node whose connection is still
+    // being opened (node connections open on first use) is refused as if
+    // the connection were closed, since there is no offline queue.
+    enableAutoPipelining: true,
     // Hostnames among the seeds are resolved at each (re)connect with the
     // system resolver, so a DNS name for the seed nodes follows their moves.
     // (Nodes found through the slot map are addressed as the cluster announces them.)
@@ -228,22 +231,20 @@ const commandTimeouts = new WeakMap<RedisConnection, number>();
 
 /**
  * Bounds every command of `redis` (of every node, on a cluster) by
- * `timeoutMs`, with a timer that event-loop lag alone does not trip, and
- * writes the commands of one turn of the event loop together.
+ * `timeoutMs`, with a timer that event-loop lag alone does not trip; a
+ * single Redis's connection also writes a turn's commands together.
  */
 function withCommandTimeout(redis: RedisConnection, timeoutMs: number): void {
   commandTimeouts.set(redis, timeoutMs);
-  const prepare = (node: Redis) => {
-    useLagTolerantCommandTimeout(node, timeoutMs);
-    batchWritesPerTick(node);
-  };
   if (!isCluster(redis)) {
-    prepare(redis);
+    useLagTolerantCommandTimeout(redis, timeoutMs);
+    batchWritesPerTick(redis);
     return;
   }
   // A cluster sends each command through the connection of the node that
-  // serves its slot; nodes come and go with the slot map.
-  redis.on("+node", prepare);
+  // serves its slot; nodes come and go with the slot map. (Its writes are
+  // batched by its auto-pipelining, see clusterOptions.)
+  redis.on("+node", (node: Redis) => useLagTolerantCommandTimeout(node, timeoutMs));
 }
 
 /**

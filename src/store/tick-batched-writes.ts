@@ -11,6 +11,12 @@
  * poll of the event loop leave in one `writev`, and a lone command costs one
  * cork and one immediate more than a plain write.
  *
+ * This is for the connection to a single Redis. A Redis Cluster client keeps
+ * its auto-pipelining (see `clusterOptions` in redis-connection.ts): it
+ * routes each command to a node connection that opens on first use and
+ * refuses commands while opening, which its pipelines avoid for a turn's
+ * commands.
+ *
  * Nothing else changes: each command is still written, queued and answered
  * by ioredis as a plain command, in the order sent. A socket that closes
  * while corked loses what it held as it would have lost what it was
