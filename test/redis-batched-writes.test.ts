@@ -88,6 +88,31 @@ it("commands of separate turns go in separate writes", async () => {
   expect(counted).toEqual({ writes: 5, chunks: 10 });
 });
 
+it("a transaction sent in the same turn as plain commands goes in the same write, answered in order", async () => {
+  const redis = await connect();
+  await redis.ping();
+  const counted = countWrites(redis);
+  const [before, transaction, after] = await Promise.all([
+    redis.set(`${prefix}tx`, "a"),
+    redis.multi().append(`${prefix}tx`, "b").get(`${prefix}tx`).exec(),
+    redis.get(`${prefix}tx`),
+  ]);
+  expect([before, transaction, after]).toEqual(["OK", [[null, 2], [null, "ab"]], "ab"]);
+  expect(counted.writes).toBe(1);
+});
+
+it("after a reconnect, the new connection batches a turn's commands too", async () => {
+  const redis = await connect();
+  await redis.ping();
+  const ready = new Promise((resolve) => redis.once("ready", resolve));
+  redis.stream.destroy();
+  await ready;
+  const counted = countWrites(redis);
+  const answers = await Promise.all(Array.from({ length: 20 }, (_, i) => redis.set(`${prefix}re${i}`, `v${i}`, "GET")));
+  expect(answers).toEqual(Array.from({ length: 20 }, () => null));
+  expect(counted).toEqual({ writes: 1, chunks: 20 });
+});
+
 it("fails the commands it holds when the connection breaks in the same turn", async () => {
   const redis = await connect();
   await redis.ping();

@@ -271,7 +271,8 @@ export async function duplicateConnection(redis: RedisConnection, commandTimeout
  * A connection of its own to one node of `cluster` (a subscription to a shard
  * channel must be held on the node that serves it), with the cluster's
  * options and command timeout, that is not reconnected: its caller replaces
- * it, since the node may no longer serve what it wants by then.
+ * it, since the node may no longer serve what it wants by then. It is a plain
+ * connection, so its writes are batched as a single Redis's are.
  */
 export async function connectClusterNode(cluster: Cluster, node: { readonly host: string; readonly port: number }): Promise<Redis> {
   const connection = new Redis({
