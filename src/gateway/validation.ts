@@ -9,8 +9,8 @@ import { GatewayError } from "../errors.js";
 import { E164_PATTERN } from "./phone-number.js";
 
 // RFC 3339 covers years 0001 to 9999.
-const MIN_SECONDS = -62135596800n;
-const MAX_SECONDS = 253402300799n;
+const MIN_SECONDS = -62135596800;
+const MAX_SECONDS = 253402300799;
 
 export function invalid(message: string): GatewayError {
   return GatewayError.of("invalid_request", message);
@@ -31,19 +31,32 @@ export function requirePhone(value: string, field: string): string {
 }
 
 /**
- * A checked timestamp in epoch milliseconds, and its RFC 3339 form. The RFC
- * 3339 form is built only when read: a search needs milliseconds only, and
- * formatting costs more than the check on the hot path.
+ * A checked timestamp: epoch milliseconds, and its RFC 3339 form, built only
+ * when read (a search needs milliseconds only, and formatting costs more than
+ * the check).
+ *
+ * A class, not an object literal with a getter: V8 builds such a literal
+ * through its runtime, at about 0.4 µs each, twenty times the cost of the
+ * check itself.
  */
-export function requireTimestamp(ts: Timestamp | undefined, field: string): { readonly ms: number; readonly iso: string } {
+export class CheckedTimestamp {
+  constructor(
+    private readonly ts: Timestamp,
+    readonly ms: number,
+  ) {}
+
+  get iso(): string {
+    return toJson(TimestampSchema, this.ts) as string;
+  }
+}
+
+/** A required timestamp within RFC 3339's range (years 0001 to 9999). */
+export function requireTimestamp(ts: Timestamp | undefined, field: string): CheckedTimestamp {
   if (ts === undefined) throw invalid(`${field} is required`);
-  if (ts.seconds < MIN_SECONDS || ts.seconds > MAX_SECONDS || ts.nanos < 0 || ts.nanos > 999_999_999) {
+  // Exact for every second in range; a value far out of range stays out of range as a number.
+  const seconds = Number(ts.seconds);
+  if (!(seconds >= MIN_SECONDS && seconds <= MAX_SECONDS) || ts.nanos < 0 || ts.nanos > 999_999_999) {
     throw invalid(`${field} is not a valid timestamp`);
   }
-  return {
-    ms: Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6),
-    get iso() {
-      return toJson(TimestampSchema, ts) as string;
-    },
-  };
+  return new CheckedTimestamp(ts, seconds * 1000 + Math.floor(ts.nanos / 1e6));
 }
