@@ -68,7 +68,7 @@ export class Directory {
       throw GatewayError.of("unauthorized", "missing or malformed Authorization header: expected Bearer sk_ptnr_...");
     }
     const keyHash = hashPartnerKey(key);
-    const partner = await this.storeCall(() => this.partners.get(keyHash, () => this.store.findPartnerByKeyHash(keyHash)));
+    const partner = await this.cached(this.partners, keyHash, () => this.store.findPartnerByKeyHash(keyHash));
     if (partner === undefined || partner.keyHash !== keyHash) {
       await this.requireProvisioned();
       throw GatewayError.of("unauthorized", "unknown partner key");
@@ -102,7 +102,7 @@ export class Directory {
    * partner's bot is answered exactly like an unknown one.
    */
   async route(partner: Partner, botId: string): Promise<BotRoute> {
-    const route = await this.storeCall(() => this.routes.get(botId, () => this.loadRoute(botId)));
+    const route = await this.cached(this.routes, botId, () => this.loadRoute(botId));
     if (route === undefined || route.bot.partnerId !== partner.id) {
       if (route === undefined) await this.requireProvisioned();
       throw GatewayError.of("bot_not_found", `bot ${JSON.stringify(botId)} not found`);
@@ -145,6 +145,12 @@ export class Directory {
     const platform = account && (await this.store.getPlatform(account.platformId));
     if (account === undefined) return undefined;
     return { bot, account, platform: platform ?? { id: account.platformId, webhookUrl: undefined, webhookSecret: undefined } };
+  }
+
+  /** A cached lookup: the value itself on a hit, or the load as a store call. */
+  private cached<T>(cache: TtlCache<T>, key: string, load: () => Promise<T>): T | Promise<T> {
+    const found = cache.get(key, load);
+    return found instanceof Promise ? this.storeCall(() => found) : found;
   }
 
   private async storeCall<T>(fn: () => Promise<T>): Promise<T> {

@@ -31,7 +31,14 @@ export class TtlCache<V> {
     private readonly maxMisses = 1000,
   ) {}
 
-  async get(key: string, load: () => Promise<V>): Promise<V> {
+  /**
+   * The value of `key`: at once when it is cached (no promise: every call
+   * looks up its partner and its bot, and a hit is the rule), else a promise
+   * of its load.
+   */
+  get(key: string, load: () => Promise<V>): V | Promise<V> {
+    const hit = this.entries.get(key) ?? this.misses.get(key);
+    if (hit !== undefined && hit.expiresAt > Date.now()) return hit.value;
     return this.lookup(key, load, true);
   }
 
