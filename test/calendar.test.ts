@@ -136,7 +136,7 @@ describe("the strict Timestamp check reads RFC 3339 as the regular expression an
     for (const json of cases) expect(verdict(json), JSON.stringify(json)).toBe(referenceVerdict(json));
   });
 
-  it("reads the offset as written", () => {
+  it("reads the offset and the fraction as written", () => {
     expect(readRfc3339("2030-01-07T10:00:00.5-05:30")).toEqual({
       year: 2030,
       month: 1,
@@ -144,10 +144,13 @@ describe("the strict Timestamp check reads RFC 3339 as the regular expression an
       hour: 10,
       minute: 0,
       second: 0,
+      nanos: 500_000_000,
       offset: -330,
       offsetHours: 5,
       offsetMinutes: 30,
     });
+    expect(readRfc3339("2030-01-07T10:00:00.000000001Z")?.nanos).toBe(1);
+    expect(readRfc3339("2030-01-07T10:00:00.123456789Z")?.nanos).toBe(123_456_789);
     expect(readRfc3339("2030-01-07T10:00:00z")).toBeUndefined();
   });
 });

@@ -18,6 +18,8 @@ export interface Rfc3339Fields {
   readonly hour: number;
   readonly minute: number;
   readonly second: number;
+  /** The fraction of the second, in nanoseconds (0 without one). */
+  readonly nanos: number;
   /** The UTC offset in minutes (0 for `Z`); its hours and minutes as written are `offsetHours` and `offsetMinutes`. */
   readonly offset: number;
   readonly offsetHours: number;
@@ -46,8 +48,8 @@ function digits(text: string, at: number, count: number): number {
 /**
  * Reads `YYYY-MM-DDTHH:MM:SS[.f…]` followed by `Z` or `±HH:MM` (one to nine
  * fraction digits, ASCII digits only, `T` and `Z` upper case), or returns
- * undefined when the text has another shape. The fraction is read past, not
- * kept. Whether the fields name a real date and time is the caller's check.
+ * undefined when the text has another shape. Whether the fields name a real
+ * date and time is the caller's check.
  */
 export function readRfc3339(text: string): Rfc3339Fields | undefined {
   const length = text.length;
@@ -62,27 +64,30 @@ export function readRfc3339(text: string): Rfc3339Fields | undefined {
   const second = digits(text, 17, 2);
   if (year < 0 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0) return undefined;
   let at = 19;
+  let nanos = 0;
   if (text.charCodeAt(at) === DOT) {
     const start = ++at;
     while (at < length && at - start < 10) {
       const d = text.charCodeAt(at) - ZERO;
       if (d < 0 || d > 9) break;
+      nanos = nanos * 10 + d;
       at++;
     }
     const count = at - start;
     if (count < 1 || count > 9) return undefined;
+    nanos *= 10 ** (9 - count);
   }
   const zone = text.charCodeAt(at);
   if (zone === Z) {
     if (at + 1 !== length) return undefined;
-    return { year, month, day, hour, minute, second, offset: 0, offsetHours: 0, offsetMinutes: 0 };
+    return { year, month, day, hour, minute, second, nanos, offset: 0, offsetHours: 0, offsetMinutes: 0 };
   }
   if ((zone !== PLUS && zone !== HYPHEN) || at + 6 !== length || text.charCodeAt(at + 3) !== COLON) return undefined;
   const offsetHours = digits(text, at + 1, 2);
   const offsetMinutes = digits(text, at + 4, 2);
   if (offsetHours < 0 || offsetMinutes < 0) return undefined;
   const offset = (zone === HYPHEN ? -1 : 1) * (offsetHours * 60 + offsetMinutes);
-  return { year, month, day, hour, minute, second, offset, offsetHours, offsetMinutes };
+  return { year, month, day, hour, minute, second, nanos, offset, offsetHours, offsetMinutes };
 }
 
 /** Days since 1970-01-01 of a date (month 1 to 12; a day past the month's end rolls over, as `Date.UTC` does). */

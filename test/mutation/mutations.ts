@@ -408,4 +408,20 @@ export const MUTATIONS: readonly Mutation[] = [
     replace: `      process.nextTick(() => {`,
     tests: ["test/redis-batched-writes.test.ts"],
   },
+  {
+    name: "a platform's timestamp on a day past the month's end is read as the next month's, not left to protobuf-es to refuse",
+    area: "error mapping",
+    file: "src/platform/platform-json.ts",
+    find: `t.day > daysInMonth(t.year, t.month))`,
+    replace: `t.day > daysInMonth(t.year, t.month) + 1)`,
+    tests: ["test/platform-json.test.ts"],
+  },
+  {
+    name: "a platform's timestamp given by both its names is read once, so the answer protobuf-es refuses is let through",
+    area: "error mapping",
+    file: "src/platform/platform-json.ts",
+    find: `typeof value === "string" && !spelledTwice(field, json)) {`,
+    replace: `typeof value === "string" && (spelledTwice(field, json) || true)) {`,
+    tests: ["test/platform-json.test.ts"],
+  },
 ];
