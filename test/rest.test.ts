@@ -91,6 +91,18 @@ describe("pass-through of the platform's answer", () => {
     expect(res.text).toBe(JSON.stringify(answer));
   });
 
+  it("replays a booking with the platform's bytes as they came, not as JSON would write them again", async () => {
+    // Spacing, a trailing zero, escapes: what a platform may write and JSON.stringify would not.
+    const text = `{\n  "booking": {"id": "bkg_bytes", "status": "accepted", "start_at": "2031-01-01T09:00:00Z", "price": 1.50, "note": "caf\\u00e9 \\/ \u00e9"}\n}\n`;
+    h.script = (req) => (req.path === "/bookings" ? { status: 201, body: text } : undefined);
+    const key = auth(h.keys.a, { "idempotency-key": idempotencyKey() });
+    const body = bookingBody(h.bots.a);
+    const first = await book(body, key);
+    const again = await book(body, key);
+    expect({ status: first.status, text: first.text }).toEqual({ status: 201, text });
+    expect({ status: again.status, replayed: again.headers["idempotent-replayed"], text: again.text }).toEqual({ status: 201, replayed: "true", text });
+  });
+
   it("answers the platform's 201 with 201 and its 200 with 200", async () => {
     const booking = { id: "bkg_x", status: "pending", start_at: "2031-01-01T09:00:00Z", extra: "kept" };
     h.script = () => ({ status: 201, body: { booking } });

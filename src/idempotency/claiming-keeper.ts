@@ -22,6 +22,7 @@
  *   request's own claim or nothing. Once the keeper is closing, a write still
  *   to be tried again gets one last attempt at once, and no more.
  */
+import { isUtf8 } from "node:buffer";
 import { hash, randomUUID } from "node:crypto";
 import { FieldCipherError } from "../encryption/field-cipher.js";
 import { GatewayError } from "../errors.js";
@@ -180,7 +181,9 @@ export class ClaimingKeeper implements IdempotencyKeeper {
     try {
       const answer = await perform();
       settled = { ok: true, answer };
-      outcome = { kind: "answer", status: answer.status, body: answer.body };
+      // The platform's text as it came, which REST answers: a replay is then byte for byte the first answer.
+      const text = answer.raw !== undefined && isUtf8(answer.raw) ? answer.raw.toString("utf8") : undefined;
+      outcome = { kind: "answer", status: answer.status, body: answer.body, text };
     } catch (error) {
       settled = { ok: false, error };
       outcome = storedOutcomeOf(error);
@@ -223,7 +226,10 @@ export class ClaimingKeeper implements IdempotencyKeeper {
 }
 
 function replay(outcome: StoredOutcome): IdempotentResult {
-  if (outcome.kind === "answer") return { answer: { status: outcome.status, body: outcome.body }, replayed: true };
+  if (outcome.kind === "answer") {
+    const raw = outcome.text === undefined ? undefined : Buffer.from(outcome.text, "utf8");
+    return { answer: { status: outcome.status, body: outcome.body, raw }, replayed: true };
+  }
   throw GatewayError.fromPlatform(outcome.status, outcome.code, outcome.message).asReplay();
 }
 

@@ -6,9 +6,14 @@
 import { GatewayError } from "../errors.js";
 import type { JsonObject } from "../platform/webhook-client.js";
 
-/** A booking's final outcome, as kept for replays. */
+/**
+ * A booking's final outcome, as kept for replays. An answer keeps the
+ * platform's text as it came (`text`, when it was UTF-8), which REST passes
+ * through, so a replay is byte for byte the first answer; `body` stays beside
+ * it, for what the RPC protocols read, and for gateways that predate `text`.
+ */
 export type StoredOutcome =
-  | { readonly kind: "answer"; readonly status: number; readonly body: JsonObject }
+  | { readonly kind: "answer"; readonly status: number; readonly body: JsonObject; readonly text?: string | undefined }
   | { readonly kind: "platform_error"; readonly status: number; readonly code: string; readonly message: string };
 
 /**

@@ -93,7 +93,7 @@ export const LARGE_ANSWER_BYTES = 256 * 1024;
 export interface PlatformAnswer {
   readonly status: number;
   readonly body: JsonObject;
-  /** The body as the platform sent it (absent for an answer kept by the idempotency store). */
+  /** The body as the platform sent it (for a replay, as the idempotency store kept it; absent from a record that did not keep it). */
   readonly raw?: Buffer;
 }
 

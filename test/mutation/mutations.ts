@@ -424,4 +424,13 @@ export const MUTATIONS: readonly Mutation[] = [
     replace: `typeof value === "string" && (spelledTwice(field, json) || true)) {`,
     tests: ["test/platform-json.test.ts"],
   },
+  {
+    name: "a REST replay answers the platform's answer written again as JSON, not its bytes as they came",
+    area: "idempotency",
+    file: "src/idempotency/claiming-keeper.ts",
+    find: `const raw = outcome.text === undefined ? undefined : Buffer.from(outcome.text, "utf8");`,
+    replace: `const raw = outcome.text === undefined ? undefined : undefined;`,
+    tests: ["test/rest.test.ts"],
+    testName: "bytes as they came",
+  },
 ];
