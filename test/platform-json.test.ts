@@ -10,6 +10,7 @@ import { equals, fromJson, toBinary, type DescMessage, type JsonValue } from "@b
 import { describe, expect, it } from "vitest";
 import { SearchAvailabilityResponseSchema } from "../src/gen/dialstack/partner/v1/availability_pb.js";
 import { CreateBookingResponseSchema } from "../src/gen/dialstack/partner/v1/booking_pb.js";
+import { LookupCustomerResponseSchema } from "../src/gen/dialstack/partner/v1/customer_pb.js";
 import { fromPlatformJson, fromPlatformJsonInSlices } from "../src/platform/platform-json.js";
 
 const PREFIX = "the scheduling platform's answer breaks the documented schema: ";
@@ -137,6 +138,14 @@ describe("a platform answer reads as protobuf-es reads it", () => {
       const [a, b, c] = [stamps[i]!, stamps[i + 1]!, stamps[i + 2]!];
       const booking = { id: "bk_1", status: "confirmed", start_at: a, end_at: b, created_at: c, customer: { phone: "+15551234567", name: "Ada" } };
       expectSame(CreateBookingResponseSchema, { booking });
+    }
+  });
+
+  it("a customer lookup's appointment, two levels down, spelled by either name", () => {
+    for (const s of timestamps(300, 0xc057)) {
+      const appointment = { start_at: s, end_at: "2030-01-07T10:00:00.250Z", status: "booked" };
+      expectSame(LookupCustomerResponseSchema, { found: true, customer: { name: "Ada", phone: "+15551234567", existing_appointment: appointment } });
+      expectSame(LookupCustomerResponseSchema, { found: true, customer: { existingAppointment: { startAt: s } } });
     }
   });
 

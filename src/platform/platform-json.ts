@@ -12,7 +12,7 @@
  * the rest; any other spelling, and every error, is left to protobuf-es, so
  * what is accepted and the message it becomes are the same either way.
  */
-import { create, fromJson, type DescField, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
+import { create, fromJson, protoInt64, type DescField, type DescMessage, type JsonValue, type MessageShape } from "@bufbuild/protobuf";
 import { type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { GatewayError } from "../errors.js";
 import { daysFromCivil, daysInMonth, readRfc3339 } from "../gateway/calendar.js";
@@ -57,7 +57,7 @@ function utcTimestampOf(text: string): Timestamp | undefined {
   if (t === undefined || t.year < 1 || t.month < 1 || t.month > 12 || t.day < 1 || t.day > daysInMonth(t.year, t.month)) return undefined;
   if (t.hour > 23 || t.minute > 59 || t.second > 59) return undefined;
   const seconds = daysFromCivil(t.year, t.month, t.day) * 86_400 + (t.hour * 60 + t.minute) * 60 + t.second;
-  return create(TimestampSchema, { seconds: BigInt(seconds), nanos: t.nanos });
+  return create(TimestampSchema, { seconds: protoInt64.parse(seconds), nanos: t.nanos });
 }
 
 function isTimestampField(field: DescField): boolean {
@@ -104,8 +104,10 @@ function separate(desc: DescMessage, json: JsonObject): { out: JsonObject; fill:
       out[key] = child.out;
       const fill = child.fill;
       if (fill !== undefined) {
-        const name = field.localName;
-        (fills ??= []).push((m) => fill(m[name] as Record<string, unknown>));
+        // A oneof's member is kept as `{ case, value }` under the oneof's name.
+        const name = field.oneof?.localName ?? field.localName;
+        const member = field.oneof === undefined ? (m: Record<string, unknown>) => m[name] : (m: Record<string, unknown>) => (m[name] as { value: unknown }).value;
+        (fills ??= []).push((m) => fill(member(m) as Record<string, unknown>));
       }
     } else if (field.fieldKind === "list" && field.listKind === "message" && isPlatformMessage(field.message) && Array.isArray(value)) {
       const item = field.message;
