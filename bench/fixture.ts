@@ -93,14 +93,14 @@ export const PLATFORM_LOOKUP_ANSWER = JSON.stringify({
 });
 
 /** The environment every benchmarked gateway runs with: production settings, logging at info, metrics, request ids and trace propagation on. */
-export function gatewayEnvironment(at: { port: number; redisUrl: string; keyPrefix: string; seedFile: string }): Record<string, string> {
+/** The gateway's environment; without `redisUrl` it runs on its embedded in-memory store. */
+export function gatewayEnvironment(at: { port: number; redisUrl: string | undefined; keyPrefix: string; seedFile: string }): Record<string, string> {
   return {
     PATH: process.env.PATH ?? "",
     NODE_ENV: "production",
     HOST: "127.0.0.1",
     PORT: String(at.port),
-    REDIS_URL: at.redisUrl,
-    REDIS_KEY_PREFIX: at.keyPrefix,
+    ...(at.redisUrl !== undefined ? { REDIS_URL: at.redisUrl, REDIS_KEY_PREFIX: at.keyPrefix } : {}),
     GATEWAY_SEED: at.seedFile,
     LOG_LEVEL: "info",
     IDEMPOTENCY_TTL_SECONDS: "600",

@@ -29,6 +29,8 @@ export interface RunInfo {
   readonly settings: { readonly quick: boolean; readonly concurrency: readonly number[]; readonly durationS: number; readonly warmupS: number; readonly rounds: number };
   readonly gateway: string;
   readonly elapsedS: number;
+  /** Median µs of one ioredis command answered, one at a time, before the load (absent from older reports). */
+  readonly redisRoundTripUs?: number | undefined;
 }
 
 export interface Row {
@@ -241,6 +243,9 @@ export function renderReport(info: RunInfo, outcomes: readonly Outcome[]): strin
     `- load average (1, 5, 15 min) before: ${info.loadBefore.map((x) => x.toFixed(2)).join(", ")}; after: ${info.loadAfter.map((x) => x.toFixed(2)).join(", ")}`,
     `- runs: concurrency ${info.settings.concurrency.join(", ")}; ${info.settings.durationS} s per run; ${info.settings.rounds} rounds alternating the targets (A B C A B C); ${info.settings.warmupS} s warm-up per target and workload; medians shown; ratios are medians of the per-round ratios`,
     `- gateway: ${info.gateway}`,
+    ...(info.redisRoundTripUs !== undefined
+      ? [`- Redis round trip before the load (ioredis, one \`SET NX PX GET\` at a time): median ${Math.round(info.redisRoundTripUs)} µs; a fresh booking makes two in a row`]
+      : []),
     `- elapsed: ${Math.round(info.elapsedS)} s`,
     "",
     "Everything runs on this one machine: load generator, gateway, baselines, test platform and Redis share its cores, so a",

@@ -26,7 +26,7 @@ import { h2loadVersion } from "./load/h2load-load.js";
 import { measure, type Sample } from "./measure.js";
 import { answers200, freePort, killAll, redis, releaseWatchdog, startBenchServer, startProgram, type RedisInUse, type ServerProcess } from "./processes.js";
 import { summariseProfile } from "./profile-summary.js";
-import { renderReport, rowsOf, targetLines, type Outcome, type RunInfo } from "./report.js";
+import { median, renderReport, rowsOf, targetLines, type Outcome, type RunInfo } from "./report.js";
 import { workloads, type Target, type Workload } from "./workloads.js";
 
 const root = dirname(dirname(fileURLToPath(import.meta.url)));
@@ -44,6 +44,8 @@ const USAGE = `npm run bench [-- options]
   --compare=REF         also measure the gateway as built from git REF, as one more target in every workload
   --compare-node=PATH   also measure the gateway run by another Node.js binary (with --compare: REF's build on it)
   --gateways-only       run only the gateway targets (with --compare: an A/B of two builds)
+  --store=redis|memory  the gateway's store: Redis (default, as in production) or its embedded in-memory store,
+                        to tell what Redis costs a call (bookings claim and store their keys there)
   --require-all         treat a workload that is not available on this build as a failure
   --out=FILE            report path (default bench/results/<date>-<commit>.md)
   --keep-logs           keep the gateway log even when the run succeeds`;
@@ -62,6 +64,7 @@ interface Settings {
   readonly requireAll: boolean;
   readonly out: string | undefined;
   readonly keepLogs: boolean;
+  readonly store: "redis" | "memory";
 }
 
 function settings(argv: string[]): Settings {
@@ -81,6 +84,7 @@ function settings(argv: string[]): Settings {
       "require-all": { type: "boolean", default: false },
       out: { type: "string" },
       "keep-logs": { type: "boolean", default: false },
+      store: { type: "string", default: "redis" },
       help: { type: "boolean", default: false },
     },
   });
@@ -95,6 +99,7 @@ function settings(argv: string[]): Settings {
     return v;
   };
   const quick = values.quick!;
+  if (values.store !== "redis" && values.store !== "memory") throw new Error("--store must be redis or memory");
   const concurrency = values.concurrency?.split(",").map((c) => number("concurrency", c, 1, 1, 1024)) ?? (quick ? [16] : [1, 16, 64]);
   return {
     quick,
@@ -110,6 +115,7 @@ function settings(argv: string[]): Settings {
     requireAll: values["require-all"]!,
     out: values.out,
     keepLogs: values["keep-logs"]!,
+    store: values.store,
   };
 }
 
@@ -219,9 +225,11 @@ async function main(): Promise<number> {
   const gatewayLog = gatewayLogs[0]!;
   const outcomes: Outcome[] = [];
   let reference: { server: ServerProcess; label: string } | undefined;
+  let redisRoundTripUs: number | undefined;
   try {
     redisInUse = await redis(workDir);
     if (redisInUse.server) servers.push(redisInUse.server);
+    redisRoundTripUs = await redisRoundTrip(redisInUse.url, `${prefix}round-trip:`);
     const platform = await startBenchServer("test platform", "fast-platform.ts");
     servers.push(platform);
     const seedFile = join(workDir, "seed.json");
@@ -229,7 +237,7 @@ async function main(): Promise<number> {
     const startGateway = async (name: string, mainJs: string, logFile: string, profileDir: string | undefined, node = process.execPath) => {
       const port = await freePort();
       return startProgram(name, node, [...(profileDir ? ["--cpu-prof", `--cpu-prof-dir=${profileDir}`] : []), mainJs], {
-        env: gatewayEnvironment({ port, redisUrl: redisInUse!.url, keyPrefix: `${prefix}${name.replace(/\W+/g, "-")}:`, seedFile }),
+        env: gatewayEnvironment({ port, redisUrl: s.store === "redis" ? redisInUse!.url : undefined, keyPrefix: `${prefix}${name.replace(/\W+/g, "-")}:`, seedFile }),
         logFile,
         port,
         ready: () => answers200(`http://127.0.0.1:${port}/healthz`),
@@ -296,8 +304,9 @@ async function main(): Promise<number> {
     loadBefore,
     loadAfter: os.loadavg(),
     settings: { quick: s.quick, concurrency: s.concurrency, durationS: s.durationS, warmupS: s.warmupS, rounds: s.rounds },
-    gateway: `node dist/main.js, Redis store (${redisInUse?.description ?? "?"}), LOG_LEVEL=info to a file${s.profile ? ", under --cpu-prof" : ""}${reference !== undefined ? `; also ${reference.label} (same settings)` : ""}`,
+    gateway: `node dist/main.js, ${s.store === "redis" ? `Redis store (${redisInUse?.description ?? "?"})` : "its in-memory store (--store=memory: no Redis)"}, LOG_LEVEL=info to a file${s.profile ? ", under --cpu-prof" : ""}${reference !== undefined ? `; also ${reference.label} (same settings)` : ""}`,
     elapsedS: (Date.now() - started) / 1000,
+    redisRoundTripUs,
   };
   const report = renderReport(info, outcomes);
   mkdirSync(resultsDir, { recursive: true });
@@ -357,6 +366,31 @@ function autocannonVersion(): string {
     return (JSON.parse(spawnSync("node", ["-p", "JSON.stringify(require('autocannon/package.json'))"], { cwd: root, encoding: "utf8" }).stdout) as { version: string }).version;
   } catch {
     return "?";
+  }
+}
+
+/**
+ * The median time, in µs, of one Redis command sent from this process with
+ * ioredis and answered, one at a time on an otherwise idle machine (a claim's
+ * `SET NX PX GET`): what each of a fresh booking's two round trips costs at
+ * the least, to read the booking figures at concurrency 1 by.
+ */
+async function redisRoundTrip(url: string, prefix: string): Promise<number | undefined> {
+  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  try {
+    await client.connect();
+    const times: number[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const started = process.hrtime.bigint();
+      await client.set(`${prefix}${i}`, "x".repeat(100), "PX", 60_000, "NX", "GET");
+      if (i >= 1000) times.push(Number(process.hrtime.bigint() - started) / 1000);
+    }
+    return median(times);
+  } catch (e) {
+    log(`could not measure the Redis round trip: ${(e as Error).message}`);
+    return undefined;
+  } finally {
+    client.disconnect();
   }
 }
 
