@@ -29,6 +29,8 @@ export interface RunInfo {
   readonly settings: { readonly quick: boolean; readonly concurrency: readonly number[]; readonly durationS: number; readonly warmupS: number; readonly rounds: number };
   readonly gateway: string;
   readonly elapsedS: number;
+  /** The gateway's store (absent from older reports: Redis). */
+  readonly store?: "redis" | "memory" | undefined;
   /** Median µs of one ioredis command answered, one at a time, before the load (absent from older reports). */
   readonly redisRoundTripUs?: number | undefined;
 }
@@ -253,6 +255,9 @@ export function renderReport(info: RunInfo, outcomes: readonly Outcome[]): strin
     "",
     "## Targets",
     "",
+    ...(info.store === "memory"
+      ? ["The gateway ran on its in-memory store (`--store=memory`): these figures say what Redis costs, and do not count for the targets, which are of the gateway on Redis.", ""]
+      : []),
     "| target | figures (medians) | |",
     "|---|---|---|",
     ...targetLines(outcomes, info.settings.concurrency).map((t) => `| ${t.goal} | ${t.figures} | ${t.met} |`),

@@ -306,6 +306,7 @@ async function main(): Promise<number> {
     settings: { quick: s.quick, concurrency: s.concurrency, durationS: s.durationS, warmupS: s.warmupS, rounds: s.rounds },
     gateway: `node dist/main.js, ${s.store === "redis" ? `Redis store (${redisInUse?.description ?? "?"})` : "its in-memory store (--store=memory: no Redis)"}, LOG_LEVEL=info to a file${s.profile ? ", under --cpu-prof" : ""}${reference !== undefined ? `; also ${reference.label} (same settings)` : ""}`,
     elapsedS: (Date.now() - started) / 1000,
+    store: s.store,
     redisRoundTripUs,
   };
   const report = renderReport(info, outcomes);
