@@ -92,8 +92,10 @@ export const PLATFORM_LOOKUP_ANSWER = JSON.stringify({
   },
 });
 
-/** The environment every benchmarked gateway runs with: production settings, logging at info, metrics, request ids and trace propagation on. */
-/** The gateway's environment; without `redisUrl` it runs on its embedded in-memory store. */
+/**
+ * The environment every benchmarked gateway runs with: production settings, logging at info, metrics, request ids
+ * and trace propagation on. Without `redisUrl` it runs on its embedded in-memory store (`--store=memory`).
+ */
 export function gatewayEnvironment(at: { port: number; redisUrl: string | undefined; keyPrefix: string; seedFile: string }): Record<string, string> {
   return {
     PATH: process.env.PATH ?? "",
