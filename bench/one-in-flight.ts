@@ -12,13 +12,17 @@
  * this splits them, and with `--syscalls` counts the gateway's system calls
  * per request under strace (which slows it: its timings are not reported).
  *
- *     npm run bench:one-in-flight -- [--store=redis|memory] [--seconds=5] [--rounds=3] [--syscalls]
+ *     npm run bench:one-in-flight -- [--store=redis|memory] [--seconds=5] [--rounds=3] [--warmup=5] [--syscalls]
+ *
+ * It builds the gateway first (`npm run build`). The warm-up sends each call
+ * for `--warmup` seconds: V8 goes on optimising the gateway's code for
+ * several seconds of calls, and a round measured during that is slower.
  *
  * Needs Linux (`/proc`), Redis as the load benchmark finds it (REDIS_URL, or a
  * private redis-server), and strace for `--syscalls` (apt-get install strace).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import { join } from "node:path";
@@ -28,19 +32,23 @@ import { AUTHORIZATION, BOOKING_JSON, BOOKING_PATH_REST, gatewayEnvironment, gat
 import { answers200, freePort, killAll, redis, releaseWatchdog, startBenchServer, startProgram, type ServerProcess } from "./processes.js";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
-const CLOCK_TICKS = 100;
+const CLOCK_TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+/** The whole run's limit: a gateway that stops answering ends it. */
+const HARD_LIMIT_MS = 10 * 60_000;
 
 const { values } = parseArgs({
   options: {
     store: { type: "string", default: "redis" },
     seconds: { type: "string", default: "5" },
     rounds: { type: "string", default: "3" },
+    warmup: { type: "string", default: "5" },
     syscalls: { type: "boolean", default: false },
   },
 });
 if (values.store !== "redis" && values.store !== "memory") throw new Error("--store must be redis or memory");
 const SECONDS = Math.min(60, Math.max(1, Number(values.seconds)));
 const ROUNDS = Math.min(10, Math.max(1, Math.round(Number(values.rounds))));
+const WARMUP = Math.min(60, Math.max(1, Number(values.warmup)));
 
 type Kind = "search" | "booking";
 
@@ -116,19 +124,32 @@ async function measureRun(client: Client, gateway: ServerProcess, kind: Kind, se
   return { kind, rps: latencies.length / elapsed, p50Us: latencies[latencies.length >> 1]! * 1000, mainUs: per("main"), otherUs: per("other") };
 }
 
-/** System calls of the gateway per request, counted by `strace -c` over `count` calls of `kind`. */
+/** System calls that are not the calls' own work (locks, memory mapping): left out of the counts. */
+const HOUSEKEEPING = /^(futex|madvise|mmap|munmap|mprotect)$/;
+
+/**
+ * System calls of the gateway per request, counted by `strace -c` over
+ * `count` calls of `kind`; the housekeeping calls above are left out.
+ */
 async function syscalls(client: Client, gateway: ServerProcess, kind: Kind, count: number, workDir: string): Promise<[string, number][]> {
   const file = join(workDir, `strace-${kind}.txt`);
   const tracer = spawn("strace", ["-f", "-c", "-o", file, "-p", String(gateway.pid)], { stdio: "ignore" });
-  await new Promise((r) => setTimeout(r, 1000)); // strace attaches to every thread
-  for (let i = 0; i < count; i++) await client.call(kind);
-  await new Promise((r) => setTimeout(r, 200));
-  tracer.kill("SIGINT");
-  await new Promise((r) => tracer.once("exit", r));
+  const exited = new Promise((r) => tracer.once("exit", r));
+  try {
+    await new Promise((r) => setTimeout(r, 1000)); // strace attaches to every thread
+    if (tracer.exitCode !== null) throw new Error(`strace could not attach to the gateway (exit code ${tracer.exitCode})`);
+    for (let i = 0; i < count; i++) await client.call(kind);
+    await new Promise((r) => setTimeout(r, 200));
+  } finally {
+    // Detached in every case: a gateway left traced would run slowly until it exits.
+    tracer.kill("SIGINT");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+    if (tracer.exitCode === null) tracer.kill("SIGKILL");
+  }
   const rows: [string, number][] = [];
   for (const line of readFileSync(file, "utf8").split("\n")) {
     const m = /^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$/.exec(line);
-    if (m !== null && m[2] !== "total" && !/^(futex|madvise|mmap|munmap|mprotect)$/.test(m[2]!)) rows.push([m[2]!, Number(m[1]) / count]);
+    if (m !== null && m[2] !== "total" && !HOUSEKEEPING.test(m[2]!)) rows.push([m[2]!, Number(m[1]) / count]);
   }
   return rows.sort((a, b) => b[1] - a[1]);
 }
@@ -144,6 +165,7 @@ async function main(): Promise<void> {
   if (build.status !== 0) throw new Error("npm run build failed");
   const workDir = mkdtempSync(join(os.tmpdir(), "bench-one-in-flight-"));
   const servers: ServerProcess[] = [];
+  let client: Client | undefined;
   try {
     const redisInUse = values.store === "redis" ? await redis(workDir) : undefined;
     if (redisInUse?.server) servers.push(redisInUse.server);
@@ -159,9 +181,11 @@ async function main(): Promise<void> {
       ready: () => answers200(`http://127.0.0.1:${port}/healthz`),
     });
     servers.push(gateway);
-    const client = new Client(port);
-    console.log(`gateway store: ${redisInUse === undefined ? "in memory (--store=memory)" : redisInUse.description}; ${SECONDS} s per run, ${ROUNDS} rounds, one call in flight`);
-    for (const kind of ["search", "booking"] as const) await measureRun(client, gateway, kind, 2); // warm-up
+    client = new Client(port);
+    console.log(
+      `gateway store: ${redisInUse === undefined ? "in memory (--store=memory)" : redisInUse.description}; ${WARMUP} s warm-up per call, ${SECONDS} s per run, ${ROUNDS} rounds, one call in flight`,
+    );
+    for (const kind of ["search", "booking"] as const) await measureRun(client, gateway, kind, WARMUP);
     const rows: Row[] = [];
     console.log("\nround  call      req/s   p50 µs   main thread µs/req   other threads µs/req");
     for (let round = 1; round <= ROUNDS; round++) {
@@ -184,16 +208,24 @@ async function main(): Promise<void> {
     if (values.syscalls) {
       for (const kind of ["search", "booking"] as const) {
         const counts = await syscalls(client, gateway, kind, 200, workDir);
-        console.log(`\nsystem calls of the gateway per ${kind} (strace -c, 200 calls): ${counts.filter(([, n]) => n >= 0.05).map(([name, n]) => `${name} ${n.toFixed(2)}`).join(", ")}`);
+        console.log(`\nsystem calls of the gateway per ${kind} (strace -c, 200 calls; without futex and memory mapping; under 0.05 left out): ${counts.filter(([, n]) => n >= 0.05).map(([name, n]) => `${name} ${n.toFixed(2)}`).join(", ")}`);
       }
     }
-    client.close();
   } finally {
+    client?.close();
     for (const s of servers.reverse()) await s.stop().catch(() => {});
     killAll();
     releaseWatchdog();
+    rmSync(workDir, { recursive: true, force: true });
   }
 }
+
+setTimeout(() => {
+  console.error(`one-in-flight: not done within ${HARD_LIMIT_MS / 60_000} minutes; stopping`);
+  killAll();
+  releaseWatchdog();
+  process.exit(1);
+}, HARD_LIMIT_MS).unref();
 
 main().catch((e: unknown) => {
   console.error(e instanceof Error ? e.message : e);
